@@ -1,0 +1,286 @@
+/*
+ * ufuse.h - the public C API of ufuse, a user-space FUSE client.
+ *
+ * ufuse attaches to an unmodified FUSE server (libfuse 3 or 2, go-fuse, ...)
+ * over a socket, speaks the FUSE wire protocol to it and offers POSIX-like
+ * calls on the server's file system.  No kernel mount is made.
+ *
+ * Conventions, for every function below:
+ *  - Handles are opaque.  A session (ufuse_t) owns its files and directory
+ *    streams; close them before ufuse_unmount().
+ *  - Return values are 0 on success, a non-negative count where one is
+ *    documented, or a negative errno value.  errno is never read or set.
+ *  - Every function is thread-safe: any number of threads may call into one
+ *    session at once, and many requests are then in flight together.  The
+ *    one exception is stated per function (a single ufuse_file_t's file
+ *    position, used by ufuse_read/ufuse_write/ufuse_lseek, is updated
+ *    atomically but concurrent position-relative calls race as they do on a
+ *    POSIX fd; a ufuse_dir_t is a stream and is not to be read from two
+ *    threads at once).
+ *  - Paths are absolute within the server's file system ("/a/b"); a relative
+ *    path is taken relative to the root.  Symbolic links are followed as
+ *    POSIX says (not in the last component for lstat, readlink, unlink,
+ *    rmdir, rename, symlink, link's new path, and the l* calls), with ELOOP
+ *    after 40 links.
+ *  - Memory passed in stays owned by the caller; memory returned (handles)
+ *    is released by the matching close/unmount call.
+ *  - A call that reaches a dead server returns -ENOTCONN; a reply the
+ *    server got wrong returns -EIO; a request that timed out (option
+ *    timeout=) returns -ETIMEDOUT.
+ */
+#ifndef UFUSE_H
+#define UFUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UFUSE_VERSION_MAJOR 0
+#define UFUSE_VERSION_MINOR 1
+#define UFUSE_VERSION_STRING "0.1.0"
+
+/** An attached session: one FUSE server and its caches. */
+typedef struct ufuse ufuse_t;
+/** An open file (the counterpart of an fd on a FUSE mount). */
+typedef struct ufuse_file ufuse_file_t;
+/** An open directory stream. */
+typedef struct ufuse_dir ufuse_dir_t;
+
+/* ---------------------------------------------------------------------
+ * Sessions
+ * ------------------------------------------------------------------ */
+
+/**
+ * Start a FUSE server and attach to it.
+ *
+ * @param out      receives the session on success (NULL on failure).
+ * @param argv     the server's command line, NULL-terminated (argv[0] is
+ *                 looked up in PATH).  ufuse supplies the mountpoint
+ *                 argument: it replaces a word that is exactly "{}", or is
+ *                 appended.  NULL or an empty argv starts the built-in
+ *                 server, ufuse-memfs.
+ * @param options  comma-separated mount options, or NULL:
+ *                 cache=direct|writethrough|writeback|auto (default auto;
+ *                 until the page cache exists every mode is direct),
+ *                 timeout=SECONDS (per request; default 0 = none),
+ *                 max_read=SIZE, max_write=SIZE (caps on transfer sizes;
+ *                 SIZE takes k/m/g suffixes), log=FILE (the server's stderr
+ *                 and ufuse's own messages go there instead of stderr),
+ *                 attach=auto|devfd|hook (how the server gets its socket:
+ *                 "devfd" passes /dev/fd/N as the mountpoint (libfuse >= 3.3,
+ *                 go-fuse); "hook" preloads ufuse's libfuse-2 hook and passes
+ *                 an empty directory; "auto" picks hook for servers linked
+ *                 against libfuse.so.2), server_name=NAME (used in messages).
+ * @return 0, or -errno: -EINVAL for a bad option, -ENOENT if the server
+ *         cannot be executed, -EPROTO if it does not complete INIT,
+ *         -ENOTCONN if it exits before answering.
+ *
+ * The server's stderr is shared with ours (or goes to log=FILE).
+ */
+int ufuse_mount(ufuse_t **out, char *const argv[], const char *options);
+
+/**
+ * Attach to a server that is already running on the other end of @fd, a
+ * connected AF_UNIX SOCK_SEQPACKET socket.  The session takes ownership of
+ * @fd (it is closed by ufuse_unmount(), and on failure).  Options as for
+ * ufuse_mount() (attach= and log= apply to spawned servers only).
+ */
+int ufuse_mount_fd(ufuse_t **out, int fd, const char *options);
+
+/**
+ * Detach: write back what is cached, send the outstanding FORGETs, DESTROY
+ * where the protocol calls for it, close the socket and reap the server
+ * (waiting a bounded time, then killing it).  Open files and directories
+ * left by the caller are released first.  @s is freed whatever is returned.
+ * @return 0, or the first error met (-EIO if the server exited abnormally).
+ * Must not race with other calls on the same session.
+ */
+int ufuse_unmount(ufuse_t *s);
+
+/** Write back everything cached for this session (all files). */
+int ufuse_sync(ufuse_t *s);
+
+/**
+ * Per-opcode statistics of a session.  Counters are monotonic since the
+ * session started.
+ */
+struct ufuse_opstat {
+    const char *name;      /* opcode name, e.g. "READ" (static string) */
+    uint32_t opcode;       /* FUSE opcode */
+    uint64_t count;        /* requests sent (answered or not) */
+    uint64_t errors;       /* replies with a non-zero error */
+    uint64_t bytes;        /* payload bytes moved (READ/WRITE data, etc.) */
+    uint64_t total_ns;     /* sum of round-trip latencies of answered requests */
+    uint64_t max_ns;       /* slowest answered request */
+};
+
+/**
+ * Copy up to @n non-empty per-opcode counters into @out (opcodes never
+ * sent are skipped).  @return the number of entries written.
+ */
+int ufuse_stats(ufuse_t *s, struct ufuse_opstat *out, size_t n);
+
+/**
+ * What the server granted at INIT (for diagnostics and the CLI's info).
+ */
+struct ufuse_conninfo {
+    uint32_t proto_major, proto_minor; /* protocol spoken */
+    uint64_t flags;                    /* FUSE_* init flags granted */
+    uint32_t max_read;                 /* largest READ we send */
+    uint32_t max_write;                /* largest WRITE payload we send */
+    uint32_t max_readahead;
+    uint32_t max_pages;
+    uint32_t time_gran;
+};
+int ufuse_conninfo(ufuse_t *s, struct ufuse_conninfo *out);
+
+/* ---------------------------------------------------------------------
+ * Files
+ * ------------------------------------------------------------------ */
+
+/**
+ * Open (and with O_CREAT, create) a file.  @flags are open(2) flags:
+ * O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECT,
+ * O_NOFOLLOW, O_SYNC/O_DSYNC.  @mode is used with O_CREAT.
+ * @out receives the handle, released by ufuse_close().
+ */
+int ufuse_open(ufuse_t *s, const char *path, int flags, mode_t mode,
+               ufuse_file_t **out);
+
+/**
+ * Flush (FUSE_FLUSH) and release the file.  Returns the flush's error (as
+ * close(2) reports write-back errors); the handle is freed whatever is
+ * returned.
+ */
+int ufuse_close(ufuse_file_t *f);
+
+/**
+ * Read up to @n bytes at @off.  @return bytes read (0 at EOF) or -errno.
+ * Bytes of @buf beyond the returned count are unspecified.
+ */
+ssize_t ufuse_pread(ufuse_file_t *f, void *buf, size_t n, off_t off);
+ssize_t ufuse_preadv(ufuse_file_t *f, const struct iovec *iov, int iovcnt,
+                     off_t off);
+
+/**
+ * Write @n bytes at @off (at the end of the file for O_APPEND handles, as
+ * Linux does).  @return bytes written or -errno.  A server that writes less
+ * is asked again for the rest, except for direct_io files, where the short
+ * count is returned.
+ */
+ssize_t ufuse_pwrite(ufuse_file_t *f, const void *buf, size_t n, off_t off);
+ssize_t ufuse_pwritev(ufuse_file_t *f, const struct iovec *iov, int iovcnt,
+                      off_t off);
+
+/** read(2)/write(2) at the handle's own file position. */
+ssize_t ufuse_read(ufuse_file_t *f, void *buf, size_t n);
+ssize_t ufuse_write(ufuse_file_t *f, const void *buf, size_t n);
+
+/**
+ * Move the file position: SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA,
+ * SEEK_HOLE (asked of the server with FUSE_LSEEK; a server without it gets
+ * the POSIX fallback: data everywhere, one hole at EOF).
+ * @return the new position or -errno.
+ */
+off_t ufuse_lseek(ufuse_file_t *f, off_t off, int whence);
+
+int ufuse_fsync(ufuse_file_t *f);
+int ufuse_fdatasync(ufuse_file_t *f);
+int ufuse_ftruncate(ufuse_file_t *f, off_t size);
+int ufuse_fstat(ufuse_file_t *f, struct stat *st);
+int ufuse_fchmod(ufuse_file_t *f, mode_t mode);
+
+/**
+ * fallocate(2): @mode 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE (with
+ * KEEP_SIZE), FALLOC_FL_ZERO_RANGE.  -EOPNOTSUPP when the server has no
+ * FUSE_FALLOCATE.
+ */
+int ufuse_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len);
+
+/**
+ * copy_file_range(2) between two files of the same session.  NULL offsets
+ * use (and advance) the handles' positions.  Uses FUSE_COPY_FILE_RANGE,
+ * or a read/write loop when the server lacks it.  @return bytes copied.
+ */
+ssize_t ufuse_copy_file_range(ufuse_file_t *in, off_t *off_in,
+                              ufuse_file_t *out, off_t *off_out, size_t len,
+                              unsigned flags);
+
+/* ---------------------------------------------------------------------
+ * Paths
+ * ------------------------------------------------------------------ */
+
+int ufuse_stat(ufuse_t *s, const char *path, struct stat *st);
+int ufuse_lstat(ufuse_t *s, const char *path, struct stat *st);
+int ufuse_access(ufuse_t *s, const char *path, int mode);
+int ufuse_mkdir(ufuse_t *s, const char *path, mode_t mode);
+int ufuse_mknod(ufuse_t *s, const char *path, mode_t mode, dev_t dev);
+int ufuse_rmdir(ufuse_t *s, const char *path);
+int ufuse_unlink(ufuse_t *s, const char *path);
+/** rename(2), or renameat2(2) with @flags RENAME_NOREPLACE/RENAME_EXCHANGE. */
+int ufuse_rename(ufuse_t *s, const char *from, const char *to,
+                 unsigned flags);
+int ufuse_link(ufuse_t *s, const char *existing, const char *newpath);
+int ufuse_symlink(ufuse_t *s, const char *target, const char *linkpath);
+/**
+ * Read a symbolic link's target into @buf (not NUL-terminated, like
+ * readlink(2)).  @return the target's length, which is larger than @size
+ * when @buf was too small (then @size bytes were stored).
+ */
+ssize_t ufuse_readlink(ufuse_t *s, const char *path, char *buf, size_t size);
+int ufuse_chmod(ufuse_t *s, const char *path, mode_t mode);
+/** (uid_t)-1 / (gid_t)-1 leave that id unchanged. */
+int ufuse_chown(ufuse_t *s, const char *path, uid_t uid, gid_t gid);
+/** utimensat(2) semantics: UTIME_NOW and UTIME_OMIT; @ts NULL = both now. */
+int ufuse_utimens(ufuse_t *s, const char *path, const struct timespec ts[2]);
+int ufuse_truncate(ufuse_t *s, const char *path, off_t size);
+int ufuse_statfs(ufuse_t *s, const char *path, struct statvfs *st);
+
+/* Extended attributes: semantics of getxattr(2) and friends.  The size
+ * calls return the value's (list's) length; @size 0 asks for it only. */
+ssize_t ufuse_getxattr(ufuse_t *s, const char *path, const char *name,
+                       void *value, size_t size);
+int ufuse_setxattr(ufuse_t *s, const char *path, const char *name,
+                   const void *value, size_t size, int flags);
+ssize_t ufuse_listxattr(ufuse_t *s, const char *path, char *list,
+                        size_t size);
+int ufuse_removexattr(ufuse_t *s, const char *path, const char *name);
+
+/* ---------------------------------------------------------------------
+ * Directories
+ * ------------------------------------------------------------------ */
+
+/** One directory entry, as ufuse_readdir() returns it. */
+struct ufuse_dirent {
+    uint64_t ino;          /* the server's inode number */
+    uint64_t off;          /* cookie of the next entry */
+    unsigned type;         /* DT_REG, DT_DIR, ... (DT_UNKNOWN if unknown) */
+    int has_stat;          /* 1 if @st is filled (READDIRPLUS) */
+    struct stat st;
+    char name[256];        /* NUL-terminated */
+};
+
+int ufuse_opendir(ufuse_t *s, const char *path, ufuse_dir_t **out);
+/**
+ * Read the next entry into @ent ("." and ".." included, as the server
+ * lists them).  @return 1 with an entry, 0 at the end, or -errno.
+ */
+int ufuse_readdir(ufuse_dir_t *d, struct ufuse_dirent *ent);
+/** Start the stream over (the next readdir asks from offset 0). */
+int ufuse_rewinddir(ufuse_dir_t *d);
+int ufuse_fsyncdir(ufuse_dir_t *d, int datasync);
+/** Release the directory handle; freed whatever is returned. */
+int ufuse_closedir(ufuse_dir_t *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UFUSE_H */

@@ -1,0 +1,77 @@
+/*
+ * chan.h - the transport: one SOCK_SEQPACKET socketpair per session, the
+ * server process on the other end (spawned and reaped here), and the
+ * datagram send/receive primitives the ticket layer (ipc) builds on.
+ *
+ * Seed counterpart: FreeBSD fuse_device.c (the /dev/fuse character device),
+ * which this replaces with a socket.
+ */
+#ifndef UFUSE_CHAN_H
+#define UFUSE_CHAN_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "util/util.h"
+
+enum chan_attach {
+    CHAN_ATTACH_AUTO,   /* hook for servers linked with libfuse.so.2, else devfd */
+    CHAN_ATTACH_DEVFD,  /* mountpoint argument /dev/fd/N */
+    CHAN_ATTACH_HOOK,   /* preload libufuse-fusehook.so, mountpoint = empty dir */
+};
+
+struct chan {
+    int fd;             /* our end of the socketpair */
+    pid_t pid;          /* the server, or 0 when attached to an fd */
+    int pidfd;          /* pidfd of the server, or -1 */
+    char *mountdir;     /* hook mode: the empty directory we made, or NULL */
+    size_t max_send;    /* largest datagram we can send (SO_SNDBUF bound) */
+    size_t max_recv;    /* largest datagram the server can send us */
+    char name[64];      /* basename of the server's argv[0] ("" for an fd) */
+};
+
+struct chan_spawn_opts {
+    enum chan_attach attach;
+    int log_fd;         /* the server's stderr, or -1 for ours */
+};
+
+/*
+ * Spawn @argv (NULL or empty: the built-in ufuse-memfs) with the server end
+ * of a fresh socketpair.  0 or -errno (-ENOENT: not executable).
+ */
+int chan_spawn(struct chan *c, char *const argv[],
+               const struct chan_spawn_opts *o);
+/* Use an already connected SEQPACKET socket (ownership taken, even on error). */
+int chan_attach_fd(struct chan *c, int fd);
+
+/*
+ * Send one datagram made of @iov.  0, or -ENOTCONN when the server is gone,
+ * -EMSGSIZE when it is larger than max_send.
+ */
+int chan_send(struct chan *c, const struct iovec *iov, int cnt);
+
+/*
+ * Receive one datagram into @iov.  Returns its size (> 0), 0 at EOF (the
+ * server closed its end), -EAGAIN when @timeout_ms (-1 = forever) passed or
+ * a wake-up fd became readable, or -ENOTCONN.  *@truncated is set when the
+ * datagram was larger than @iov.  @wake_fd (or -1) is an eventfd that also
+ * ends the wait.
+ */
+ssize_t chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
+                  int wake_fd, int *truncated);
+
+/*
+ * Close our end (the server sees EOF), wait up to @timeout_ms for the server
+ * to exit, then SIGTERM, then SIGKILL.  Removes the hook mount directory.
+ * Returns 0 for a normal end (exit 0, or 1/8 after the socket closed, which
+ * is how libfuse reports "the device went away"), -EIO otherwise.
+ */
+int chan_close(struct chan *c, int timeout_ms, struct ulog *lg);
+
+/* Find the built-in server / the hook library: next to our executable,
+ * then the install directories, then PATH (for the server). Caller frees. */
+char *chan_find_helper(const char *name, int is_library);
+
+#endif

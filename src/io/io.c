@@ -1,0 +1,220 @@
+/*
+ * io.c - read/write dispatch and the direct backend (see io.h).
+ *
+ * Behaviour, after fuse_read_directbackend / fuse_write_directbackend:
+ *  - transfers go in chunks of min(resid, max_read / max_write);
+ *  - a READ answered short ends the read (EOF, or a direct_io server);
+ *  - O_APPEND writes go at the file's size;
+ *  - a WRITE acknowledged short is resent from the acknowledged offset,
+ *    except for FOPEN_DIRECT_IO files, where the short count is returned;
+ *  - a WRITE acknowledged with more bytes than were sent is EINVAL and
+ *    drops the cached attributes;
+ *  - a write past the cached size extends it;
+ *  - zero-length transfers send nothing.
+ * FUSE_WRITE_CACHE is never set here: these writes carry the caller's own
+ * credentials (the cache's write-back will set it).
+ *
+ * Locks: none of its own; node and conn locks through their APIs.
+ */
+#include "io/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* At most this many pieces of a caller's iovec go into one request; more
+ * are gathered through a bounce buffer. */
+#define IO_MAX_PIECES 7
+
+/*
+ * Describe bytes [@off, @off + @len) of @iov as at most @max pieces in
+ * @out.  Returns the number of pieces, or -1 if more would be needed.
+ */
+static int io_slice(const struct iovec *iov, int cnt, size_t off, size_t len,
+                    struct iovec *out, int max)
+{
+    int k = 0;
+    for (int i = 0; i < cnt && len; i++) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        if (k == max)
+            return -1;
+        size_t n = UFUSE_MIN(iov[i].iov_len - off, len);
+        out[k++] = (struct iovec){(char *)iov[i].iov_base + off, n};
+        len -= n;
+        off = 0;
+    }
+    return k;
+}
+
+int io_fetch_attr(struct conn *c, struct node_table *t, struct node *n,
+                  int use_fh, uint64_t fh, struct fuse_attr *a)
+{
+    struct fuse_getattr_in gi = {0};
+    if (use_fh && c->p.minor >= 9) {
+        gi.getattr_flags = FUSE_GETATTR_FH;
+        gi.fh = fh;
+    }
+    struct fuse_attr_out ao;
+    memset(&ao, 0, sizeof ao);
+    struct iovec iv = {&gi, sizeof gi};
+    struct iovec ov = {&ao, proto_attr_out_size(c->p.minor)};
+    struct conn_req r = {.opcode = FUSE_GETATTR, .nodeid = n->nodeid,
+                         .in = &iv, .incnt = c->p.minor >= 9 ? 1 : 0,
+                         .out = &ov, .outcnt = 1, .out_exact = 1};
+    uint64_t seq = node_attr_seq(t);
+    int rc = conn_call(c, &r);
+    if (rc)
+        return rc;
+    rc = node_attr_store(t, n, &ao.attr, ao.attr_valid, ao.attr_valid_nsec, seq);
+    if (rc)
+        return rc;
+    *a = ao.attr;
+    return 0;
+}
+
+int io_getattr(struct io_file *f, struct fuse_attr *a)
+{
+    if (node_attr_cached(f->nodes, f->node, a))
+        return 0;
+    return io_fetch_attr(f->conn, f->nodes, f->node, 1, f->fh, a);
+}
+
+ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov,
+                              int cnt, off_t off)
+{
+    struct conn *c = f->conn;
+    size_t want = iov_total(iov, cnt), done = 0;
+    char *bounce = NULL;
+    int rc = 0;
+    while (done < want) {
+        size_t chunk = UFUSE_MIN(want - done, (size_t)c->p.max_read);
+        struct fuse_read_in ri = {
+            .fh = f->fh,
+            .offset = (uint64_t)off + done,
+            .size = (uint32_t)chunk,
+            .flags = (uint32_t)f->oflags,
+        };
+        struct iovec in = {&ri, sizeof ri};
+        struct iovec out[IO_MAX_PIECES];
+        int k = io_slice(iov, cnt, done, chunk, out, IO_MAX_PIECES);
+        if (k < 0) {
+            if (!bounce && !(bounce = malloc(c->p.max_read))) {
+                rc = -ENOMEM;
+                break;
+            }
+            out[0] = (struct iovec){bounce, chunk};
+            k = 1;
+        }
+        struct conn_req r = {.opcode = FUSE_READ, .nodeid = f->node->nodeid,
+                             .in = &in, .incnt = 1, .out = out, .outcnt = k};
+        rc = conn_call(c, &r);
+        if (rc)
+            break;
+        if (out[0].iov_base == bounce && bounce)
+            iov_copy_in(iov, cnt, done, bounce, r.outlen);
+        done += r.outlen;
+        if (r.outlen < chunk)
+            break; /* short read: EOF, or a direct_io server */
+    }
+    free(bounce);
+    return done ? (ssize_t)done : rc;
+}
+
+ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov,
+                               int cnt, off_t off)
+{
+    struct conn *c = f->conn;
+    size_t want = iov_total(iov, cnt), done = 0;
+    char *bounce = NULL;
+    int rc = 0;
+    while (done < want) {
+        size_t chunk = UFUSE_MIN(want - done, (size_t)c->p.max_write);
+        struct fuse_write_in wi = {
+            .fh = f->fh,
+            .offset = (uint64_t)off + done,
+            .size = (uint32_t)chunk,
+            .write_flags = 0,
+            .flags = (uint32_t)f->oflags,
+        };
+        struct iovec in[1 + IO_MAX_PIECES];
+        in[0] = (struct iovec){&wi, proto_write_in_size(c->p.minor)};
+        int k = io_slice(iov, cnt, done, chunk, in + 1, IO_MAX_PIECES);
+        if (k < 0) {
+            if (!bounce && !(bounce = malloc(c->p.max_write))) {
+                rc = -ENOMEM;
+                break;
+            }
+            iov_copy_out(bounce, iov, cnt, done, chunk);
+            in[1] = (struct iovec){bounce, chunk};
+            k = 1;
+        }
+        struct fuse_write_out wo = {0};
+        struct iovec out = {&wo, sizeof wo};
+        struct conn_req r = {.opcode = FUSE_WRITE, .nodeid = f->node->nodeid,
+                             .in = in, .incnt = 1 + k, .out = &out, .outcnt = 1,
+                             .out_exact = 1};
+        rc = conn_call(c, &r);
+        if (rc)
+            break;
+        if (wo.size > chunk) {
+            /* The server claims to have written more than we sent. */
+            ulog_once(c->log, 30, "WRITE acknowledged %u bytes of %zu sent", wo.size, chunk);
+            node_attr_changed(f->nodes, f->node);
+            rc = -EINVAL;
+            break;
+        }
+        done += wo.size;
+        if (wo.size)
+            node_size_extend(f->nodes, f->node, (uint64_t)off + done);
+        if (wo.size < chunk) {
+            if (f->fopen_flags & FOPEN_DIRECT_IO)
+                break; /* direct_io: a short write is the answer */
+            if (wo.size == 0) {
+                /* Resending would loop forever. */
+                ulog_once(c->log, 31, "WRITE acknowledged 0 bytes; giving up");
+                rc = -EIO;
+                break;
+            }
+            ulog_once(c->log, 32, "short WRITE without direct_io; resending the rest");
+        }
+    }
+    free(bounce);
+    return done ? (ssize_t)done : rc;
+}
+
+ssize_t io_dispatch_read(struct io_file *f, const struct iovec *iov, int cnt,
+                         off_t off)
+{
+    if (off < 0)
+        return -EINVAL;
+    if (iov_total(iov, cnt) == 0)
+        return 0;
+    return io_read_directbackend(f, iov, cnt, off);
+}
+
+ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
+                          off_t off, off_t *where)
+{
+    if (off < 0)
+        return -EINVAL;
+    size_t len = iov_total(iov, cnt);
+    if (len == 0) {
+        *where = off;
+        return 0;
+    }
+    if (f->oflags & O_APPEND) {
+        struct fuse_attr a;
+        int rc = io_getattr(f, &a);
+        if (rc)
+            return rc;
+        off = (off_t)a.size;
+    }
+    if ((uint64_t)off + len > (uint64_t)INT64_MAX)
+        return -EFBIG;
+    *where = off;
+    return io_write_directbackend(f, iov, cnt, off);
+}

@@ -1,0 +1,900 @@
+/*
+ * ipc.c - tickets, the in-flight table, leader/follower receiving,
+ * timeouts with FUSE_INTERRUPT, server death, and INIT.  See ipc.h.
+ *
+ * Lock: c->mu guards the table, the follower list, the counters and every
+ * ticket's fields except those marked leader-owned.  It is never held
+ * across a system call that can block (send, receive, sleep) nor across
+ * the notify callback.
+ *
+ * Ticket life:
+ *
+ *      conn_call: get ---> in table (WAITING) ---> DONE ---> put (recycled)
+ *                              |        ^
+ *                              |        +-- reply / death / local error
+ *                              +-- timed out after INTERRUPT: ORPHANED,
+ *                                  stays in the table until its late reply
+ *                                  or teardown, then freed by whoever ends it
+ *      conn_call_async: get ---> in table (ASYNC) ---> freed at its reply
+ *
+ * Invariants:
+ *  1. A ticket is in the table iff its state is WAITING (incl. orphaned and
+ *     async); a DONE ticket is not, so a late or duplicate reply finds
+ *     nothing and is dropped.
+ *  2. At most one thread is leader (c->leader); only it calls chan_recv
+ *     and touches c->scratch and c->cont.
+ *  3. A ticket's out buffers are written only under c->mu, or by the
+ *     leader when the ticket is its own (direct receive).  An orphaned
+ *     ticket has no out buffers.
+ *  4. Whenever c->leader drops to 0 while followers sleep, the first
+ *     follower is signalled, so a waiter never sleeps with nobody
+ *     receiving.
+ *  5. Once c->dead is set it stays set, every ticket in the table has been
+ *     completed with -ENOTCONN, and nothing more is sent.
+ */
+#include "ipc/ipc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+enum tstate { T_WAITING, T_DONE };
+
+struct ticket {
+    uint64_t unique;
+    uint32_t opcode;
+    int state;
+    int async;                /* nobody waits: freed when it ends */
+    int orphaned;             /* its caller gave up (timeout) */
+    int int_sent;             /* an INTERRUPT was sent for it */
+    int int_again;            /* the server asked for the INTERRUPT again */
+    int32_t error;
+    const struct iovec *out;
+    int outcnt;
+    size_t outcap;
+    int exact;
+    size_t got;               /* payload bytes stored so far */
+    size_t want;              /* payload expected by a split reply */
+    uint64_t sent_ns;
+    uint64_t deadline_ns;     /* 0 = none */
+    size_t inbytes;           /* for statistics */
+    pthread_cond_t cv;
+    int following;            /* on the follower list */
+    struct ticket *hnext;     /* hash chain / free list */
+    struct ticket *fnext, *fprev;
+};
+
+/* After a timeout and INTERRUPT, how long a reply may still take. */
+#define INTERRUPT_GRACE_NS 1000000000ull
+/* The watcher takes over receiving after this much quiet. */
+#define WATCH_QUIET_NS 10000000ull
+/* Largest reply payload other than READ data (READDIR, xattrs). */
+#define CONN_MAX_META_REPLY (128u * 1024)
+
+/* ---- table ---------------------------------------------------------- */
+
+static struct ticket **conn_slot(struct conn *c, uint64_t unique)
+{
+    return &c->table[(unique >> 1) & c->table_mask];
+}
+
+static struct ticket *conn_find(struct conn *c, uint64_t unique)
+{
+    for (struct ticket *t = *conn_slot(c, unique); t; t = t->hnext)
+        if (t->unique == unique)
+            return t;
+    return NULL;
+}
+
+static void conn_insert(struct conn *c, struct ticket *t)
+{
+    c->next_unique += 2; /* bit 0 is PROTO_INT_REQ_BIT */
+    t->unique = c->next_unique;
+    struct ticket **s = conn_slot(c, t->unique);
+    t->hnext = *s;
+    *s = t;
+    c->inflight++;
+}
+
+static void conn_remove(struct conn *c, struct ticket *t)
+{
+    for (struct ticket **p = conn_slot(c, t->unique); *p; p = &(*p)->hnext) {
+        if (*p == t) {
+            *p = t->hnext;
+            t->hnext = NULL;
+            c->inflight--;
+            return;
+        }
+    }
+}
+
+static struct ticket *ticket_get(struct conn *c)
+{
+    struct ticket *t = c->free_tickets;
+    if (t) {
+        c->free_tickets = t->hnext;
+    } else {
+        t = calloc(1, sizeof *t);
+        if (!t)
+            return NULL;
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(&t->cv, &a);
+        pthread_condattr_destroy(&a);
+    }
+    pthread_cond_t cv = t->cv;
+    memset(t, 0, sizeof *t);
+    t->cv = cv;
+    return t;
+}
+
+static void ticket_put(struct conn *c, struct ticket *t)
+{
+    t->hnext = c->free_tickets;
+    c->free_tickets = t;
+}
+
+static void conn_follow(struct conn *c, struct ticket *t)
+{
+    t->following = 1;
+    t->fnext = NULL;
+    t->fprev = c->followers_tail;
+    if (c->followers_tail)
+        c->followers_tail->fnext = t;
+    else
+        c->followers = t;
+    c->followers_tail = t;
+}
+
+static void conn_unfollow(struct conn *c, struct ticket *t)
+{
+    if (!t->following)
+        return;
+    if (t->fprev)
+        t->fprev->fnext = t->fnext;
+    else
+        c->followers = t->fnext;
+    if (t->fnext)
+        t->fnext->fprev = t->fprev;
+    else
+        c->followers_tail = t->fprev;
+    t->following = 0;
+}
+
+/* Nobody is receiving: let the first sleeper take over (invariant 4). */
+static void conn_handoff(struct conn *c)
+{
+    if (!c->leader && c->followers) {
+        c->wakeups++;
+        pthread_cond_signal(&c->followers->cv);
+    }
+}
+
+/* End @t with @error (0 = its reply is stored).  Lock held. */
+static void conn_complete(struct conn *c, struct ticket *t, int32_t error)
+{
+    conn_remove(c, t);
+    uint64_t now = ufuse_now_ns();
+    if (t->opcode < PROTO_MAX_OPCODE) {
+        struct conn_opstat *s = &c->stats[t->opcode];
+        uint64_t dt = now - t->sent_ns;
+        if (error)
+            s->errors++;
+        s->bytes += t->inbytes + (error ? 0 : t->got);
+        s->total_ns += dt;
+        if (dt > s->max_ns)
+            s->max_ns = dt;
+        if (error == -ENOSYS)
+            c->enosys[t->opcode / 64] |= 1ull << (t->opcode % 64);
+    }
+    if (c->cont == t)
+        c->cont = NULL;
+    if (t->async || t->orphaned) {
+        ticket_put(c, t);
+        return;
+    }
+    t->error = error;
+    t->state = T_DONE;
+    if (t->following) {
+        c->wakeups++;
+        pthread_cond_signal(&t->cv);
+    }
+}
+
+static void conn_mark_dead(struct conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = 1;
+    for (unsigned i = 0; i <= c->table_mask; i++)
+        while (c->table[i])
+            conn_complete(c, c->table[i], -ENOTCONN);
+    /* Wake every sleeper: they see c->dead. */
+    for (struct ticket *t = c->followers; t; t = t->fnext)
+        pthread_cond_signal(&t->cv);
+    pthread_cond_broadcast(&c->idle_cv);
+}
+
+/* ---- receiving ------------------------------------------------------- */
+
+/*
+ * Copy @len bytes starting @soff bytes into the datagram held by @src into
+ * @t's out buffers at @t->got.  Lock held.  Returns 0, or -EIO when they do
+ * not fit (the reply is larger than the request allows).
+ */
+static int conn_store(struct ticket *t, const struct iovec *src, int scnt,
+                      size_t soff, size_t len)
+{
+    if (!t->out) /* orphaned: swallow */
+        return 0;
+    if (len > t->outcap - t->got)
+        return -EIO;
+    for (int i = 0; i < scnt && len; i++) {
+        if (soff >= src[i].iov_len) {
+            soff -= src[i].iov_len;
+            continue;
+        }
+        size_t n = UFUSE_MIN(src[i].iov_len - soff, len);
+        iov_copy_in(t->out, t->outcnt, t->got, (char *)src[i].iov_base + soff, n);
+        t->got += n;
+        len -= n;
+        soff = 0;
+    }
+    return 0;
+}
+
+/* A notification arrived: validate, then hand it up without the lock. */
+static void conn_notification(struct conn *c, const struct fuse_out_header *oh,
+                              const struct iovec *src, int scnt, size_t len)
+{
+    size_t blen = len - sizeof *oh;
+    void *body = malloc(blen ? blen : 1);
+    if (!body)
+        return;
+    iov_copy_out(body, src, scnt, sizeof *oh, blen);
+    int rc = proto_notify_check(oh->error, body, blen);
+    if (rc == 0 && c->notify)
+        c->notify(c->notify_ctx, oh->error, body, blen);
+    else if (rc == -ENOSYS)
+        ulog_once(c->log, 10, "ignoring unknown notification code %d", oh->error);
+    else
+        ulog_once(c->log, 11, "malformed notification (code %d, %zu bytes) ignored",
+                  oh->error, blen);
+    free(body);
+}
+
+/* Does the datagram start with a header that is plausibly a new reply? */
+static int conn_is_header(struct conn *c, const struct fuse_out_header *oh,
+                          size_t len)
+{
+    if (len < sizeof *oh || oh->len != len)
+        return 0;
+    if (oh->unique == 0)
+        return oh->error > 0 && oh->error < FUSE_NOTIFY_CODE_MAX;
+    return conn_find(c, oh->unique & ~PROTO_INT_REQ_BIT) != NULL;
+}
+
+/*
+ * Handle one received datagram of @len bytes laid out over @src
+ * (src[0] is the 16-byte header slot).  @direct: @me's out buffers were
+ * src[1..] and hold the payload if the reply is @me's.  Lock NOT held.
+ */
+static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
+                          const struct iovec *src, int scnt, size_t len,
+                          int truncated)
+{
+    const struct fuse_out_header *oh = src[0].iov_base;
+    pthread_mutex_lock(&c->mu);
+
+    /* The rest of a reply that arrived split over several datagrams. */
+    if (c->cont && !conn_is_header(c, oh, len)) {
+        struct ticket *t = c->cont;
+        if (truncated || len > t->want - t->got) {
+            ulog_once(c->log, 12, "%s reply continuation overruns its header length",
+                      proto_opname(t->opcode));
+            conn_complete(c, t, -EIO);
+        } else if (conn_store(t, src, scnt, 0, len) != 0) {
+            conn_complete(c, t, -EIO);
+        } else if (t->got == t->want) {
+            conn_complete(c, t, t->exact && t->out && t->got != t->outcap ? -EIO : 0);
+        }
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (len < sizeof *oh || oh->len < sizeof *oh) {
+        ulog_once(c->log, 13, "dropping a %zu-byte datagram shorter than a reply header",
+                  len);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (oh->unique == 0) {
+        pthread_mutex_unlock(&c->mu);
+        if (oh->len != len || truncated)
+            ulog_once(c->log, 11, "malformed notification (length %u, datagram %zu) ignored",
+                      oh->len, len);
+        else
+            conn_notification(c, oh, src, scnt, len);
+        return;
+    }
+    struct ticket *t = conn_find(c, oh->unique & ~PROTO_INT_REQ_BIT);
+    if (!t) {
+        ulog_once(c->log, 14, "dropping a reply for unknown request %llu",
+                  (unsigned long long)oh->unique);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    const char *op = proto_opname(t->opcode);
+    if (oh->unique & PROTO_INT_REQ_BIT) {
+        /* Only errors answer an INTERRUPT. */
+        if (oh->error == -ENOSYS) {
+            c->no_interrupt = 1;
+            t->deadline_ns = 1; /* expired: its waiter gives up now */
+        } else if (oh->error == -EAGAIN) {
+            t->int_again = 1;
+        }
+        if (t->following)
+            pthread_cond_signal(&t->cv);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    int32_t err;
+    size_t plen = len - sizeof *oh;
+    if (oh->error > 0 || oh->error < -511) {
+        ulog_once(c->log, 15, "%s reply with invalid error %d", op, oh->error);
+        err = -EIO;
+    } else if (oh->error != 0) {
+        err = oh->error;
+        if (oh->len != sizeof *oh || len != sizeof *oh) {
+            ulog_once(c->log, 16, "%s error reply carrying a payload", op);
+            err = -EIO;
+        }
+    } else if (truncated) {
+        ulog_once(c->log, 17, "%s reply larger than any reply can be", op);
+        err = -EIO;
+    } else if (oh->len < len) {
+        ulog_once(c->log, 18, "%s reply shorter (%u) than its datagram (%zu)", op,
+                  oh->len, len);
+        err = -EIO;
+    } else if (oh->len - sizeof *oh > t->outcap) {
+        ulog_once(c->log, 19, "%s reply payload %zu exceeds the %zu asked for", op,
+                  (size_t)(oh->len - sizeof *oh), t->outcap);
+        err = -EIO;
+    } else {
+        /* Payload fits.  Direct receive already stored it for me. */
+        if (t == me && direct)
+            t->got = plen;
+        else
+            conn_store(t, src, scnt, sizeof *oh, plen);
+        if (oh->len > len) {
+            /* Split by a splicing server: the rest follows (design.md). */
+            t->want = oh->len - sizeof *oh;
+            if (c->cont && c->cont != t) {
+                ulog_once(c->log, 20, "two split replies interleaved; failing the older");
+                conn_complete(c, c->cont, -EIO);
+            }
+            c->cont = t;
+            pthread_mutex_unlock(&c->mu);
+            return;
+        }
+        err = t->exact && t->out && plen != t->outcap ? -EIO : 0;
+        if (err)
+            ulog_once(c->log, 21, "%s reply of %zu bytes, expected %zu", op, plen,
+                      t->outcap);
+    }
+    conn_complete(c, t, err);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/*
+ * As leader: receive one datagram and dispatch it.  @me is the caller's
+ * ticket (NULL for the watcher).  Returns 0, -EAGAIN (timeout or kicked),
+ * or -ENOTCONN (the server is gone; the caller marks the conn dead).
+ */
+static int conn_receive_one(struct conn *c, struct ticket *me, int timeout_ms,
+                            int wake_fd)
+{
+    struct fuse_out_header oh;
+    struct iovec iov[2 + 8];
+    int n = 0;
+    iov[n++] = (struct iovec){&oh, sizeof oh};
+    /* Receive my own reply in place when nothing else is half-received. */
+    pthread_mutex_lock(&c->mu);
+    int direct = me && !c->cont && me->out && me->outcnt <= 8 && me->got == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (direct)
+        for (int i = 0; i < me->outcnt; i++)
+            iov[n++] = me->out[i];
+    iov[n++] = (struct iovec){c->scratch, c->scratch_cap};
+    int truncated;
+    ssize_t len = chan_recv(&c->ch, iov, n, timeout_ms, wake_fd, &truncated);
+    if (len == 0)
+        return -ENOTCONN;
+    if (len < 0)
+        return len == -EAGAIN ? -EAGAIN : -ENOTCONN;
+    conn_dispatch(c, me, direct, iov, n, (size_t)len, truncated);
+    return 0;
+}
+
+/* ---- waiting ---------------------------------------------------------- */
+
+static int conn_ms_until(uint64_t deadline)
+{
+    uint64_t now = ufuse_now_ns();
+    if (deadline <= now)
+        return 0;
+    uint64_t ms = (deadline - now + 999999) / 1000000;
+    return ms > 60000 ? 60000 : (int)ms;
+}
+
+static void conn_send_interrupt(struct conn *c, struct ticket *t)
+{
+    struct fuse_in_header ih = {
+        .len = sizeof ih + sizeof(struct fuse_interrupt_in),
+        .opcode = FUSE_INTERRUPT,
+        .unique = t->unique | PROTO_INT_REQ_BIT,
+    };
+    struct fuse_interrupt_in ii = {.unique = t->unique};
+    struct iovec iov[2] = {{&ih, sizeof ih}, {&ii, sizeof ii}};
+    pthread_mutex_unlock(&c->mu);
+    int rc = chan_send(&c->ch, iov, 2);
+    pthread_mutex_lock(&c->mu);
+    if (rc == -ENOTCONN)
+        conn_mark_dead(c);
+}
+
+/*
+ * @t's deadline passed.  First time: send an INTERRUPT and allow a grace
+ * period.  After that: give up, leaving the ticket orphaned in the table.
+ * Returns 1 when the caller must stop waiting (*@res set).  Lock held.
+ */
+static int conn_expire(struct conn *c, struct ticket *t, int *res)
+{
+    if (!t->int_sent && !c->no_interrupt) {
+        t->int_sent = 1;
+        t->deadline_ns = ufuse_now_ns() + INTERRUPT_GRACE_NS;
+        conn_send_interrupt(c, t);
+        return 0;
+    }
+    ulog_once(c->log, 22, "%s timed out; the server did not answer",
+              proto_opname(t->opcode));
+    t->orphaned = 1;
+    t->out = NULL;
+    t->outcnt = 0;
+    t->outcap = 0;
+    *res = -ETIMEDOUT;
+    return 1;
+}
+
+/* Wait until @t is answered, taking the receiver role when free.  Lock
+ * held.  Returns the result; @t is then the caller's to recycle unless it
+ * was orphaned (then the table owns it). */
+static int conn_wait(struct conn *c, struct ticket *t)
+{
+    int res = 0;
+    c->waiters++;
+    for (;;) {
+        if (t->state == T_DONE) {
+            res = t->error;
+            if (res == -EINTR && t->int_sent)
+                res = -ETIMEDOUT;
+            break;
+        }
+        if (c->dead) { /* cannot happen with t still waiting, but be safe */
+            conn_complete(c, t, -ENOTCONN);
+            continue;
+        }
+        if (t->int_again) {
+            t->int_again = 0;
+            pthread_mutex_unlock(&c->mu);
+            usleep(1000);
+            pthread_mutex_lock(&c->mu);
+            if (t->state != T_DONE && !c->dead)
+                conn_send_interrupt(c, t);
+            continue;
+        }
+        if (t->deadline_ns && ufuse_now_ns() >= t->deadline_ns) {
+            if (conn_expire(c, t, &res))
+                break;
+            continue;
+        }
+        if (!c->leader) {
+            c->leader = 1;
+            int tmo = t->deadline_ns ? conn_ms_until(t->deadline_ns) : -1;
+            pthread_mutex_unlock(&c->mu);
+            int rc = conn_receive_one(c, t, tmo, -1);
+            pthread_mutex_lock(&c->mu);
+            c->leader = 0;
+            if (rc == -ENOTCONN)
+                conn_mark_dead(c);
+            continue;
+        }
+        conn_follow(c, t);
+        if (t->deadline_ns) {
+            struct timespec ts = {.tv_sec = (time_t)(t->deadline_ns / 1000000000u),
+                                  .tv_nsec = (long)(t->deadline_ns % 1000000000u)};
+            pthread_cond_timedwait(&t->cv, &c->mu, &ts);
+        } else {
+            pthread_cond_wait(&t->cv, &c->mu);
+        }
+        conn_unfollow(c, t);
+    }
+    c->waiters--;
+    conn_handoff(c);
+    return res;
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+static void conn_fill_header(struct conn *c, struct fuse_in_header *ih,
+                             uint32_t opcode, uint64_t nodeid, uint64_t unique,
+                             size_t inlen)
+{
+    memset(ih, 0, sizeof *ih);
+    ih->len = (uint32_t)(sizeof *ih + inlen);
+    ih->opcode = opcode;
+    ih->unique = unique;
+    ih->nodeid = nodeid;
+    ih->uid = c->uid;
+    ih->gid = c->gid;
+    ih->pid = c->pid;
+}
+
+/* Put @t in the table and send it.  Lock NOT held.  0 or -errno (then @t
+ * is out of the table again and the caller still owns it). */
+static int conn_submit(struct conn *c, struct ticket *t, uint64_t nodeid,
+                       const struct iovec *in, int incnt)
+{
+    struct fuse_in_header ih;
+    struct iovec iov[1 + 8];
+    if (incnt > 8)
+        return -EINVAL;
+    size_t inlen = iov_total(in, incnt);
+    if (sizeof ih + inlen > c->p.max_request)
+        return -E2BIG;
+    pthread_mutex_lock(&c->mu);
+    if (c->dead) {
+        pthread_mutex_unlock(&c->mu);
+        return -ENOTCONN;
+    }
+    conn_insert(c, t);
+    c->activity++;
+    t->sent_ns = ufuse_now_ns();
+    if (c->timeout_ns)
+        t->deadline_ns = t->sent_ns + c->timeout_ns;
+    t->inbytes = inlen;
+    if (t->opcode < PROTO_MAX_OPCODE)
+        c->stats[t->opcode].count++;
+    conn_fill_header(c, &ih, t->opcode, nodeid, t->unique, inlen);
+    pthread_mutex_unlock(&c->mu);
+
+    iov[0] = (struct iovec){&ih, sizeof ih};
+    memcpy(iov + 1, in, sizeof *in * (size_t)incnt);
+    int rc = chan_send(&c->ch, iov, 1 + incnt);
+    if (rc != 0) {
+        pthread_mutex_lock(&c->mu);
+        if (t->state == T_WAITING)
+            conn_remove(c, t);
+        if (rc == -ENOTCONN)
+            conn_mark_dead(c);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return rc;
+}
+
+int conn_enosys(struct conn *c, uint32_t opcode)
+{
+    if (opcode >= PROTO_MAX_OPCODE)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    int r = !!(c->enosys[opcode / 64] & (1ull << (opcode % 64)));
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+int conn_dead(struct conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int d = c->dead;
+    pthread_mutex_unlock(&c->mu);
+    return d;
+}
+
+int conn_call(struct conn *c, struct conn_req *r)
+{
+    r->outlen = 0;
+    if (conn_enosys(c, r->opcode))
+        return -ENOSYS;
+    size_t outcap = iov_total(r->out, r->outcnt);
+    if (r->outcnt > 8 || outcap > c->scratch_cap)
+        return -EINVAL;
+    pthread_mutex_lock(&c->mu);
+    struct ticket *t = ticket_get(c);
+    pthread_mutex_unlock(&c->mu);
+    if (!t)
+        return -ENOMEM;
+    t->opcode = r->opcode;
+    t->out = r->outcnt ? r->out : NULL;
+    t->outcnt = r->outcnt;
+    t->outcap = outcap;
+    t->exact = r->out_exact;
+    /* A ticket with no out buffers still needs a non-NULL marker so that
+     * an empty reply is "stored": use the zero-length case below. */
+    static const struct iovec none = {NULL, 0};
+    if (!t->out) {
+        t->out = &none;
+        t->outcnt = 1;
+    }
+    int rc = conn_submit(c, t, r->nodeid, r->in, r->incnt);
+    pthread_mutex_lock(&c->mu);
+    if (rc == 0) {
+        rc = conn_wait(c, t);
+        if (!t->orphaned) {
+            r->outlen = t->got;
+            ticket_put(c, t);
+        }
+    } else {
+        ticket_put(c, t);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
+                    const struct iovec *in, int incnt)
+{
+    pthread_mutex_lock(&c->mu);
+    struct ticket *t = ticket_get(c);
+    pthread_mutex_unlock(&c->mu);
+    if (!t)
+        return -ENOMEM;
+    t->opcode = opcode;
+    t->async = 1;
+    int rc = conn_submit(c, t, nodeid, in, incnt);
+    if (rc != 0) {
+        pthread_mutex_lock(&c->mu);
+        ticket_put(c, t);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return rc;
+}
+
+int conn_send_noreply(struct conn *c, uint32_t opcode, uint64_t nodeid,
+                      uint64_t unique, const struct iovec *in, int incnt)
+{
+    struct fuse_in_header ih;
+    struct iovec iov[1 + 8];
+    if (incnt > 8)
+        return -EINVAL;
+    size_t inlen = iov_total(in, incnt);
+    if (sizeof ih + inlen > c->p.max_request)
+        return -E2BIG;
+    pthread_mutex_lock(&c->mu);
+    if (c->dead) {
+        pthread_mutex_unlock(&c->mu);
+        return -ENOTCONN;
+    }
+    if (!unique) {
+        c->next_unique += 2;
+        unique = c->next_unique;
+    }
+    if (opcode < PROTO_MAX_OPCODE) {
+        c->stats[opcode].count++;
+        c->stats[opcode].bytes += inlen;
+    }
+    conn_fill_header(c, &ih, opcode, nodeid, unique, inlen);
+    pthread_mutex_unlock(&c->mu);
+    iov[0] = (struct iovec){&ih, sizeof ih};
+    memcpy(iov + 1, in, sizeof *in * (size_t)incnt);
+    int rc = chan_send(&c->ch, iov, 1 + incnt);
+    if (rc == -ENOTCONN) {
+        pthread_mutex_lock(&c->mu);
+        conn_mark_dead(c);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return rc;
+}
+
+/* ---- the watcher ------------------------------------------------------- */
+
+static void *conn_watcher(void *arg)
+{
+    struct conn *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping && !c->dead) {
+        uint64_t seen = c->activity;
+        uint64_t until = ufuse_now_ns() + WATCH_QUIET_NS;
+        struct timespec ts = {.tv_sec = (time_t)(until / 1000000000u),
+                              .tv_nsec = (long)(until % 1000000000u)};
+        pthread_cond_timedwait(&c->idle_cv, &c->mu, &ts);
+        if (c->stopping || c->dead)
+            break;
+        if (seen != c->activity || c->leader || c->waiters)
+            continue;
+        /* Quiet: receive on behalf of nobody, until something arrives
+         * or we are kicked. */
+        c->leader = 1;
+        pthread_mutex_unlock(&c->mu);
+        int rc = conn_receive_one(c, NULL, -1, c->wake_fd);
+        pthread_mutex_lock(&c->mu);
+        c->leader = 0;
+        if (rc == -ENOTCONN)
+            conn_mark_dead(c);
+        conn_handoff(c);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void conn_stop_watcher(struct conn *c)
+{
+    if (!c->watcher_running)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = 1;
+    pthread_cond_broadcast(&c->idle_cv);
+    pthread_mutex_unlock(&c->mu);
+    uint64_t one = 1;
+    ssize_t w = write(c->wake_fd, &one, sizeof one);
+    (void)w;
+    pthread_join(c->watcher, NULL);
+    c->watcher_running = 0;
+}
+
+/* ---- INIT ------------------------------------------------------------- */
+
+static int conn_init_handshake(struct conn *c, const struct conn_wants *w)
+{
+    struct fuse_init_in in = {
+        .major = PROTO_MAJOR,
+        .minor = PROTO_MINOR,
+        .max_readahead = w->max_readahead,
+        .flags = (uint32_t)w->flags,
+        .flags2 = (uint32_t)(w->flags >> 32),
+    };
+    struct fuse_init_out out;
+    memset(&out, 0, sizeof out);
+    struct iovec iv = {&in, sizeof in}, ov = {&out, sizeof out};
+    struct conn_req r = {.opcode = FUSE_INIT, .nodeid = 0, .in = &iv, .incnt = 1,
+                         .out = &ov, .outcnt = 1};
+    int rc = conn_call(c, &r);
+    if (rc == -ENOTCONN || rc == -ETIMEDOUT)
+        return rc;
+    if (rc != 0) {
+        ulog_msg(c->log, "INIT failed: %s", strerror(-rc));
+        return -EPROTO;
+    }
+    if (r.outlen < FUSE_COMPAT_INIT_OUT_SIZE || out.major != PROTO_MAJOR ||
+        out.minor < PROTO_MIN_MINOR) {
+        ulog_msg(c->log, "INIT: server speaks protocol %u.%u (%zu-byte reply); need 7.%u+",
+                 out.major, out.minor, r.outlen, PROTO_MIN_MINOR);
+        return -EPROTO;
+    }
+    struct conn_params *p = &c->p;
+    p->major = out.major;
+    p->minor = UFUSE_MIN(out.minor, (uint32_t)PROTO_MINOR);
+    uint64_t granted = out.flags;
+    if (granted & FUSE_INIT_EXT)
+        granted |= (uint64_t)out.flags2 << 32;
+    p->flags = granted & w->flags;
+    p->max_readahead = UFUSE_MIN(out.max_readahead, w->max_readahead);
+    p->max_pages = (p->flags & FUSE_MAX_PAGES) && out.max_pages
+                       ? UFUSE_MIN(out.max_pages, (uint32_t)PROTO_MAX_PAGES)
+                       : PROTO_DEFAULT_MAX_PAGES;
+    uint32_t page_cap = p->max_pages * 4096u;
+    uint32_t mw = p->minor < 5 ? 4096 : UFUSE_MAX(out.max_write, 4096u);
+    p->max_write = UFUSE_MIN(UFUSE_MIN(mw, w->max_write), page_cap);
+    /* libfuse reads requests into a buffer of max_write + 4096 after INIT. */
+    p->max_request = (uint32_t)UFUSE_MIN((size_t)mw + 4096, c->ch.max_send);
+    if (p->max_write + 4096u > p->max_request)
+        p->max_write = UFUSE_MAX(p->max_request - 4096u, 4096u);
+    uint32_t mr = UFUSE_MIN(w->max_read, page_cap);
+    if (c->ch.max_recv < (size_t)mr + 4096)
+        mr = (uint32_t)(c->ch.max_recv - 4096);
+    p->max_read = UFUSE_MAX(mr & ~4095u, 4096u);
+    p->time_gran = p->minor >= 23 && out.time_gran ? out.time_gran : 1;
+    return 0;
+}
+
+int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
+               const struct conn_wants *w, conn_notify_fn fn, void *ctx)
+{
+    memset(c, 0, sizeof *c);
+    c->ch = *ch;
+    c->log = log;
+    c->timeout_ns = w->timeout_ns;
+    c->uid = (uint32_t)geteuid();
+    c->gid = (uint32_t)getegid();
+    c->pid = (uint32_t)getpid();
+    c->notify = fn;
+    c->notify_ctx = ctx;
+    c->wake_fd = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->idle_cv, &a);
+    pthread_condattr_destroy(&a);
+    c->table_mask = 255;
+    c->table = calloc(c->table_mask + 1, sizeof *c->table);
+    /* Before INIT we know no limits: allow the largest READ we may ask. */
+    c->scratch_cap = UFUSE_MAX((size_t)w->max_read, (size_t)CONN_MAX_META_REPLY) + 4096;
+    c->scratch = malloc(c->scratch_cap);
+    c->p.max_request = (uint32_t)c->ch.max_send;
+    c->p.minor = PROTO_MINOR;
+    c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!c->table || !c->scratch || c->wake_fd < 0)
+        return -ENOMEM;
+    int rc = conn_init_handshake(c, w);
+    if (rc != 0)
+        return rc;
+    if (pthread_create(&c->watcher, NULL, conn_watcher, c) == 0)
+        c->watcher_running = 1;
+    return 0;
+}
+
+void conn_drain(struct conn *c, int timeout_ms)
+{
+    conn_stop_watcher(c);
+    uint64_t deadline = ufuse_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    pthread_mutex_lock(&c->mu);
+    while (c->inflight && !c->dead && ufuse_now_ns() < deadline) {
+        if (c->leader) {
+            pthread_mutex_unlock(&c->mu);
+            usleep(1000);
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        c->leader = 1;
+        pthread_mutex_unlock(&c->mu);
+        int rc = conn_receive_one(c, NULL, conn_ms_until(deadline), -1);
+        pthread_mutex_lock(&c->mu);
+        c->leader = 0;
+        if (rc == -ENOTCONN)
+            conn_mark_dead(c);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void conn_destroy(struct conn *c)
+{
+    conn_stop_watcher(c);
+    pthread_mutex_lock(&c->mu);
+    if (c->table) {
+        for (unsigned i = 0; i <= c->table_mask; i++) {
+            while (c->table[i]) {
+                struct ticket *t = c->table[i];
+                conn_remove(c, t);
+                /* Only async or orphaned tickets can be left at teardown. */
+                pthread_cond_destroy(&t->cv);
+                free(t);
+            }
+        }
+    }
+    while (c->free_tickets) {
+        struct ticket *t = c->free_tickets;
+        c->free_tickets = t->hnext;
+        pthread_cond_destroy(&t->cv);
+        free(t);
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(c->table);
+    free(c->scratch);
+    if (c->wake_fd >= 0)
+        close(c->wake_fd);
+    pthread_cond_destroy(&c->idle_cv);
+    pthread_mutex_destroy(&c->mu);
+}
+
+void conn_get_stats(struct conn *c, struct conn_opstat out[PROTO_MAX_OPCODE],
+                    uint64_t *wakeups)
+{
+    pthread_mutex_lock(&c->mu);
+    memcpy(out, c->stats, sizeof c->stats);
+    if (wakeups)
+        *wakeups = c->wakeups;
+    pthread_mutex_unlock(&c->mu);
+}

@@ -1,0 +1,141 @@
+/*
+ * ipc.h - tickets: one FUSE request and its reply, matched by unique id,
+ * many in flight from many threads over one channel.
+ *
+ * Seed counterpart: FreeBSD fuse_ipc.c (fdisp_wait_answ, fticket_*).
+ *
+ * Receiving is leader/follower: a thread waiting for its reply becomes the
+ * receiver ("leader") when nobody else is, and dispatches whatever arrives;
+ * at queue depth 1 it receives its own reply straight into its own buffer,
+ * so a round trip costs no thread wake-up beyond the socket's.  Other
+ * waiters sleep on their ticket's condition variable until the leader
+ * hands them their reply or the leadership.  A watcher thread takes the
+ * leadership only after the session has been quiet for a while, so that
+ * notifications and late replies are handled when nobody is waiting.
+ */
+#ifndef UFUSE_IPC_H
+#define UFUSE_IPC_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "chan/chan.h"
+#include "proto/proto.h"
+#include "util/util.h"
+
+/* What INIT granted (and our own caps applied to it). */
+struct conn_params {
+    uint32_t major, minor;
+    uint64_t flags;          /* FUSE_* init flags granted (flags2 << 32 | flags) */
+    uint32_t max_write;      /* largest WRITE payload we send */
+    uint32_t max_read;       /* largest READ we ask for */
+    uint32_t max_readahead;
+    uint32_t max_pages;
+    uint32_t time_gran;
+    uint32_t max_request;    /* largest request datagram the server reads */
+};
+
+/* What the session asks for at INIT. */
+struct conn_wants {
+    uint64_t flags;          /* offered init flags */
+    uint32_t max_read;       /* option max_read */
+    uint32_t max_write;      /* option max_write */
+    uint32_t max_readahead;
+    uint64_t timeout_ns;     /* per request; 0 = none */
+};
+
+/*
+ * Called by the receiving thread for every well-formed notification
+ * (unique 0), with no ipc lock held.  Callers of conn_call must not hold a
+ * lock across it that this callback takes.
+ */
+typedef void (*conn_notify_fn)(void *ctx, int code, const void *body, size_t len);
+
+struct conn_opstat {
+    uint64_t count, errors, bytes, total_ns, max_ns;
+};
+
+struct ticket;
+
+struct conn {
+    struct chan ch;
+    struct ulog *log;
+    struct conn_params p;
+    uint64_t timeout_ns;
+    uint32_t uid, gid, pid;       /* credentials put in every request */
+
+    pthread_mutex_t mu;           /* guards everything below */
+    struct ticket **table;        /* in-flight tickets, hashed by unique */
+    unsigned table_mask;
+    uint64_t next_unique;
+    unsigned inflight;            /* tickets in the table */
+    unsigned waiters;             /* threads inside conn_wait */
+    int leader;                   /* a thread is receiving */
+    int dead;                     /* server gone: everything is ENOTCONN */
+    int no_interrupt;             /* INTERRUPT answered ENOSYS */
+    int stopping;                 /* watcher must exit */
+    uint64_t activity;            /* bumped per request sent */
+    struct ticket *followers;     /* waiters sleeping, FIFO (head first) */
+    struct ticket *followers_tail;
+    struct ticket *free_tickets;  /* recycled tickets */
+    uint64_t enosys[(PROTO_MAX_OPCODE + 63) / 64];
+    struct conn_opstat stats[PROTO_MAX_OPCODE];
+    uint64_t wakeups;             /* condition signals sent to other threads */
+    pthread_cond_t idle_cv;       /* the watcher sleeps here */
+
+    /* Leader-owned (only the thread holding c->leader touches these). */
+    void *scratch;                /* receive buffer for other tickets' replies */
+    size_t scratch_cap;
+    struct ticket *cont;          /* reply split over datagrams, being reassembled */
+
+    conn_notify_fn notify;
+    void *notify_ctx;
+    pthread_t watcher;
+    int watcher_running;
+    int wake_fd;                  /* eventfd kicking the watcher */
+};
+
+/* One request, described by its caller. */
+struct conn_req {
+    uint32_t opcode;
+    uint64_t nodeid;
+    const struct iovec *in;  /* body after the fuse_in_header */
+    int incnt;
+    const struct iovec *out; /* where the reply's payload goes */
+    int outcnt;
+    int out_exact;           /* a successful reply must fill @out exactly */
+    size_t outlen;           /* result: payload bytes received */
+};
+
+/* Set up over an open channel (taken over) and run INIT. 0 or -errno. */
+int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
+               const struct conn_wants *w, conn_notify_fn fn, void *ctx);
+/*
+ * Send @r and wait for its reply.  0, the server's -errno, or -ENOTCONN
+ * (server gone), -ETIMEDOUT (option timeout), -EIO (malformed reply),
+ * -ENOSYS (the opcode was answered ENOSYS before: not sent again),
+ * -E2BIG (request larger than the server can read).
+ */
+int conn_call(struct conn *c, struct conn_req *r);
+/* Send without waiting; a reply, if any, is dropped (RELEASE). */
+int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
+                    const struct iovec *in, int incnt);
+/* Send a request that has no reply (FORGET, BATCH_FORGET, NOTIFY_REPLY with
+ * @unique the notification's). @unique 0 draws a fresh one. */
+int conn_send_noreply(struct conn *c, uint32_t opcode, uint64_t nodeid,
+                      uint64_t unique, const struct iovec *in, int incnt);
+/* Was @opcode answered ENOSYS already? */
+int conn_enosys(struct conn *c, uint32_t opcode);
+/* Is the server gone? */
+int conn_dead(struct conn *c);
+/* Wait (bounded) for async requests to be answered, stop the watcher. */
+void conn_drain(struct conn *c, int timeout_ms);
+/* Free everything; the channel is closed by the caller (chan_close). */
+void conn_destroy(struct conn *c);
+/* Copy the per-opcode statistics (under the lock). */
+void conn_get_stats(struct conn *c, struct conn_opstat out[PROTO_MAX_OPCODE],
+                    uint64_t *wakeups);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * node.h - the node table (nodeid -> node with lookup count and cached
+ * attributes) and the entry cache ((parent, name) -> nodeid or negative).
+ *
+ * Seed counterpart: FreeBSD fuse_node.c (vnode data, attr cache) and the
+ * name cache the VFS keeps for it; Linux's dentry/inode with entry_valid /
+ * attr_valid.
+ *
+ * References: a node is referenced by every positive entry naming it, by
+ * every entry whose parent it is, by open handles and by walks in
+ * progress.  Unreferenced nodes stay cached on an LRU list (their lookup
+ * count is still owed to the server) until the list is full; then the
+ * oldest is dropped and a FORGET for its lookup count is queued.  Queued
+ * FORGETs are sent in batches (BATCH_FORGET from protocol 7.16).
+ */
+#ifndef UFUSE_NODE_H
+#define UFUSE_NODE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "ipc/ipc.h"
+
+struct node {
+    uint64_t nodeid;
+    uint64_t generation;
+    uint64_t nlookup;        /* lookups the server counted: owed FORGET */
+    unsigned refs;           /* see the header comment */
+    uint32_t type;           /* S_IFMT bits; fixed for the node's life */
+    struct fuse_attr attr;   /* last attributes known */
+    uint64_t attr_until;     /* monotonic ns; attributes valid before it */
+    uint64_t attr_version;   /* table sequence at the last local change */
+    int stale;               /* replaced by a new generation: do not reuse */
+    struct node *hnext;
+    struct node *lru_prev, *lru_next;
+};
+
+struct entry;
+
+struct node_table {
+    pthread_mutex_t mu;      /* guards everything here, and every node's fields */
+    struct conn *conn;
+    struct node **hash;
+    unsigned hash_mask;
+    unsigned nnodes;
+    struct node *root;
+    struct node *lru_head, *lru_tail; /* unreferenced nodes, oldest at head */
+    unsigned nlru, lru_max;
+    struct entry **ehash;
+    unsigned ehash_mask;
+    unsigned nentries, entries_max;
+    struct entry *eage_head, *eage_tail; /* entries, oldest at head */
+    uint64_t attr_seq;       /* bumped by every local attribute change */
+    struct fuse_forget_one *forgets;  /* queued FORGETs */
+    unsigned nforgets, forgets_cap;
+};
+
+int node_table_init(struct node_table *t, struct conn *c);
+/* Drop every node: queue and send all FORGETs.  Then free. */
+void node_table_destroy(struct node_table *t);
+
+/* The root node, referenced (release with node_put). */
+struct node *node_root(struct node_table *t);
+void node_get(struct node_table *t, struct node *n);
+void node_put(struct node_table *t, struct node *n);
+
+/*
+ * A LOOKUP-like reply (entry_out with nodeid != 0) came back for a request
+ * sent at attribute sequence @seq (node_attr_seq()): find or make the node,
+ * count the lookup, store the attributes (unless a local change came
+ * after @seq).  A known nodeid with another generation or file type is a
+ * reused id: the old node is retired and a new one made (as Linux does).
+ * Returns the node referenced, or NULL with *@err = -EIO for invalid
+ * attributes, -ENOMEM.
+ */
+struct node *node_from_entry(struct node_table *t, const struct fuse_entry_out *e,
+                             uint64_t seq, int *err);
+
+/* Cached attributes if still valid: 1 and *@a filled, else 0. */
+int node_attr_cached(struct node_table *t, struct node *n, struct fuse_attr *a);
+/* The attribute sequence now: take it before sending a request whose reply
+ * carries attributes (GETATTR, LOOKUP, SETATTR...). */
+uint64_t node_attr_seq(struct node_table *t);
+/*
+ * Store attributes (valid for @valid_sec/@valid_nsec from now) from a reply
+ * to a request sent at sequence @seq.  If the node changed locally after
+ * @seq, the reply is older than what we know and is not applied (Linux's
+ * attr_version rule).  -EIO for invalid attributes or a type change.
+ */
+int node_attr_store(struct node_table *t, struct node *n, const struct fuse_attr *a,
+                    uint64_t valid_sec, uint32_t valid_nsec, uint64_t seq);
+/* Forget the cached attributes (they changed, or the server said so). */
+void node_attr_invalidate(struct node_table *t, struct node *n);
+/* A local operation changed the file: bump the version, drop validity. */
+void node_attr_changed(struct node_table *t, struct node *n);
+/* An extending write made the file @size bytes long (if larger). */
+void node_size_extend(struct node_table *t, struct node *n, uint64_t size);
+/* node_size_extend by nodeid, if the node is known (notification). */
+void node_size_extend_id(struct node_table *t, uint64_t nodeid, uint64_t size);
+/* Drop the attributes of nodeid (notification). */
+void node_invalidate_id(struct node_table *t, uint64_t nodeid);
+
+/* Entry cache. */
+enum entry_result { ENTRY_MISS, ENTRY_POSITIVE, ENTRY_NEGATIVE };
+/* Look (parent, name) up: ENTRY_POSITIVE with *@child referenced. */
+enum entry_result entry_lookup(struct node_table *t, struct node *parent,
+                               const char *name, size_t len, struct node **child,
+                               uint64_t now);
+/* Record (parent, name) -> child (NULL: negative) valid until @until. */
+void entry_store(struct node_table *t, struct node *parent, const char *name,
+                 size_t len, struct node *child, uint64_t until);
+/* Drop (parent, name). */
+void entry_drop(struct node_table *t, uint64_t parent, const char *name, size_t len);
+/* Drop every entry naming @child (its names changed, e.g. unlinked). */
+void entry_drop_child(struct node_table *t, uint64_t child);
+
+/* Send the queued FORGETs now. */
+void node_flush_forgets(struct node_table *t);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * mount.c - session life: options, attaching (spawn or fd), INIT,
+ * unmount.  Seed counterpart: FreeBSD fuse_vfsops.c (mount/unmount).
+ *
+ * Locks: none of its own; a session is set up before it is returned to
+ * the caller and torn down after the caller's last call.
+ */
+#include "vfs/vfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Init flags this client honours (what it offers at INIT). */
+static const uint64_t vfs_init_flags =
+    FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_AUTO_INVAL_DATA |
+    FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
+    FUSE_HANDLE_KILLPRIV | FUSE_MAX_PAGES | FUSE_EXPLICIT_INVAL_DATA |
+    FUSE_CACHE_SYMLINKS | FUSE_EXPORT_SUPPORT | FUSE_WRITEBACK_CACHE | FUSE_INIT_EXT;
+
+#define DEFAULT_MAX_READ (128u * 1024)
+#define DEFAULT_MAX_WRITE (1024u * 1024)
+#define DEFAULT_MAX_READAHEAD (1024u * 1024)
+#define UNMOUNT_DRAIN_MS 2000
+#define UNMOUNT_REAP_MS 5000
+
+void vfs_free_opts(struct ufuse_opts *o)
+{
+    free(o->log_path);
+    free(o->server_name);
+    o->log_path = o->server_name = NULL;
+}
+
+static int vfs_opt_size(const char *v, uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint64_t x;
+    if (ufuse_parse_size(v, &x) != 0 || x < min || x > max)
+        return -EINVAL;
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int vfs_opt(struct ufuse_opts *o, const char *key, const char *val)
+{
+    if (strcmp(key, "cache") == 0 && val) {
+        static const char *const modes[] = {"auto", "direct", "writethrough", "writeback"};
+        for (int i = 0; i < 4; i++)
+            if (strcmp(val, modes[i]) == 0) {
+                o->cache = (enum ufuse_cache_mode)i;
+                return 0;
+            }
+        return -EINVAL;
+    }
+    if (strcmp(key, "timeout") == 0 && val) {
+        char *end;
+        double sec = strtod(val, &end);
+        if (*end || end == val || !(sec >= 0) || sec > 86400)
+            return -EINVAL;
+        o->timeout_ns = (uint64_t)(sec * 1e9);
+        return 0;
+    }
+    if (strcmp(key, "max_read") == 0 && val)
+        return vfs_opt_size(val, 4096, 1u << 20, &o->max_read);
+    if (strcmp(key, "max_write") == 0 && val)
+        return vfs_opt_size(val, 4096, 1u << 24, &o->max_write);
+    if (strcmp(key, "log") == 0 && val && *val) {
+        free(o->log_path);
+        o->log_path = strdup(val);
+        return o->log_path ? 0 : -ENOMEM;
+    }
+    if (strcmp(key, "server_name") == 0 && val && *val) {
+        free(o->server_name);
+        o->server_name = strdup(val);
+        return o->server_name ? 0 : -ENOMEM;
+    }
+    if (strcmp(key, "attach") == 0 && val) {
+        if (strcmp(val, "auto") == 0)
+            o->attach = CHAN_ATTACH_AUTO;
+        else if (strcmp(val, "devfd") == 0)
+            o->attach = CHAN_ATTACH_DEVFD;
+        else if (strcmp(val, "hook") == 0)
+            o->attach = CHAN_ATTACH_HOOK;
+        else
+            return -EINVAL;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int vfs_parse_opts(const char *s, struct ufuse_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->cache = CACHE_AUTO;
+    o->max_read = DEFAULT_MAX_READ;
+    o->max_write = DEFAULT_MAX_WRITE;
+    o->attach = CHAN_ATTACH_AUTO;
+    if (!s || !*s)
+        return 0;
+    char *copy = strdup(s);
+    if (!copy)
+        return -ENOMEM;
+    int rc = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok && !rc;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq)
+            *eq = 0;
+        rc = vfs_opt(o, tok, eq ? eq + 1 : NULL);
+    }
+    free(copy);
+    if (rc)
+        vfs_free_opts(o);
+    return rc;
+}
+
+int vfs_start(ufuse_t *s, struct chan *ch)
+{
+    const char *name = s->opts.server_name ? s->opts.server_name : ch->name;
+    ulog_init(&s->log, s->logfp, name);
+    pthread_mutex_init(&s->handles_mu, NULL);
+    struct conn_wants w = {
+        .flags = vfs_init_flags,
+        .max_read = s->opts.max_read,
+        .max_write = s->opts.max_write,
+        .max_readahead = DEFAULT_MAX_READAHEAD,
+        .timeout_ns = s->opts.timeout_ns,
+    };
+    int rc = conn_start(&s->conn, ch, &s->log, &w, vfs_notify, s);
+    if (rc == 0)
+        rc = node_table_init(&s->nodes, &s->conn);
+    if (rc) {
+        int st = chan_close(&s->conn.ch, 1000, &s->log);
+        (void)st;
+        conn_destroy(&s->conn);
+        pthread_mutex_destroy(&s->handles_mu);
+        return rc == -ENOTCONN ? -ENOTCONN : rc;
+    }
+    return 0;
+}
+
+int vfs_unmount(ufuse_t *s)
+{
+    /* Release what the caller left open. */
+    while (s->files)
+        vfs_close(s->files);
+    while (s->dirs)
+        vfs_closedir(s->dirs);
+    /* Outstanding FORGETs (batched).  No DESTROY: the kernel sends it only
+     * for fuseblk mounts; every server ends on the socket's EOF. */
+    node_table_destroy(&s->nodes);
+    conn_drain(&s->conn, UNMOUNT_DRAIN_MS);
+    int rc = chan_close(&s->conn.ch, UNMOUNT_REAP_MS, &s->log);
+    conn_destroy(&s->conn);
+    pthread_mutex_destroy(&s->handles_mu);
+    return rc;
+}

@@ -1,0 +1,1335 @@
+/*
+ * vfs.c - path walk and the file-system operations (see vfs.h).
+ *
+ * Locks: s->handles_mu guards the session's handle lists.  File positions
+ * are guarded by each file's pos_mu.  Node and entry state is the node
+ * table's (node.c); nothing here holds a lock across a request.
+ *
+ * Invariants:
+ *  1. Every node pointer held by a walk, a handle or a local variable is
+ *     referenced and released exactly once (node_put).
+ *  2. After an operation that changes a node (its size, mode, links,
+ *     times, or a directory's contents), the node's cached attributes are
+ *     invalidated or replaced by the server's reply; after one that
+ *     changes names, the affected entries are dropped or replaced.
+ *  3. A server reply is validated before it changes any cached state.
+ */
+#include "vfs/vfs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define VFS_MAX_SYMLINKS 40
+#define VFS_READDIR_SIZE 4096
+#define VFS_XATTR_SIZE_MAX 65536
+#define VFS_COPY_CHUNK (128 * 1024)
+
+/* ---- small request helpers ---------------------------------------------------- */
+
+/* One request with up to three body pieces and one reply struct. */
+static int vfs_call(ufuse_t *s, uint32_t op, uint64_t nodeid,
+                    const void *a, size_t alen, const void *b, size_t blen,
+                    const void *c, size_t clen, void *out, size_t outlen, int exact,
+                    size_t *got)
+{
+    struct iovec in[3];
+    int n = 0;
+    if (alen)
+        in[n++] = (struct iovec){(void *)a, alen};
+    if (blen)
+        in[n++] = (struct iovec){(void *)b, blen};
+    if (clen)
+        in[n++] = (struct iovec){(void *)c, clen};
+    struct iovec ov = {out, outlen};
+    struct conn_req r = {.opcode = op, .nodeid = nodeid, .in = in, .incnt = n,
+                         .out = &ov, .outcnt = outlen ? 1 : 0, .out_exact = exact};
+    int rc = conn_call(&s->conn, &r);
+    if (got)
+        *got = r.outlen;
+    return rc;
+}
+
+static int vfs_getattr_node(ufuse_t *s, struct node *n, struct fuse_attr *a)
+{
+    if (node_attr_cached(&s->nodes, n, a))
+        return 0;
+    return io_fetch_attr(&s->conn, &s->nodes, n, 0, 0, a);
+}
+
+/*
+ * An entry reply (LOOKUP, MKNOD, MKDIR, SYMLINK, LINK, CREATE) for
+ * @name in @parent: make the node and cache the entry.  Returns the node
+ * referenced, or NULL with *@err set.
+ */
+static struct node *vfs_entry_reply(ufuse_t *s, struct node *parent, const char *name,
+                                    size_t len, const struct fuse_entry_out *e,
+                                    uint64_t seq, int *err)
+{
+    struct node *n = node_from_entry(&s->nodes, e, seq, err);
+    if (!n) {
+        ulog_once(&s->log, 40, "invalid entry for \"%.*s\" in reply", (int)len, name);
+        return NULL;
+    }
+    entry_store(&s->nodes, parent, name, len, n,
+                proto_valid_until(ufuse_now_ns(), e->entry_valid, e->entry_valid_nsec));
+    return n;
+}
+
+/* LOOKUP @name in @parent (a directory).  @attr (may be NULL) receives the
+ * attributes when a LOOKUP was sent (*@fresh = 1). */
+static int vfs_lookup(ufuse_t *s, struct node *parent, const char *name, size_t len,
+                      struct node **child, struct fuse_attr *attr, int *fresh)
+{
+    if (fresh)
+        *fresh = 0;
+    if (parent->type != S_IFDIR)
+        return -ENOTDIR;
+    int rc = proto_name_check(name, len);
+    if (rc)
+        return rc;
+    switch (entry_lookup(&s->nodes, parent, name, len, child, ufuse_now_ns())) {
+    case ENTRY_POSITIVE:
+        return 0;
+    case ENTRY_NEGATIVE:
+        return -ENOENT;
+    case ENTRY_MISS:
+        break;
+    }
+    char nm[PROTO_NAME_MAX + 1];
+    memcpy(nm, name, len);
+    nm[len] = 0;
+    struct fuse_entry_out e;
+    memset(&e, 0, sizeof e);
+    uint64_t seq = node_attr_seq(&s->nodes);
+    rc = vfs_call(s, FUSE_LOOKUP, parent->nodeid, nm, len + 1, NULL, 0, NULL, 0, &e,
+                  proto_entry_out_size(s->conn.p.minor), 1, NULL);
+    if (rc)
+        return rc; /* ENOENT as an error is not cached (Linux does the same) */
+    if (e.nodeid == 0) {
+        /* A negative entry, cached for entry_valid. */
+        entry_store(&s->nodes, parent, name, len, NULL,
+                    proto_valid_until(ufuse_now_ns(), e.entry_valid, e.entry_valid_nsec));
+        return -ENOENT;
+    }
+    struct node *n = vfs_entry_reply(s, parent, name, len, &e, seq, &rc);
+    if (!n)
+        return rc;
+    *child = n;
+    if (attr)
+        *attr = e.attr;
+    if (fresh)
+        *fresh = 1;
+    return 0;
+}
+
+/* READLINK into a NUL-terminated buffer of PATH_MAX. */
+static int vfs_readlink_node(ufuse_t *s, struct node *n, char *buf, size_t *len)
+{
+    size_t got = 0;
+    int rc = vfs_call(s, FUSE_READLINK, n->nodeid, NULL, 0, NULL, 0, NULL, 0, buf,
+                      PATH_MAX - 1, 0, &got);
+    if (rc)
+        return rc;
+    if (got == 0 || memchr(buf, 0, got)) {
+        ulog_once(&s->log, 41, "READLINK reply empty or holding a NUL");
+        return -EIO;
+    }
+    buf[got] = 0;
+    *len = got;
+    return 0;
+}
+
+/* ---- path walk ------------------------------------------------------------------- */
+
+struct walk {
+    ufuse_t *s;
+    struct node **stk;       /* stk[0] is the root; each referenced */
+    int n, cap;
+    struct fuse_attr attr;   /* attributes of the top from its LOOKUP */
+    int have_attr;
+};
+
+static int walk_push(struct walk *w, struct node *n)
+{
+    if (w->n == w->cap) {
+        int cap = w->cap ? w->cap * 2 : 16;
+        struct node **k = realloc(w->stk, (size_t)cap * sizeof *k);
+        if (!k) {
+            node_put(&w->s->nodes, n);
+            return -ENOMEM;
+        }
+        w->stk = k;
+        w->cap = cap;
+    }
+    w->stk[w->n++] = n;
+    return 0;
+}
+
+static void walk_pop_to(struct walk *w, int depth)
+{
+    while (w->n > depth)
+        node_put(&w->s->nodes, w->stk[--w->n]);
+}
+
+static void walk_end(struct walk *w)
+{
+    walk_pop_to(w, 0);
+    free(w->stk);
+}
+
+enum walk_mode {
+    WALK_FOLLOW,    /* resolve all, following a final symlink */
+    WALK_NOFOLLOW,  /* resolve all, a final symlink is the result */
+    WALK_PARENT,    /* resolve all but the last component */
+};
+
+/*
+ * Resolve @path.  On success the result is the top of w->stk (the parent
+ * in WALK_PARENT mode, with the last name in @last/@lastlen).  A path
+ * with no last name in WALK_PARENT mode ("/", "a/..") returns -EBUSY; a
+ * last name "." or ".." returns -EINVAL.  @trailing_dir is set when the
+ * path ends with '/'.
+ */
+static int walk_path(struct walk *w, const char *path, enum walk_mode mode,
+                     char *last, size_t *lastlen, int *trailing_dir)
+{
+    ufuse_t *s = w->s;
+    memset(w, 0, sizeof *w);
+    w->s = s;
+    int rc = walk_push(w, node_root(&s->nodes));
+    if (rc)
+        return rc;
+    size_t plen = strlen(path);
+    if (plen >= PATH_MAX)
+        return -ENAMETOOLONG;
+    char *buf = malloc(PATH_MAX * 2);
+    char *link = malloc(PATH_MAX);
+    if (!buf || !link) {
+        free(buf);
+        free(link);
+        return -ENOMEM;
+    }
+    memcpy(buf, path, plen + 1);
+    if (trailing_dir)
+        *trailing_dir = plen > 0 && path[plen - 1] == '/';
+    int links = 0;
+    char *p = buf;
+    rc = 0;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p) {
+            if (mode == WALK_PARENT)
+                rc = -EBUSY;
+            break;
+        }
+        char *comp = p;
+        while (*p && *p != '/')
+            p++;
+        size_t len = (size_t)(p - comp);
+        char *rest = p;
+        while (*rest == '/')
+            rest++;
+        int is_last = *rest == 0;
+        int dot = len == 1 && comp[0] == '.';
+        int dotdot = len == 2 && comp[0] == '.' && comp[1] == '.';
+        if (is_last && mode == WALK_PARENT) {
+            if (dot || dotdot) {
+                rc = -EINVAL;
+                break;
+            }
+            if (len > PROTO_NAME_MAX) {
+                rc = -ENAMETOOLONG;
+                break;
+            }
+            if (w->stk[w->n - 1]->type != S_IFDIR) {
+                rc = -ENOTDIR;
+                break;
+            }
+            memcpy(last, comp, len);
+            last[len] = 0;
+            *lastlen = len;
+            break;
+        }
+        w->have_attr = 0;
+        if (dot || dotdot) {
+            if (w->stk[w->n - 1]->type != S_IFDIR) {
+                rc = -ENOTDIR;
+                break;
+            }
+            if (dotdot)
+                walk_pop_to(w, w->n > 1 ? w->n - 1 : 1);
+            continue;
+        }
+        struct node *child;
+        int fresh;
+        rc = vfs_lookup(s, w->stk[w->n - 1], comp, len, &child, &w->attr, &fresh);
+        if (rc)
+            break;
+        int follow = !is_last || mode != WALK_NOFOLLOW ||
+                     (trailing_dir && *trailing_dir);
+        if (child->type == S_IFLNK && follow) {
+            size_t tlen;
+            if (++links > VFS_MAX_SYMLINKS) {
+                node_put(&s->nodes, child);
+                rc = -ELOOP;
+                break;
+            }
+            rc = vfs_readlink_node(s, child, link, &tlen);
+            node_put(&s->nodes, child);
+            if (rc)
+                break;
+            size_t rlen = strlen(rest);
+            if (tlen + 1 + rlen + 1 > PATH_MAX * 2) {
+                rc = -ENAMETOOLONG;
+                break;
+            }
+            /* New remaining path: the target, then what was left. */
+            memmove(buf + tlen + 1, rest, rlen + 1);
+            memcpy(buf, link, tlen);
+            buf[tlen] = '/';
+            if (rlen == 0)
+                buf[tlen] = 0;
+            if (link[0] == '/')
+                walk_pop_to(w, 1);
+            p = buf;
+            continue;
+        }
+        rc = walk_push(w, child);
+        if (rc)
+            break;
+        w->have_attr = fresh;
+    }
+    free(buf);
+    free(link);
+    if (rc == 0 && trailing_dir && *trailing_dir && mode != WALK_PARENT &&
+        w->stk[w->n - 1]->type != S_IFDIR)
+        rc = -ENOTDIR;
+    return rc;
+}
+
+/* Resolve @path to a referenced node. */
+static int vfs_resolve(ufuse_t *s, const char *path, int follow, struct node **out,
+                       struct fuse_attr *attr, int *have_attr)
+{
+    struct walk w = {.s = s};
+    int rc = walk_path(&w, path, follow ? WALK_FOLLOW : WALK_NOFOLLOW, NULL, NULL, NULL);
+    if (rc == 0) {
+        *out = w.stk[--w.n];
+        if (attr)
+            *attr = w.attr;
+        if (have_attr)
+            *have_attr = w.have_attr;
+    }
+    walk_end(&w);
+    return rc;
+}
+
+/* Resolve all but the last component of @path. */
+static int vfs_resolve_parent(ufuse_t *s, const char *path, struct node **parent,
+                              char name[PROTO_NAME_MAX + 1], size_t *len)
+{
+    struct walk w = {.s = s};
+    int rc = walk_path(&w, path, WALK_PARENT, name, len, NULL);
+    if (rc == 0)
+        *parent = w.stk[--w.n];
+    walk_end(&w);
+    return rc;
+}
+
+/* ---- attributes ------------------------------------------------------------------- */
+
+int vfs_getattr_path(ufuse_t *s, const char *path, int follow, struct stat *st)
+{
+    struct node *n;
+    struct fuse_attr a;
+    int have;
+    int rc = vfs_resolve(s, path, follow, &n, &a, &have);
+    if (rc)
+        return rc;
+    /* A LOOKUP in this very walk is as fresh as a GETATTR would be. */
+    if (!have)
+        rc = vfs_getattr_node(s, n, &a);
+    if (rc == 0)
+        proto_attr_to_stat(&a, st);
+    node_put(&s->nodes, n);
+    return rc;
+}
+
+int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f,
+                struct fuse_setattr_in *in)
+{
+    struct node *n;
+    if (f) {
+        n = f->io.node;
+        node_get(&s->nodes, n);
+        in->valid |= FATTR_FH;
+        in->fh = f->io.fh;
+    } else {
+        int rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
+        if (rc)
+            return rc;
+    }
+    if ((in->valid & FATTR_SIZE) && n->type == S_IFDIR) {
+        node_put(&s->nodes, n);
+        return -EISDIR;
+    }
+    if ((in->valid & FATTR_SIZE) && n->type != S_IFREG) {
+        node_put(&s->nodes, n);
+        return -EINVAL;
+    }
+    node_attr_changed(&s->nodes, n);
+    uint64_t seq = node_attr_seq(&s->nodes);
+    struct fuse_attr_out ao;
+    memset(&ao, 0, sizeof ao);
+    int rc = vfs_call(s, FUSE_SETATTR, n->nodeid, in, sizeof *in, NULL, 0, NULL, 0, &ao,
+                      proto_attr_out_size(s->conn.p.minor), 1, NULL);
+    if (rc == 0)
+        rc = node_attr_store(&s->nodes, n, &ao.attr, ao.attr_valid, ao.attr_valid_nsec, seq);
+    node_put(&s->nodes, n);
+    return rc;
+}
+
+int vfs_access(ufuse_t *s, const char *path, int mode)
+{
+    struct node *n;
+    int rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
+    if (rc)
+        return rc;
+    if (mode != F_OK) {
+        struct fuse_access_in ai = {.mask = (uint32_t)mode};
+        rc = vfs_call(s, FUSE_ACCESS, n->nodeid, &ai, sizeof ai, NULL, 0, NULL, 0, NULL, 0,
+                      0, NULL);
+        if (rc == -ENOSYS)
+            rc = 0; /* the server leaves checks to its own calls */
+    }
+    node_put(&s->nodes, n);
+    return rc;
+}
+
+/* ---- namespace ---------------------------------------------------------------------- */
+
+/* Finish a request that made @name in @parent (entry reply @e). */
+static int vfs_made(ufuse_t *s, struct node *parent, const char *name, size_t len,
+                    const struct fuse_entry_out *e, uint64_t seq, uint32_t want_type)
+{
+    int rc = 0;
+    node_attr_changed(&s->nodes, parent);
+    if (e->nodeid == 0 || (e->attr.mode & S_IFMT) != want_type) {
+        ulog_once(&s->log, 42, "entry reply of the wrong type for \"%s\"", name);
+        entry_drop(&s->nodes, parent->nodeid, name, len);
+        return -EIO;
+    }
+    struct node *n = vfs_entry_reply(s, parent, name, len, e, seq, &rc);
+    node_put(&s->nodes, n);
+    return rc;
+}
+
+/* Map the walker's "no last name" results for calls that create. */
+static int vfs_create_errno(int rc)
+{
+    return rc == -EINVAL || rc == -EBUSY ? -EEXIST : rc;
+}
+
+int vfs_mknod(ufuse_t *s, const char *path, mode_t mode, dev_t dev)
+{
+    if (!proto_mode_valid(mode) || S_ISDIR(mode) || S_ISLNK(mode))
+        return -EINVAL;
+    struct node *parent;
+    char name[PROTO_NAME_MAX + 1];
+    size_t len;
+    int rc = vfs_resolve_parent(s, path, &parent, name, &len);
+    if (rc)
+        return vfs_create_errno(rc);
+    struct fuse_mknod_in mi = {.mode = mode, .rdev = (uint32_t)dev, .umask = 0};
+    struct fuse_entry_out e;
+    memset(&e, 0, sizeof e);
+    uint64_t seq = node_attr_seq(&s->nodes);
+    rc = vfs_call(s, FUSE_MKNOD, parent->nodeid, &mi, proto_mknod_in_size(s->conn.p.minor),
+                  name, len + 1, NULL, 0, &e, proto_entry_out_size(s->conn.p.minor), 1, NULL);
+    if (rc == 0)
+        rc = vfs_made(s, parent, name, len, &e, seq, mode & S_IFMT);
+    node_put(&s->nodes, parent);
+    return rc;
+}
+
+int vfs_mkdir(ufuse_t *s, const char *path, mode_t mode)
+{
+    struct node *parent;
+    char name[PROTO_NAME_MAX + 1];
+    size_t len;
+    int rc = vfs_resolve_parent(s, path, &parent, name, &len);
+    if (rc)
+        return vfs_create_errno(rc);
+    struct fuse_mkdir_in mi = {.mode = mode & 07777, .umask = 0};
+    struct fuse_entry_out e;
+    memset(&e, 0, sizeof e);
+    uint64_t seq = node_attr_seq(&s->nodes);
+    rc = vfs_call(s, FUSE_MKDIR, parent->nodeid, &mi, sizeof mi, name, len + 1, NULL, 0,
+                  &e, proto_entry_out_size(s->conn.p.minor), 1, NULL);
+    if (rc == 0)
+        rc = vfs_made(s, parent, name, len, &e, seq, S_IFDIR);
+    node_put(&s->nodes, parent);
+    return rc;
+}
+
+int vfs_symlink(ufuse_t *s, const char *target, const char *linkpath)
+{
+    size_t tlen = strlen(target);
+    if (tlen == 0)
+        return -ENOENT;
+    if (tlen >= PATH_MAX)
+        return -ENAMETOOLONG;
+    struct node *parent;
+    char name[PROTO_NAME_MAX + 1];
+    size_t len;
+    int rc = vfs_resolve_parent(s, linkpath, &parent, name, &len);
+    if (rc)
+        return vfs_create_errno(rc);
+    struct fuse_entry_out e;
+    memset(&e, 0, sizeof e);
+    uint64_t seq = node_attr_seq(&s->nodes);
+    rc = vfs_call(s, FUSE_SYMLINK, parent->nodeid, name, len + 1, target, tlen + 1, NULL, 0,
+                  &e, proto_entry_out_size(s->conn.p.minor), 1, NULL);
+    if (rc == 0)
+        rc = vfs_made(s, parent, name, len, &e, seq, S_IFLNK);
+    node_put(&s->nodes, parent);
+    return rc;
+}
+
+int vfs_link(ufuse_t *s, const char *existing, const char *newpath)
+{
+    struct node *old, *parent;
+    int rc = vfs_resolve(s, existing, 0, &old, NULL, NULL);
+    if (rc)
+        return rc;
+    if (old->type == S_IFDIR) {
+        node_put(&s->nodes, old);
+        return -EPERM;
+    }
+    char name[PROTO_NAME_MAX + 1];
+    size_t len;
+    rc = vfs_resolve_parent(s, newpath, &parent, name, &len);
+    if (rc) {
+        node_put(&s->nodes, old);
+        return vfs_create_errno(rc);
+    }
+    struct fuse_link_in li = {.oldnodeid = old->nodeid};
+    struct fuse_entry_out e;
+    memset(&e, 0, sizeof e);
+    node_attr_changed(&s->nodes, old); /* its link count changes */
+    uint64_t seq = node_attr_seq(&s->nodes);
+    rc = vfs_call(s, FUSE_LINK, parent->nodeid, &li, sizeof li, name, len + 1, NULL, 0, &e,
+                  proto_entry_out_size(s->conn.p.minor), 1, NULL);
+    if (rc == 0)
+        rc = vfs_made(s, parent, name, len, &e, seq, old->type);
+    node_put(&s->nodes, parent);
+    node_put(&s->nodes, old);
+    return rc;
+}
+
+/* Forget what we know of @name in @parent and of the node it named. */
+static void vfs_name_gone(ufuse_t *s, struct node *parent, const char *name, size_t len)
+{
+    struct node *child;
+    if (entry_lookup(&s->nodes, parent, name, len, &child, 0) == ENTRY_POSITIVE) {
+        node_attr_changed(&s->nodes, child); /* nlink and ctime changed */
+        node_put(&s->nodes, child);
+    }
+    entry_drop(&s->nodes, parent->nodeid, name, len);
+    node_attr_changed(&s->nodes, parent);
+}
+
+int vfs_remove(ufuse_t *s, const char *path, int dir)
+{
+    struct node *parent;
+    char name[PROTO_NAME_MAX + 1];
+    size_t len;
+    int rc = vfs_resolve_parent(s, path, &parent, name, &len);
+    if (rc)
+        return rc;
+    rc = vfs_call(s, dir ? FUSE_RMDIR : FUSE_UNLINK, parent->nodeid, name, len + 1, NULL, 0,
+                  NULL, 0, NULL, 0, 0, NULL);
+    if (rc == 0)
+        vfs_name_gone(s, parent, name, len);
+    node_put(&s->nodes, parent);
+    return rc;
+}
+
+int vfs_rename(ufuse_t *s, const char *from, const char *to, unsigned flags)
+{
+    struct node *p1, *p2;
+    char n1[PROTO_NAME_MAX + 1], n2[PROTO_NAME_MAX + 1];
+    size_t l1, l2;
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
+        return -EINVAL;
+    if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+        return -EINVAL;
+    int rc = vfs_resolve_parent(s, from, &p1, n1, &l1);
+    if (rc)
+        return rc;
+    rc = vfs_resolve_parent(s, to, &p2, n2, &l2);
+    if (rc) {
+        node_put(&s->nodes, p1);
+        return rc;
+    }
+    if (flags) {
+        struct fuse_rename2_in ri = {.newdir = p2->nodeid, .flags = flags};
+        rc = vfs_call(s, FUSE_RENAME2, p1->nodeid, &ri, sizeof ri, n1, l1 + 1, n2, l2 + 1,
+                      NULL, 0, 0, NULL);
+        if (rc == -ENOSYS)
+            rc = -EINVAL; /* as Linux: flags the file system cannot honour */
+    } else {
+        struct fuse_rename_in ri = {.newdir = p2->nodeid};
+        rc = vfs_call(s, FUSE_RENAME, p1->nodeid, &ri, sizeof ri, n1, l1 + 1, n2, l2 + 1,
+                      NULL, 0, 0, NULL);
+    }
+    if (rc == 0) {
+        vfs_name_gone(s, p1, n1, l1);
+        vfs_name_gone(s, p2, n2, l2);
+    }
+    node_put(&s->nodes, p1);
+    node_put(&s->nodes, p2);
+    return rc;
+}
+
+ssize_t vfs_readlink(ufuse_t *s, const char *path, char *buf, size_t size)
+{
+    struct node *n;
+    int rc = vfs_resolve(s, path, 0, &n, NULL, NULL);
+    if (rc)
+        return rc;
+    if (n->type != S_IFLNK) {
+        node_put(&s->nodes, n);
+        return -EINVAL;
+    }
+    char *t = malloc(PATH_MAX);
+    size_t len = 0;
+    rc = t ? vfs_readlink_node(s, n, t, &len) : -ENOMEM;
+    node_put(&s->nodes, n);
+    if (rc == 0)
+        memcpy(buf, t, UFUSE_MIN(len, size));
+    free(t);
+    return rc ? rc : (ssize_t)len;
+}
+
+int vfs_statfs(ufuse_t *s, const char *path, struct statvfs *st)
+{
+    struct node *n;
+    int rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
+    if (rc)
+        return rc;
+    struct fuse_statfs_out so;
+    memset(&so, 0, sizeof so);
+    rc = vfs_call(s, FUSE_STATFS, n->nodeid, NULL, 0, NULL, 0, NULL, 0, &so,
+                  proto_statfs_out_size(s->conn.p.minor), 1, NULL);
+    if (rc == 0)
+        proto_statfs_to_statvfs(&so.st, st);
+    node_put(&s->nodes, n);
+    return rc;
+}
+
+/* ---- extended attributes -------------------------------------------------------------- */
+
+static int vfs_xattr_name(const char *name, size_t *len)
+{
+    *len = strlen(name);
+    if (*len == 0 || *len > 255)
+        return -ERANGE;
+    return 0;
+}
+
+/* GETXATTR / LISTXATTR: @size 0 asks the size only. */
+static ssize_t vfs_xattr_get(ufuse_t *s, const char *path, uint32_t op, const char *name,
+                             size_t namelen, void *value, size_t size)
+{
+    struct node *n;
+    int rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
+    if (rc)
+        return rc;
+    size = UFUSE_MIN(size, (size_t)VFS_XATTR_SIZE_MAX);
+    struct fuse_getxattr_in gi = {.size = (uint32_t)size};
+    struct fuse_getxattr_out go = {0};
+    size_t got = 0;
+    if (size == 0)
+        rc = vfs_call(s, op, n->nodeid, &gi, sizeof gi, name, name ? namelen + 1 : 0, NULL,
+                      0, &go, sizeof go, 1, NULL);
+    else
+        rc = vfs_call(s, op, n->nodeid, &gi, sizeof gi, name, name ? namelen + 1 : 0, NULL,
+                      0, value, size, 0, &got);
+    node_put(&s->nodes, n);
+    if (rc == -ENOSYS)
+        return -EOPNOTSUPP;
+    if (rc)
+        return rc;
+    if (size == 0) {
+        if (go.size > VFS_XATTR_SIZE_MAX)
+            return -E2BIG;
+        return (ssize_t)go.size;
+    }
+    if (op == FUSE_LISTXATTR && got && ((char *)value)[got - 1] != 0) {
+        ulog_once(&s->log, 43, "LISTXATTR reply not NUL-terminated");
+        return -EIO;
+    }
+    return (ssize_t)got;
+}
+
+ssize_t vfs_getxattr(ufuse_t *s, const char *path, const char *name, void *value,
+                     size_t size)
+{
+    size_t len;
+    int rc = vfs_xattr_name(name, &len);
+    if (rc)
+        return rc;
+    return vfs_xattr_get(s, path, FUSE_GETXATTR, name, len, value, size);
+}
+
+ssize_t vfs_listxattr(ufuse_t *s, const char *path, char *list, size_t size)
+{
+    return vfs_xattr_get(s, path, FUSE_LISTXATTR, NULL, 0, list, size);
+}
+
+int vfs_setxattr(ufuse_t *s, const char *path, const char *name, const void *value,
+                 size_t size, int flags)
+{
+    size_t len;
+    int rc = vfs_xattr_name(name, &len);
+    if (rc)
+        return rc;
+    if (size > VFS_XATTR_SIZE_MAX)
+        return -E2BIG;
+    if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+        return -EINVAL;
+    struct node *n;
+    rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
+    if (rc)
+        return rc;
+    /* FUSE_SETXATTR_EXT is not offered: the 8-byte form. */
+    struct fuse_setxattr_in si = {.size = (uint32_t)size, .flags = (uint32_t)flags};
+    rc = vfs_call(s, FUSE_SETXATTR, n->nodeid, &si, FUSE_COMPAT_SETXATTR_IN_SIZE, name,
+                  len + 1, value, size, NULL, 0, 0, NULL);
+    if (rc == 0)
+        node_attr_changed(&s->nodes, n); /* ctime */
+    node_put(&s->nodes, n);
+    return rc == -ENOSYS ? -EOPNOTSUPP : rc;
+}
+
+int vfs_removexattr(ufuse_t *s, const char *path, const char *name)
+{
+    size_t len;
+    int rc = vfs_xattr_name(name, &len);
+    if (rc)
+        return rc;
+    struct node *n;
+    rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
+    if (rc)
+        return rc;
+    rc = vfs_call(s, FUSE_REMOVEXATTR, n->nodeid, name, len + 1, NULL, 0, NULL, 0, NULL, 0,
+                  0, NULL);
+    if (rc == 0)
+        node_attr_changed(&s->nodes, n);
+    node_put(&s->nodes, n);
+    return rc == -ENOSYS ? -EOPNOTSUPP : rc;
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+static void vfs_link_file(ufuse_t *s, ufuse_file_t *f)
+{
+    pthread_mutex_lock(&s->handles_mu);
+    f->io.lock_owner = ++s->next_owner;
+    f->prev = NULL;
+    f->next = s->files;
+    if (s->files)
+        s->files->prev = f;
+    s->files = f;
+    pthread_mutex_unlock(&s->handles_mu);
+}
+
+static void vfs_unlink_file(ufuse_t *s, ufuse_file_t *f)
+{
+    pthread_mutex_lock(&s->handles_mu);
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        s->files = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    pthread_mutex_unlock(&s->handles_mu);
+}
+
+/* Make the handle object for an opened node (reference taken over). */
+static ufuse_file_t *vfs_new_file(ufuse_t *s, struct node *n, const struct fuse_open_out *oo,
+                                  int flags)
+{
+    ufuse_file_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->s = s;
+    f->io.conn = &s->conn;
+    f->io.nodes = &s->nodes;
+    f->io.node = n;
+    f->io.fh = oo->fh;
+    f->io.fopen_flags = oo->open_flags;
+    f->io.oflags = flags;
+    pthread_mutex_init(&f->pos_mu, NULL);
+    vfs_link_file(s, f);
+    return f;
+}
+
+/* RELEASE (not waited for) an fh we cannot use. */
+static void vfs_release_fh(ufuse_t *s, uint64_t nodeid, uint64_t fh, int flags, int dir)
+{
+    struct fuse_release_in ri = {.fh = fh, .flags = (uint32_t)flags};
+    struct iovec iov = {&ri, sizeof ri};
+    conn_call_async(&s->conn, dir ? FUSE_RELEASEDIR : FUSE_RELEASE, nodeid, &iov, 1);
+}
+
+/* Flags as the server is to see them in OPEN. */
+static uint32_t vfs_open_flags(ufuse_t *s, int flags)
+{
+    flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
+    if (!(s->conn.p.flags & FUSE_ATOMIC_O_TRUNC))
+        flags &= ~O_TRUNC;
+    return (uint32_t)flags;
+}
+
+static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **out)
+{
+    if (n->type == S_IFDIR)
+        return -EISDIR;
+    if (n->type == S_IFLNK)
+        return -ELOOP;
+    if ((flags & O_DIRECTORY))
+        return -ENOTDIR;
+    struct fuse_open_in oi = {.flags = vfs_open_flags(s, flags)};
+    struct fuse_open_out oo;
+    memset(&oo, 0, sizeof oo);
+    int rc = vfs_call(s, FUSE_OPEN, n->nodeid, &oi, sizeof oi, NULL, 0, NULL, 0, &oo,
+                      sizeof oo, 1, NULL);
+    if (rc)
+        return rc;
+    if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+        if (s->conn.p.flags & FUSE_ATOMIC_O_TRUNC) {
+            node_attr_changed(&s->nodes, n);
+        } else {
+            struct fuse_setattr_in si = {.valid = FATTR_SIZE | FATTR_FH, .fh = oo.fh,
+                                         .size = 0};
+            node_attr_changed(&s->nodes, n);
+            uint64_t seq = node_attr_seq(&s->nodes);
+            struct fuse_attr_out ao;
+            memset(&ao, 0, sizeof ao);
+            rc = vfs_call(s, FUSE_SETATTR, n->nodeid, &si, sizeof si, NULL, 0, NULL, 0, &ao,
+                          proto_attr_out_size(s->conn.p.minor), 1, NULL);
+            if (rc == 0)
+                rc = node_attr_store(&s->nodes, n, &ao.attr, ao.attr_valid,
+                                     ao.attr_valid_nsec, seq);
+            if (rc) {
+                vfs_release_fh(s, n->nodeid, oo.fh, flags, 0);
+                return rc;
+            }
+        }
+    }
+    node_get(&s->nodes, n);
+    ufuse_file_t *f = vfs_new_file(s, n, &oo, flags);
+    if (!f) {
+        node_put(&s->nodes, n);
+        vfs_release_fh(s, n->nodeid, oo.fh, flags, 0);
+        return -ENOMEM;
+    }
+    *out = f;
+    return 0;
+}
+
+/* O_CREAT: CREATE, or MKNOD + OPEN for servers without CREATE. */
+static int vfs_create(ufuse_t *s, const char *path, int flags, mode_t mode,
+                      ufuse_file_t **out)
+{
+    struct node *parent, *n = NULL;
+    char name[PROTO_NAME_MAX + 1];
+    size_t len;
+    int rc = vfs_resolve_parent(s, path, &parent, name, &len);
+    if (rc == -EINVAL || rc == -EBUSY) {
+        /* "/", "a/." and the like name an existing directory. */
+        return (flags & O_EXCL) ? -EEXIST : -EISDIR;
+    }
+    if (rc)
+        return rc;
+    enum entry_result er = entry_lookup(&s->nodes, parent, name, len, &n, ufuse_now_ns());
+    if (er == ENTRY_POSITIVE && n->type != S_IFLNK) {
+        rc = (flags & O_EXCL) ? -EEXIST : vfs_open_node(s, n, flags, out);
+        node_put(&s->nodes, n);
+        node_put(&s->nodes, parent);
+        return rc;
+    }
+    if (er == ENTRY_POSITIVE) { /* a symlink: let the full walk follow it */
+        node_put(&s->nodes, n);
+        node_put(&s->nodes, parent);
+        if (flags & O_EXCL)
+            return -EEXIST;
+        struct node *t;
+        rc = vfs_resolve(s, path, !(flags & O_NOFOLLOW), &t, NULL, NULL);
+        if (rc)
+            return rc;
+        rc = vfs_open_node(s, t, flags, out);
+        node_put(&s->nodes, t);
+        return rc;
+    }
+    uint32_t minor = s->conn.p.minor;
+    struct fuse_entry_out e;
+    memset(&e, 0, sizeof e);
+    uint64_t seq = node_attr_seq(&s->nodes);
+    if (!conn_enosys(&s->conn, FUSE_CREATE)) {
+        struct fuse_create_in ci = {.flags = (uint32_t)(flags & ~O_NOCTTY),
+                                    .mode = S_IFREG | (mode & 07777), .umask = 0};
+        struct {
+            struct fuse_entry_out e;
+            struct fuse_open_out o;
+        } rep;
+        memset(&rep, 0, sizeof rep);
+        size_t esz = proto_entry_out_size(minor);
+        struct iovec in[2] = {{&ci, minor < 12 ? sizeof(struct fuse_open_in) : sizeof ci},
+                              {name, len + 1}};
+        struct iovec ov[2] = {{&rep.e, esz}, {&rep.o, sizeof rep.o}};
+        struct conn_req r = {.opcode = FUSE_CREATE, .nodeid = parent->nodeid, .in = in,
+                             .incnt = 2, .out = ov, .outcnt = 2, .out_exact = 1};
+        rc = conn_call(&s->conn, &r);
+        if (rc == 0) {
+            node_attr_changed(&s->nodes, parent);
+            if (rep.e.nodeid == 0 || !S_ISREG(rep.e.attr.mode)) {
+                ulog_once(&s->log, 44, "CREATE answered with a non-regular entry");
+                vfs_release_fh(s, rep.e.nodeid, rep.o.fh, flags, 0);
+                rc = -EIO;
+            } else if ((n = vfs_entry_reply(s, parent, name, len, &rep.e, seq, &rc))) {
+                ufuse_file_t *f = vfs_new_file(s, n, &rep.o, flags);
+                if (f) {
+                    *out = f;
+                } else {
+                    vfs_release_fh(s, n->nodeid, rep.o.fh, flags, 0);
+                    node_put(&s->nodes, n);
+                    rc = -ENOMEM;
+                }
+            }
+        }
+        if (rc != -ENOSYS) {
+            node_put(&s->nodes, parent);
+            return rc;
+        }
+    }
+    /* No CREATE: MKNOD then OPEN (not atomic, as in Linux's fallback). */
+    struct fuse_mknod_in mi = {.mode = S_IFREG | (mode & 07777), .umask = 0};
+    rc = vfs_call(s, FUSE_MKNOD, parent->nodeid, &mi, proto_mknod_in_size(minor), name,
+                  len + 1, NULL, 0, &e, proto_entry_out_size(minor), 1, NULL);
+    if (rc == 0) {
+        node_attr_changed(&s->nodes, parent);
+        n = e.nodeid && S_ISREG(e.attr.mode)
+                ? vfs_entry_reply(s, parent, name, len, &e, seq, &rc)
+                : NULL;
+        if (!n && rc == 0)
+            rc = -EIO;
+    } else if (rc == -EEXIST && !(flags & O_EXCL)) {
+        rc = vfs_lookup(s, parent, name, len, &n, NULL, NULL);
+    }
+    node_put(&s->nodes, parent);
+    if (rc)
+        return rc;
+    rc = vfs_open_node(s, n, flags & ~O_TRUNC, out);
+    node_put(&s->nodes, n);
+    return rc;
+}
+
+int vfs_open(ufuse_t *s, const char *path, int flags, mode_t mode, ufuse_file_t **out)
+{
+    if (flags & O_CREAT)
+        return vfs_create(s, path, flags, mode, out);
+    struct node *n;
+    int rc = vfs_resolve(s, path, !(flags & O_NOFOLLOW), &n, NULL, NULL);
+    if (rc)
+        return rc;
+    rc = vfs_open_node(s, n, flags, out);
+    node_put(&s->nodes, n);
+    return rc;
+}
+
+int vfs_close(ufuse_file_t *f)
+{
+    ufuse_t *s = f->s;
+    struct node *n = f->io.node;
+    struct fuse_flush_in fi = {.fh = f->io.fh, .lock_owner = f->io.lock_owner};
+    int rc = vfs_call(s, FUSE_FLUSH, n->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0, NULL, 0, 0,
+                      NULL);
+    if (rc == -ENOSYS)
+        rc = 0;
+    struct fuse_release_in ri = {.fh = f->io.fh, .flags = (uint32_t)f->io.oflags,
+                                 .lock_owner = f->io.lock_owner};
+    struct iovec iov = {&ri, sizeof ri};
+    conn_call_async(&s->conn, FUSE_RELEASE, n->nodeid, &iov, 1);
+    vfs_unlink_file(s, f);
+    node_put(&s->nodes, n);
+    pthread_mutex_destroy(&f->pos_mu);
+    free(f);
+    return rc == -ENOTCONN ? 0 : rc;
+}
+
+int vfs_fsync(ufuse_file_t *f, int datasync)
+{
+    struct fuse_fsync_in fi = {.fh = f->io.fh, .fsync_flags = datasync ? 1 : 0};
+    int rc = vfs_call(f->s, FUSE_FSYNC, f->io.node->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0,
+                      NULL, 0, 0, NULL);
+    return rc == -ENOSYS ? 0 : rc;
+}
+
+int vfs_fstat(ufuse_file_t *f, struct stat *st)
+{
+    struct fuse_attr a;
+    int rc = io_getattr(&f->io, &a);
+    if (rc == 0)
+        proto_attr_to_stat(&a, st);
+    return rc;
+}
+
+int vfs_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len)
+{
+    if (off < 0 || len <= 0)
+        return -EINVAL;
+    if ((uint64_t)off + (uint64_t)len > (uint64_t)INT64_MAX)
+        return -EFBIG;
+    if ((f->io.oflags & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
+    struct fuse_fallocate_in fi = {.fh = f->io.fh, .offset = (uint64_t)off,
+                                   .length = (uint64_t)len, .mode = (uint32_t)mode};
+    node_attr_changed(&f->s->nodes, f->io.node);
+    int rc = vfs_call(f->s, FUSE_FALLOCATE, f->io.node->nodeid, &fi, sizeof fi, NULL, 0, NULL,
+                      0, NULL, 0, 0, NULL);
+    return rc == -ENOSYS ? -EOPNOTSUPP : rc;
+}
+
+off_t vfs_lseek(ufuse_file_t *f, off_t off, int whence)
+{
+    struct fuse_attr a;
+    off_t res;
+    int rc;
+    pthread_mutex_lock(&f->pos_mu);
+    switch (whence) {
+    case SEEK_SET:
+        res = off;
+        break;
+    case SEEK_CUR:
+        res = f->pos + off;
+        break;
+    case SEEK_END:
+        rc = io_getattr(&f->io, &a);
+        if (rc) {
+            res = rc;
+            goto out;
+        }
+        res = (off_t)a.size + off;
+        break;
+    case SEEK_DATA:
+    case SEEK_HOLE: {
+        if (off < 0) {
+            res = -ENXIO;
+            goto out;
+        }
+        struct fuse_lseek_in li = {.fh = f->io.fh, .offset = (uint64_t)off,
+                                   .whence = (uint32_t)whence};
+        struct fuse_lseek_out lo = {0};
+        rc = vfs_call(f->s, FUSE_LSEEK, f->io.node->nodeid, &li, sizeof li, NULL, 0, NULL, 0,
+                      &lo, sizeof lo, 1, NULL);
+        if (rc == 0) {
+            if (lo.offset > (uint64_t)INT64_MAX) {
+                ulog_once(&f->s->log, 45, "LSEEK answered an offset out of range");
+                res = -EIO;
+                goto out;
+            }
+            res = (off_t)lo.offset;
+            break;
+        }
+        if (rc != -ENOSYS) {
+            res = rc;
+            goto out;
+        }
+        /* POSIX fallback: all data, one hole at the end. */
+        rc = io_getattr(&f->io, &a);
+        if (rc) {
+            res = rc;
+            goto out;
+        }
+        if ((uint64_t)off >= a.size) {
+            res = -ENXIO;
+            goto out;
+        }
+        res = whence == SEEK_DATA ? off : (off_t)a.size;
+        break;
+    }
+    default:
+        res = -EINVAL;
+        goto out;
+    }
+    if (res < 0) {
+        res = -EINVAL;
+        goto out;
+    }
+    f->pos = res;
+out:
+    pthread_mutex_unlock(&f->pos_mu);
+    return res;
+}
+
+/* copy_file_range by reading and writing through the data path. */
+static ssize_t vfs_copy_by_rw(ufuse_file_t *in, off_t off_in, ufuse_file_t *out,
+                              off_t off_out, size_t len)
+{
+    char *buf = malloc(VFS_COPY_CHUNK);
+    if (!buf)
+        return -ENOMEM;
+    size_t done = 0;
+    ssize_t rc = 0;
+    while (done < len) {
+        struct iovec v = {buf, UFUSE_MIN(len - done, (size_t)VFS_COPY_CHUNK)};
+        rc = io_dispatch_read(&in->io, &v, 1, off_in + (off_t)done);
+        if (rc <= 0)
+            break;
+        v.iov_len = (size_t)rc;
+        off_t where;
+        rc = io_dispatch_write(&out->io, &v, 1, off_out + (off_t)done, &where);
+        if (rc <= 0)
+            break;
+        done += (size_t)rc;
+        if ((size_t)rc < v.iov_len)
+            break;
+    }
+    free(buf);
+    return done ? (ssize_t)done : rc;
+}
+
+ssize_t vfs_copy_file_range(ufuse_file_t *in, off_t off_in, ufuse_file_t *out,
+                            off_t off_out, size_t len, unsigned flags)
+{
+    if (flags)
+        return -EINVAL;
+    if (off_in < 0 || off_out < 0)
+        return -EINVAL;
+    if ((in->io.oflags & O_ACCMODE) == O_WRONLY || (out->io.oflags & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
+    if (out->io.oflags & O_APPEND)
+        return -EBADF;
+    if (len == 0)
+        return 0;
+    struct fuse_copy_file_range_in ci = {
+        .fh_in = in->io.fh, .off_in = (uint64_t)off_in, .nodeid_out = out->io.node->nodeid,
+        .fh_out = out->io.fh, .off_out = (uint64_t)off_out, .len = len, .flags = 0};
+    struct fuse_write_out wo = {0};
+    int rc = vfs_call(in->s, FUSE_COPY_FILE_RANGE, in->io.node->nodeid, &ci, sizeof ci, NULL,
+                      0, NULL, 0, &wo, sizeof wo, 1, NULL);
+    if (rc == -ENOSYS)
+        return vfs_copy_by_rw(in, off_in, out, off_out, len);
+    if (rc)
+        return rc;
+    if (wo.size > len) {
+        ulog_once(&in->s->log, 46, "COPY_FILE_RANGE claims more than asked");
+        node_attr_changed(&in->s->nodes, out->io.node);
+        return -EIO;
+    }
+    if (wo.size)
+        node_size_extend(&in->s->nodes, out->io.node, (uint64_t)off_out + wo.size);
+    return (ssize_t)wo.size;
+}
+
+/* ---- directories ---------------------------------------------------------------------- */
+
+int vfs_opendir(ufuse_t *s, const char *path, ufuse_dir_t **out)
+{
+    struct node *n;
+    int rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
+    if (rc)
+        return rc;
+    if (n->type != S_IFDIR) {
+        node_put(&s->nodes, n);
+        return -ENOTDIR;
+    }
+    struct fuse_open_in oi = {.flags = O_RDONLY | O_DIRECTORY};
+    struct fuse_open_out oo;
+    memset(&oo, 0, sizeof oo);
+    rc = vfs_call(s, FUSE_OPENDIR, n->nodeid, &oi, sizeof oi, NULL, 0, NULL, 0, &oo,
+                  sizeof oo, 1, NULL);
+    if (rc) {
+        node_put(&s->nodes, n);
+        return rc;
+    }
+    ufuse_dir_t *d = calloc(1, sizeof *d);
+    if (d)
+        d->buf = malloc(VFS_READDIR_SIZE);
+    if (!d || !d->buf) {
+        free(d);
+        vfs_release_fh(s, n->nodeid, oo.fh, O_RDONLY, 1);
+        node_put(&s->nodes, n);
+        return -ENOMEM;
+    }
+    d->s = s;
+    d->node = n;
+    d->fh = oo.fh;
+    d->plus = (s->conn.p.flags & FUSE_DO_READDIRPLUS) && !conn_enosys(&s->conn, FUSE_READDIRPLUS);
+    pthread_mutex_lock(&s->handles_mu);
+    d->next = s->dirs;
+    if (s->dirs)
+        s->dirs->prev = d;
+    s->dirs = d;
+    pthread_mutex_unlock(&s->handles_mu);
+    *out = d;
+    return 0;
+}
+
+/* Fetch the next batch of entries. */
+static int vfs_readdir_fill(ufuse_dir_t *d)
+{
+    ufuse_t *s = d->s;
+    for (;;) {
+        struct fuse_read_in ri = {.fh = d->fh, .offset = d->next_off,
+                                  .size = VFS_READDIR_SIZE, .flags = O_RDONLY};
+        size_t got = 0;
+        int rc = vfs_call(s, d->plus ? FUSE_READDIRPLUS : FUSE_READDIR, d->node->nodeid, &ri,
+                          sizeof ri, NULL, 0, NULL, 0, d->buf, VFS_READDIR_SIZE, 0, &got);
+        if (rc == -ENOSYS && d->plus) {
+            d->plus = 0; /* server without READDIRPLUS after all */
+            continue;
+        }
+        if (rc)
+            return rc;
+        d->len = got;
+        d->pos = 0;
+        if (got == 0)
+            d->eof = 1;
+        return 0;
+    }
+}
+
+int vfs_readdir(ufuse_dir_t *d, struct ufuse_dirent *ent)
+{
+    ufuse_t *s = d->s;
+    for (;;) {
+        if (d->eof)
+            return 0;
+        if (d->pos >= d->len) {
+            int rc = vfs_readdir_fill(d);
+            if (rc)
+                return rc;
+            continue;
+        }
+        struct proto_dirent de;
+        int rc = proto_dirent_next(d->buf, d->len, &d->pos, d->plus, &de);
+        if (rc < 0) {
+            ulog_once(&s->log, 47, "malformed directory entry in %s reply",
+                      d->plus ? "READDIRPLUS" : "READDIR");
+            d->pos = d->len;
+            return -EIO;
+        }
+        if (rc == 0)
+            continue;
+        memset(ent, 0, sizeof *ent);
+        ent->ino = de.ino;
+        ent->off = de.off;
+        ent->type = de.type;
+        memcpy(ent->name, de.name, de.namelen);
+        ent->name[de.namelen] = 0;
+        d->next_off = de.off;
+        if (de.entry && de.entry->nodeid) {
+            /* The server counted a lookup: take the node and its entry. */
+            int err = 0;
+            struct node *n = vfs_entry_reply(s, d->node, ent->name, de.namelen, de.entry,
+                                             node_attr_seq(&s->nodes), &err);
+            if (n) {
+                proto_attr_to_stat(&de.entry->attr, &ent->st);
+                ent->has_stat = 1;
+                node_put(&s->nodes, n);
+            }
+        }
+        return 1;
+    }
+}
+
+int vfs_rewinddir(ufuse_dir_t *d)
+{
+    d->next_off = 0;
+    d->len = d->pos = 0;
+    d->eof = 0;
+    return 0;
+}
+
+int vfs_fsyncdir(ufuse_dir_t *d, int datasync)
+{
+    struct fuse_fsync_in fi = {.fh = d->fh, .fsync_flags = datasync ? 1 : 0};
+    int rc = vfs_call(d->s, FUSE_FSYNCDIR, d->node->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0,
+                      NULL, 0, 0, NULL);
+    return rc == -ENOSYS ? 0 : rc;
+}
+
+int vfs_closedir(ufuse_dir_t *d)
+{
+    ufuse_t *s = d->s;
+    vfs_release_fh(s, d->node->nodeid, d->fh, O_RDONLY, 1);
+    pthread_mutex_lock(&s->handles_mu);
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        s->dirs = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    pthread_mutex_unlock(&s->handles_mu);
+    node_put(&s->nodes, d->node);
+    free(d->buf);
+    free(d);
+    return 0;
+}
+
+/* ---- notifications ------------------------------------------------------------------------ */
+
+void vfs_notify(void *ctx, int code, const void *body, size_t len)
+{
+    ufuse_t *s = ctx;
+    (void)len; /* proto_notify_check verified the length */
+    switch (code) {
+    case FUSE_NOTIFY_INVAL_INODE: {
+        const struct fuse_notify_inval_inode_out *o = body;
+        node_invalidate_id(&s->nodes, o->ino);
+        break;
+    }
+    case FUSE_NOTIFY_INVAL_ENTRY: {
+        const struct fuse_notify_inval_entry_out *o = body;
+        entry_drop(&s->nodes, o->parent, (const char *)(o + 1), o->namelen);
+        node_invalidate_id(&s->nodes, o->parent);
+        break;
+    }
+    case FUSE_NOTIFY_DELETE: {
+        const struct fuse_notify_delete_out *o = body;
+        entry_drop(&s->nodes, o->parent, (const char *)(o + 1), o->namelen);
+        node_invalidate_id(&s->nodes, o->parent);
+        node_invalidate_id(&s->nodes, o->child);
+        break;
+    }
+    case FUSE_NOTIFY_STORE: {
+        /* No data cache yet: only the size can grow (as Linux's store does). */
+        const struct fuse_notify_store_out *o = body;
+        node_size_extend_id(&s->nodes, o->nodeid, o->offset + o->size);
+        break;
+    }
+    case FUSE_NOTIFY_RETRIEVE: {
+        /* Nothing is cached: answer with no data. */
+        const struct fuse_notify_retrieve_out *o = body;
+        struct fuse_notify_retrieve_in ri = {.offset = o->offset, .size = 0};
+        struct iovec iov = {&ri, sizeof ri};
+        conn_send_noreply(&s->conn, FUSE_NOTIFY_REPLY, o->nodeid, o->notify_unique, &iov, 1);
+        break;
+    }
+    case FUSE_NOTIFY_POLL:
+    default:
+        break;
+    }
+}

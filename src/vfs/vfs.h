@@ -1,0 +1,111 @@
+/*
+ * vfs.h - the session and the file-system operations above the data path:
+ * path walk, attributes, open/create/close, namespace operations,
+ * directories, xattrs, notifications.
+ *
+ * Seed counterpart: FreeBSD fuse_vnops.c / fuse_internal.c (and the VFS
+ * name lookup that calls them).
+ */
+#ifndef UFUSE_VFS_H
+#define UFUSE_VFS_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include "ufuse.h"
+#include "io/io.h"
+
+enum ufuse_cache_mode {
+    CACHE_AUTO, CACHE_DIRECT, CACHE_WRITETHROUGH, CACHE_WRITEBACK,
+};
+
+struct ufuse_opts {
+    enum ufuse_cache_mode cache;
+    uint64_t timeout_ns;
+    uint32_t max_read, max_write;
+    char *log_path;
+    enum chan_attach attach;
+    char *server_name;
+};
+
+struct ufuse {
+    struct ufuse_opts opts;
+    struct ulog log;
+    FILE *logfp;             /* log=FILE, or NULL */
+    struct conn conn;
+    struct node_table nodes;
+    pthread_mutex_t handles_mu; /* guards the handle lists */
+    struct ufuse_file *files;   /* open files, for unmount */
+    struct ufuse_dir *dirs;
+    uint64_t next_owner;        /* lock_owner ids */
+};
+
+struct ufuse_file {
+    struct io_file io;
+    ufuse_t *s;
+    pthread_mutex_t pos_mu;     /* guards pos */
+    off_t pos;
+    struct ufuse_file *prev, *next;
+};
+
+struct ufuse_dir {
+    ufuse_t *s;
+    struct node *node;
+    uint64_t fh;
+    int plus;                  /* READDIRPLUS */
+    char *buf;                 /* last reply */
+    size_t len, pos;
+    uint64_t next_off;         /* cookie to ask from */
+    int eof;
+    struct ufuse_dir *prev, *next;
+};
+
+/* Options: parse @s into @o (defaults first).  0 or -EINVAL. */
+int vfs_parse_opts(const char *s, struct ufuse_opts *o);
+void vfs_free_opts(struct ufuse_opts *o);
+/* Bring a session up over @ch (INIT, tables). 0 or -errno; on error the
+ * channel is closed. */
+int vfs_start(ufuse_t *s, struct chan *ch);
+int vfs_unmount(ufuse_t *s);
+/* Notification callback (conn_notify_fn). */
+void vfs_notify(void *ctx, int code, const void *body, size_t len);
+
+/* Paths.  @follow: follow a symlink in the last component. */
+int vfs_getattr_path(ufuse_t *s, const char *path, int follow, struct stat *st);
+int vfs_access(ufuse_t *s, const char *path, int mode);
+int vfs_mknod(ufuse_t *s, const char *path, mode_t mode, dev_t dev);
+int vfs_mkdir(ufuse_t *s, const char *path, mode_t mode);
+int vfs_remove(ufuse_t *s, const char *path, int dir);
+int vfs_rename(ufuse_t *s, const char *from, const char *to, unsigned flags);
+int vfs_link(ufuse_t *s, const char *existing, const char *newpath);
+int vfs_symlink(ufuse_t *s, const char *target, const char *linkpath);
+ssize_t vfs_readlink(ufuse_t *s, const char *path, char *buf, size_t size);
+/* SETATTR on a path (@f NULL) or a handle (@path NULL). */
+int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f,
+                struct fuse_setattr_in *in);
+int vfs_statfs(ufuse_t *s, const char *path, struct statvfs *st);
+ssize_t vfs_getxattr(ufuse_t *s, const char *path, const char *name, void *value,
+                     size_t size);
+int vfs_setxattr(ufuse_t *s, const char *path, const char *name, const void *value,
+                 size_t size, int flags);
+ssize_t vfs_listxattr(ufuse_t *s, const char *path, char *list, size_t size);
+int vfs_removexattr(ufuse_t *s, const char *path, const char *name);
+
+/* Files. */
+int vfs_open(ufuse_t *s, const char *path, int flags, mode_t mode, ufuse_file_t **out);
+int vfs_close(ufuse_file_t *f);
+int vfs_fsync(ufuse_file_t *f, int datasync);
+int vfs_fstat(ufuse_file_t *f, struct stat *st);
+int vfs_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len);
+off_t vfs_lseek(ufuse_file_t *f, off_t off, int whence);
+ssize_t vfs_copy_file_range(ufuse_file_t *in, off_t off_in, ufuse_file_t *out,
+                            off_t off_out, size_t len, unsigned flags);
+
+/* Directories. */
+int vfs_opendir(ufuse_t *s, const char *path, ufuse_dir_t **out);
+int vfs_readdir(ufuse_dir_t *d, struct ufuse_dirent *ent);
+int vfs_rewinddir(ufuse_dir_t *d);
+int vfs_fsyncdir(ufuse_dir_t *d, int datasync);
+int vfs_closedir(ufuse_dir_t *d);
+
+#endif
