@@ -328,6 +328,12 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         return;
     }
     const char *op = proto_opname(t->opcode);
+    if (t->orphaned && !(oh->unique & PROTO_INT_REQ_BIT)) {
+        /* The late answer to a request its caller gave up on. */
+        conn_complete(c, t, 0);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
     if (oh->unique & PROTO_INT_REQ_BIT) {
         /* Only errors answer an INTERRUPT. */
         if (oh->error == -ENOSYS) {
