@@ -194,6 +194,8 @@ static void conn_complete(struct conn *c, struct ticket *t, int32_t error)
     if (c->cont == t)
         c->cont = NULL;
     if (t->async || t->orphaned) {
+        if (t->orphaned)
+            c->orphans--;
         ticket_put(c, t);
         return;
     }
@@ -468,6 +470,7 @@ static int conn_expire(struct conn *c, struct ticket *t, int *res)
     ulog_once(c->log, 22, "%s timed out; the server did not answer",
               proto_opname(t->opcode));
     t->orphaned = 1;
+    c->orphans++;
     t->out = NULL;
     t->outcnt = 0;
     t->outcap = 0;
@@ -773,10 +776,14 @@ static int conn_init_handshake(struct conn *c, const struct conn_wants *w)
         ulog_msg(c->log, "INIT failed: %s", strerror(-rc));
         return -EPROTO;
     }
-    if (r.outlen < FUSE_COMPAT_INIT_OUT_SIZE || out.major != PROTO_MAJOR ||
-        out.minor < PROTO_MIN_MINOR) {
-        ulog_msg(c->log, "INIT: server speaks protocol %u.%u (%zu-byte reply); need 7.%u+",
-                 out.major, out.minor, r.outlen, PROTO_MIN_MINOR);
+    /* The reply's size follows the minor the server claims (libfuse's rule). */
+    size_t want = out.minor < 5    ? FUSE_COMPAT_INIT_OUT_SIZE
+                  : out.minor < 23 ? FUSE_COMPAT_22_INIT_OUT_SIZE
+                                   : sizeof out;
+    if (out.major != PROTO_MAJOR || out.minor < PROTO_MIN_MINOR || r.outlen != want) {
+        ulog_msg(c->log, "INIT: server answered protocol %u.%u in %zu bytes; need 7.%u+ "
+                 "in the size that minor defines", out.major, out.minor, r.outlen,
+                 PROTO_MIN_MINOR);
         return -EPROTO;
     }
     struct conn_params *p = &c->p;
@@ -847,7 +854,9 @@ void conn_drain(struct conn *c, int timeout_ms)
     conn_stop_watcher(c);
     uint64_t deadline = ufuse_now_ns() + (uint64_t)timeout_ms * 1000000u;
     pthread_mutex_lock(&c->mu);
-    while (c->inflight && !c->dead && ufuse_now_ns() < deadline) {
+    /* Wait for async requests (RELEASE) only: a request orphaned by a
+     * timeout may never be answered. */
+    while (c->inflight > c->orphans && !c->dead && ufuse_now_ns() < deadline) {
         if (c->leader) {
             pthread_mutex_unlock(&c->mu);
             usleep(1000);

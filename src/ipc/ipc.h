@@ -72,6 +72,7 @@ struct conn {
     uint64_t next_unique;
     unsigned inflight;            /* tickets in the table */
     unsigned waiters;             /* threads inside conn_wait */
+    unsigned orphans;             /* tickets whose caller gave up (timeout) */
     int leader;                   /* a thread is receiving */
     int dead;                     /* server gone: everything is ENOTCONN */
     int no_interrupt;             /* INTERRUPT answered ENOSYS */

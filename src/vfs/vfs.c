@@ -975,7 +975,7 @@ int vfs_close(ufuse_file_t *f)
     node_put(&s->nodes, n);
     pthread_mutex_destroy(&f->pos_mu);
     free(f);
-    return rc == -ENOTCONN ? 0 : rc;
+    return rc;
 }
 
 int vfs_fsync(ufuse_file_t *f, int datasync)

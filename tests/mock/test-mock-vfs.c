@@ -1,0 +1,215 @@
+/*
+ * test-mock-vfs.c - open/create/readdir against the mock: the OPEN flags
+ * sent, O_TRUNC with and without FUSE_ATOMIC_O_TRUNC, O_CREAT on a cached
+ * positive entry and with O_EXCL, CREATE's arguments, READDIR and
+ * READDIRPLUS streams and RELEASEDIR.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mock/mockutil.h"
+
+/* O_CREAT/O_EXCL/O_NOCTTY never reach OPEN; other flags do. */
+static void t_open_flags(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    mu_expect_entry(m, 1, "f", MU_INO, S_IFREG | 0644, 0, 3600, 3600);
+    mock_reply_open(mock_expect_open(m, MU_INO, O_RDWR | O_APPEND), MU_FH, 0);
+    ufuse_file_t *f;
+    assert_int_equal(ufuse_open(s, "/f", O_RDWR | O_APPEND | O_NOCTTY, 0, &f), 0);
+    mu_close(m, f);
+    /* O_CREAT on a cached positive entry: a plain OPEN. */
+    mock_reply_open(mock_expect_open(m, MU_INO, O_WRONLY), MU_FH, 0);
+    assert_int_equal(ufuse_open(s, "/f", O_CREAT | O_WRONLY, 0644, &f), 0);
+    mu_close(m, f);
+    /* ... and with O_EXCL: -EEXIST without a request. */
+    size_t before = mock_log_count(m, 0);
+    assert_int_equal(ufuse_open(s, "/f", O_CREAT | O_EXCL | O_WRONLY, 0644, &f),
+                     -EEXIST);
+    assert_int_equal(mock_log_count(m, 0), before);
+    mu_finish(m, s);
+}
+
+/* FUSE_ATOMIC_O_TRUNC granted (the default): O_TRUNC goes in OPEN. */
+static void t_trunc_atomic(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    assert_true(mock_granted(m) & FUSE_ATOMIC_O_TRUNC);
+    ufuse_file_t *f = mu_open(m, s, O_WRONLY | O_TRUNC, 500, 3600, 0);
+    mu_close(m, f);
+    assert_int_equal(mock_log_count(m, FUSE_SETATTR), 0);
+    mu_finish(m, s);
+}
+
+/* Without it: OPEN without O_TRUNC, then SETATTR(SIZE|FH, 0, fh). */
+static void t_trunc_nonatomic(void **state)
+{
+    struct mock_init_cfg cfg;
+    mock_init_defaults(&cfg);
+    cfg.flags &= ~(uint64_t)FUSE_ATOMIC_O_TRUNC;
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, &cfg, NULL);
+    mu_expect_entry(m, 1, "f", MU_INO, S_IFREG | 0644, 500, 3600, 3600);
+    mock_reply_open(mock_expect_open(m, MU_INO, O_WRONLY), MU_FH, 0);
+    struct mock_exp *e = mock_expect_setattr(m, MU_INO, FATTR_SIZE | FATTR_FH);
+    MOCK_MATCH(e, struct fuse_setattr_in, size, 0);
+    MOCK_MATCH(e, struct fuse_setattr_in, fh, MU_FH);
+    struct fuse_attr_out ao = mock_attr_out(MU_INO, S_IFREG | 0644, 0, 3600);
+    mock_reply_attr(e, &ao);
+    ufuse_file_t *f;
+    assert_int_equal(ufuse_open(s, "/f", O_WRONLY | O_TRUNC, 0, &f), 0);
+    mu_close(m, f);
+    mu_finish(m, s);
+}
+
+/* O_CREAT of a new name: LOOKUP of the parents, then CREATE. */
+static void t_create(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    mu_expect_entry(m, 1, "d", 10, S_IFDIR | 0755, 0, 3600, 3600);
+    struct mock_exp *c = mock_expect(m, FUSE_CREATE, 10);
+    mock_match_name(c, 0, "new");
+    MOCK_MATCH(c, struct fuse_create_in, umask, 0);
+    mock_match_bodylen(c, sizeof(struct fuse_create_in) + 4);
+    struct fuse_entry_out eo = mock_entry(20, S_IFREG | 0604, 0, 3600, 3600);
+    mock_reply_create(c, &eo, 33, 0);
+    ufuse_file_t *f;
+    assert_int_equal(ufuse_open(s, "/d/new", O_CREAT | O_EXCL | O_RDWR, 0604, &f),
+                     0);
+    struct mock_req r;
+    assert_true(mock_log_find(m, FUSE_CREATE, 0, &r) != (size_t)-1);
+    struct fuse_create_in ci;
+    memcpy(&ci, r.body, sizeof(ci));
+    assert_int_equal(ci.flags & O_ACCMODE, O_RDWR);
+    assert_int_equal(ci.mode & 07777, 0604);
+    mock_reply_err(mock_expect_flush(m, 20, 33), 0);
+    mock_reply_err(mock_expect_release(m, 20, 33), 0);
+    assert_int_equal(ufuse_close(f), 0);
+
+    /* CREATE's error is the open's. */
+    c = mock_expect(m, FUSE_CREATE, 10);
+    mock_match_name(c, 0, "dup");
+    mock_reply_err(c, -EEXIST);
+    assert_int_equal(ufuse_open(s, "/d/dup", O_CREAT | O_EXCL | O_RDWR, 0604, &f),
+                     -EEXIST);
+    mu_finish(m, s);
+}
+
+static void expect_dirent(ufuse_dir_t *d, uint64_t ino, uint64_t off,
+                          unsigned type, const char *name, int has_stat,
+                          uint64_t size)
+{
+    struct ufuse_dirent ent;
+    memset(&ent, 0, sizeof(ent));
+    assert_int_equal(ufuse_readdir(d, &ent), 1);
+    assert_int_equal(ent.ino, ino);
+    assert_int_equal(ent.off, off);
+    assert_int_equal(ent.type, type);
+    assert_string_equal(ent.name, name);
+    assert_int_equal(ent.has_stat, has_stat);
+    if (has_stat)
+        assert_int_equal(ent.st.st_size, size);
+}
+
+static struct mock_exp *expect_readdir(struct mock *m, uint32_t op,
+                                       uint64_t nodeid, uint64_t fh,
+                                       uint64_t off)
+{
+    struct mock_exp *e = mock_expect(m, op, nodeid);
+    MOCK_MATCH(e, struct fuse_read_in, fh, fh);
+    MOCK_MATCH(e, struct fuse_read_in, offset, off);
+    MOCK_MATCH(e, struct fuse_read_in, size, 4096);
+    return e;
+}
+
+static void t_readdir(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    mock_reply_open(mock_expect(m, FUSE_OPENDIR, 1), 3, 0);
+    struct mock_dirbuf b = {0};
+    mock_dirbuf_add(&b, 1, 1, DT_DIR, ".");
+    mock_dirbuf_add(&b, 1, 2, DT_DIR, "..");
+    mock_dirbuf_add(&b, 5, 3, DT_REG, "file");
+    mock_reply(expect_readdir(m, FUSE_READDIR, 1, 3, 0), b.buf, b.len);
+    mock_dirbuf_free(&b);
+    mock_dirbuf_add(&b, 6, 7, DT_LNK, "link");
+    mock_reply(expect_readdir(m, FUSE_READDIR, 1, 3, 3), b.buf, b.len);
+    mock_dirbuf_free(&b);
+    mock_reply(expect_readdir(m, FUSE_READDIR, 1, 3, 7), NULL, 0);
+
+    ufuse_dir_t *d;
+    assert_int_equal(ufuse_opendir(s, "/", &d), 0);
+    expect_dirent(d, 1, 1, DT_DIR, ".", 0, 0);
+    expect_dirent(d, 1, 2, DT_DIR, "..", 0, 0);
+    expect_dirent(d, 5, 3, DT_REG, "file", 0, 0);
+    expect_dirent(d, 6, 7, DT_LNK, "link", 0, 0);
+    struct ufuse_dirent ent;
+    assert_int_equal(ufuse_readdir(d, &ent), 0);
+
+    /* rewinddir: the next readdir asks from offset 0 again. */
+    assert_int_equal(ufuse_rewinddir(d), 0);
+    mock_dirbuf_add(&b, 9, 1, DT_REG, "again");
+    mock_reply(expect_readdir(m, FUSE_READDIR, 1, 3, 0), b.buf, b.len);
+    mock_dirbuf_free(&b);
+    expect_dirent(d, 9, 1, DT_REG, "again", 0, 0);
+
+    struct mock_exp *rd = mock_expect(m, FUSE_RELEASEDIR, 1);
+    MOCK_MATCH(rd, struct fuse_release_in, fh, 3);
+    mock_reply_err(rd, 0);
+    assert_int_equal(ufuse_closedir(d), 0);
+    assert_true(mock_wait(m, rd, MOCK_WAIT_MS));
+    mu_finish(m, s);
+}
+
+static void t_readdirplus(void **state)
+{
+    struct mock_init_cfg cfg;
+    mock_init_defaults(&cfg);
+    cfg.flags |= FUSE_DO_READDIRPLUS;
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, &cfg, NULL);
+    mu_expect_entry(m, 1, "d", 10, S_IFDIR | 0755, 0, 3600, 3600);
+    mock_reply_open(mock_expect(m, FUSE_OPENDIR, 10), 4, 0);
+    struct mock_dirbuf b = {0};
+    struct fuse_entry_out e1 = mock_entry(21, S_IFREG | 0644, 100, 3600, 3600);
+    struct fuse_entry_out e2 = mock_entry(22, S_IFREG | 0644, 200, 3600, 3600);
+    mock_dirbuf_addplus(&b, &e1, 1, DT_REG, "x");
+    mock_dirbuf_addplus(&b, &e2, 2, DT_REG, "y");
+    mock_reply(expect_readdir(m, FUSE_READDIRPLUS, 10, 4, 0), b.buf, b.len);
+    mock_dirbuf_free(&b);
+    mock_reply(expect_readdir(m, FUSE_READDIRPLUS, 10, 4, 2), NULL, 0);
+
+    ufuse_dir_t *d;
+    assert_int_equal(ufuse_opendir(s, "/d", &d), 0);
+    expect_dirent(d, 21, 1, DT_REG, "x", 1, 100);
+    expect_dirent(d, 22, 2, DT_REG, "y", 1, 200);
+    struct ufuse_dirent ent;
+    assert_int_equal(ufuse_readdir(d, &ent), 0);
+    struct mock_exp *rd = mock_expect(m, FUSE_RELEASEDIR, 10);
+    MOCK_MATCH(rd, struct fuse_release_in, fh, 4);
+    mock_reply_err(rd, 0);
+    assert_int_equal(ufuse_closedir(d), 0);
+    assert_true(mock_wait(m, rd, MOCK_WAIT_MS));
+    mu_finish(m, s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_open_flags),
+        cmocka_unit_test(t_trunc_atomic),
+        cmocka_unit_test(t_trunc_nonatomic),
+        cmocka_unit_test(t_create),
+        cmocka_unit_test(t_readdir),
+        cmocka_unit_test(t_readdirplus),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
