@@ -42,7 +42,10 @@ static void *fakesrv_init_thread(void *arg)
     r.io.max_readahead = 65536;
     r.io.flags = FUSE_MAX_PAGES | FUSE_BIG_WRITES;
     r.io.max_pages = 256;
-    if (send(a->fd, &r, sizeof r, 0) < 0)
+    /* Sized as a server of that minor sends it. */
+    size_t len = sizeof r.oh + (a->minor < 23 ? FUSE_COMPAT_22_INIT_OUT_SIZE : sizeof r.io);
+    r.oh.len = (uint32_t)len;
+    if (send(a->fd, &r, len, 0) < 0)
         return NULL;
     return (void *)1;
 }
