@@ -832,7 +832,7 @@ int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
     pthread_cond_init(&c->idle_cv, &a);
     pthread_condattr_destroy(&a);
     c->table_mask = 255;
-    c->table = calloc(c->table_mask + 1, sizeof *c->table);
+    c->table = calloc(c->table_mask + 1, sizeof(struct ticket *));
     /* Before INIT we know no limits: allow the largest READ we may ask. */
     c->scratch_cap = UFUSE_MAX((size_t)w->max_read, (size_t)CONN_MAX_META_REPLY) + 4096;
     c->scratch = malloc(c->scratch_cap);

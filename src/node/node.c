@@ -499,8 +499,8 @@ int node_table_init(struct node_table *t, struct conn *c)
     t->ehash_mask = 4095;
     t->lru_max = NODE_LRU_MAX;
     t->entries_max = ENTRIES_MAX;
-    t->hash = calloc(t->hash_mask + 1, sizeof *t->hash);
-    t->ehash = calloc(t->ehash_mask + 1, sizeof *t->ehash);
+    t->hash = calloc(t->hash_mask + 1, sizeof(struct node *));
+    t->ehash = calloc(t->ehash_mask + 1, sizeof(struct entry *));
     if (!t->hash || !t->ehash)
         return -ENOMEM;
     t->root = node_new(t, FUSE_ROOT_ID, 0, S_IFDIR);

@@ -29,7 +29,7 @@
 #define VFS_MAX_SYMLINKS 40
 #define VFS_READDIR_SIZE 4096
 #define VFS_XATTR_SIZE_MAX 65536
-#define VFS_COPY_CHUNK (128 * 1024)
+#define VFS_COPY_CHUNK ((size_t)128 * 1024)
 
 /* ---- small request helpers ---------------------------------------------------- */
 
@@ -160,7 +160,7 @@ static int walk_push(struct walk *w, struct node *n)
 {
     if (w->n == w->cap) {
         int cap = w->cap ? w->cap * 2 : 16;
-        struct node **k = realloc(w->stk, (size_t)cap * sizeof *k);
+        struct node **k = realloc(w->stk, (size_t)cap * sizeof(struct node *));
         if (!k) {
             node_put(&w->s->nodes, n);
             return -ENOMEM;
