@@ -5,6 +5,7 @@
 #   make demo   copy a tree in and out of the built-in server
 #   make bench  benchmarks (QUICK=1 for a smoke run)
 #   make soak   long randomized runs
+SHELL   := /bin/bash
 JOBS    ?= $(shell nproc)
 CMAKE   ?= cmake
 BUILD   ?= build
