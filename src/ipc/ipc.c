@@ -22,7 +22,12 @@
  *     async); a DONE ticket is not, so a late or duplicate reply finds
  *     nothing and is dropped.
  *  2. At most one thread is leader (c->leader); only it calls chan_recv
- *     and touches c->scratch and c->cont.
+ *     and uses c->scratch.
+ *  6. While c->cont is set, a datagram that is not plausibly the head of
+ *     another message (conn_is_head) is the next piece of c->cont; when
+ *     two split replies interleave, both fail and c->discard counts the
+ *     bytes of theirs still to come, which are dropped.  So a piece is
+ *     never stored into a reply it does not belong to.
  *  3. A ticket's out buffers are written only under c->mu, or by the
  *     leader when the ticket is its own (direct receive).  An orphaned
  *     ticket has no out buffers.
@@ -191,8 +196,11 @@ static void conn_complete(struct conn *c, struct ticket *t, int32_t error)
         if (error == -ENOSYS)
             c->enosys[t->opcode / 64] |= 1ull << (t->opcode % 64);
     }
-    if (c->cont == t)
+    if (c->cont == t) {
+        /* Ended before its last piece: whatever is still to come is junk. */
+        c->discard += t->want - t->got;
         c->cont = NULL;
+    }
     if (t->async || t->orphaned) {
         if (t->orphaned)
             c->orphans--;
@@ -269,15 +277,28 @@ static void conn_notification(struct conn *c, const struct fuse_out_header *oh,
     free(body);
 }
 
-/* Does the datagram start with a header that is plausibly a new reply? */
-static int conn_is_header(struct conn *c, const struct fuse_out_header *oh,
-                          size_t len)
+/*
+ * While a split reply is being reassembled, is this datagram the start of
+ * another message (a reply to a request in flight, possibly itself split,
+ * or a notification) rather than more of the split reply?  Continuation
+ * bytes carry no header, so this is a plausibility test: the length must
+ * cover the datagram, the unique must be in flight, the error in range,
+ * and the claimed payload must fit what that request allows.
+ */
+static int conn_is_head(struct conn *c, const struct fuse_out_header *oh, size_t len)
 {
-    if (len < sizeof *oh || oh->len != len)
+    if (len < sizeof *oh || oh->len < len)
         return 0;
     if (oh->unique == 0)
-        return oh->error > 0 && oh->error < FUSE_NOTIFY_CODE_MAX;
-    return conn_find(c, oh->unique & ~PROTO_INT_REQ_BIT) != NULL;
+        return oh->len == len && oh->error > 0 && oh->error < FUSE_NOTIFY_CODE_MAX;
+    struct ticket *t = conn_find(c, oh->unique & ~PROTO_INT_REQ_BIT);
+    if (!t)
+        return 0;
+    if (oh->unique & PROTO_INT_REQ_BIT)
+        return oh->len == sizeof *oh && len == sizeof *oh && oh->error < 0;
+    if (oh->len > len) /* the head of another split reply */
+        return oh->error == 0 && oh->len - sizeof *oh <= t->outcap;
+    return oh->error <= 0 && oh->error > -512;
 }
 
 /*
@@ -292,8 +313,14 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
     const struct fuse_out_header *oh = src[0].iov_base;
     pthread_mutex_lock(&c->mu);
 
+    /* Leftovers of split replies that could not be reassembled. */
+    if (c->discard && !conn_is_head(c, oh, len)) {
+        c->discard -= UFUSE_MIN(c->discard, len);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
     /* The rest of a reply that arrived split over several datagrams. */
-    if (c->cont && !conn_is_header(c, oh, len)) {
+    if (c->cont && !conn_is_head(c, oh, len)) {
         struct ticket *t = c->cont;
         if (truncated || len > t->want - t->got) {
             ulog_once(c->log, 12, "%s reply continuation overruns its header length",
@@ -332,6 +359,8 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
     const char *op = proto_opname(t->opcode);
     if (t->orphaned && !(oh->unique & PROTO_INT_REQ_BIT)) {
         /* The late answer to a request its caller gave up on. */
+        if (oh->len > len)
+            c->discard += oh->len - len;
         conn_complete(c, t, 0);
         pthread_mutex_unlock(&c->mu);
         return;
@@ -380,11 +409,23 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         if (oh->len > len) {
             /* Split by a splicing server: the rest follows (design.md). */
             t->want = oh->len - sizeof *oh;
-            if (c->cont && c->cont != t) {
-                ulog_once(c->log, 20, "two split replies interleaved; failing the older");
-                conn_complete(c, c->cont, -EIO);
+            if (c->cont || c->discard) {
+                /*
+                 * Two split replies interleave (two server threads
+                 * splicing at once): their pieces carry no header, so
+                 * neither can be put together.  Fail both, and drop the
+                 * bytes still to come for them.
+                 */
+                ulog_once(c->log, 20, "split replies interleaved; failing them with EIO");
+                c->discard += t->want - t->got;
+                if (c->cont) /* conn_complete counts what it still owed */
+                    conn_complete(c, c->cont, -EIO);
+                conn_complete(c, t, -EIO);
+                pthread_mutex_unlock(&c->mu);
+                return;
             }
             c->cont = t;
+            c->split_replies++;
             pthread_mutex_unlock(&c->mu);
             return;
         }
@@ -411,7 +452,8 @@ static int conn_receive_one(struct conn *c, struct ticket *me, int timeout_ms,
     iov[n++] = (struct iovec){&oh, sizeof oh};
     /* Receive my own reply in place when nothing else is half-received. */
     pthread_mutex_lock(&c->mu);
-    int direct = me && !c->cont && me->out && me->outcnt <= 8 && me->got == 0;
+    int direct = me && !c->cont && !c->discard && me->out && me->outcnt <= 8 &&
+                 me->got == 0;
     pthread_mutex_unlock(&c->mu);
     if (direct)
         for (int i = 0; i < me->outcnt; i++)

@@ -84,12 +84,14 @@ struct conn {
     uint64_t enosys[(PROTO_MAX_OPCODE + 63) / 64];
     struct conn_opstat stats[PROTO_MAX_OPCODE];
     uint64_t wakeups;             /* condition signals sent to other threads */
+    uint64_t split_replies;       /* replies reassembled from several datagrams */
     pthread_cond_t idle_cv;       /* the watcher sleeps here */
 
     /* Leader-owned (only the thread holding c->leader touches these). */
     void *scratch;                /* receive buffer for other tickets' replies */
     size_t scratch_cap;
     struct ticket *cont;          /* reply split over datagrams, being reassembled */
+    size_t discard;               /* continuation bytes of failed split replies */
 
     conn_notify_fn notify;
     void *notify_ctx;

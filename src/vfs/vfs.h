@@ -23,6 +23,8 @@ struct ufuse_opts {
     enum ufuse_cache_mode cache;
     uint64_t timeout_ns;
     uint32_t max_read, max_write;
+    int max_read_set;        /* max_read= given explicitly */
+    int splice;              /* offer FUSE_SPLICE_* (see mount.c) */
     char *log_path;
     enum chan_attach attach;
     char *server_name;

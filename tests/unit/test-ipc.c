@@ -211,6 +211,51 @@ static void test_split_reply(void **state)
     fakesrv_stop(&f);
 }
 
+/* Two split replies interleaving cannot be reassembled: both fail with
+ * EIO, their remaining pieces are dropped (not stored anywhere), and the
+ * next reply is read correctly. */
+static void test_split_interleaved(void **state)
+{
+    struct fakesrv f;
+    fakesrv_start(&f, 38, 1 << 20, 0);
+    enum { LEN = 60000 };
+    char *a = calloc(1, LEN), *b = calloc(1, LEN), *piece = malloc(LEN);
+    memset(piece, 0x5a, LEN);
+    struct call ka, kb, kc;
+    call_start(&ka, &f.conn, FUSE_READ, 5, a, LEN, 0);
+    uint64_t ua = read_req(&f, NULL, NULL);
+    call_start(&kb, &f.conn, FUSE_READ, 6, b, LEN, 0);
+    uint64_t ub = read_req(&f, NULL, NULL);
+    struct fuse_out_header oh = {.len = sizeof oh + LEN};
+    char *head = malloc(sizeof oh + 20000);
+    oh.unique = ua;
+    memcpy(head, &oh, sizeof oh);
+    memcpy(head + sizeof oh, piece, 20000);
+    fakesrv_raw(&f, head, sizeof oh + 20000);
+    oh.unique = ub;
+    memcpy(head, &oh, sizeof oh);
+    fakesrv_raw(&f, head, sizeof oh + 20000);
+    assert_int_equal(call_join(&ka), -EIO);
+    assert_int_equal(call_join(&kb), -EIO);
+    /* A third request is in flight while the leftovers arrive. */
+    struct fuse_attr_out out, at;
+    call_start(&kc, &f.conn, FUSE_GETATTR, 7, &out, sizeof out, 1);
+    uint64_t uc = read_req(&f, NULL, NULL);
+    for (int i = 0; i < 4; i++)
+        fakesrv_raw(&f, piece, 20000); /* 2 x 40000 bytes still owed */
+    memset(&at, 0, sizeof at);
+    at.attr.ino = 77;
+    fakesrv_reply(&f, uc, 0, &at, sizeof at);
+    assert_int_equal(call_join(&kc), 0);
+    assert_int_equal(out.attr.ino, 77);
+    assert_int_equal(f.conn.discard, 0);
+    free(head);
+    free(piece);
+    free(a);
+    free(b);
+    fakesrv_stop(&f);
+}
+
 static void test_death(void **state)
 {
     struct fakesrv f;
@@ -340,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_garbage_dropped),
         cmocka_unit_test(test_malformed_replies),
         cmocka_unit_test(test_split_reply),
+        cmocka_unit_test(test_split_interleaved),
         cmocka_unit_test(test_death),
         cmocka_unit_test(test_enosys_remembered),
         cmocka_unit_test(test_timeout_interrupt),
