@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# cli-args: ufuse's own arguments - --help, --version, -o help, usage errors
+# (exit 2, before any server is started) and mount errors (exit 1).
+. "$(dirname "$0")/lib.sh"
+SRC=${UFUSE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+
+# --version prints UFUSE_VERSION_STRING from the public header.
+version=$(sed -n 's/^#define UFUSE_VERSION_STRING "\(.*\)"/\1/p' "$SRC/include/ufuse.h")
+check "version string found in ufuse.h" test -n "$version"
+run --version
+expect_rc 0 "--version"
+expect_out "ufuse $version" "--version"
+run -V
+expect_out "ufuse $version" "-V"
+
+# --help: usage line, every option, every command of the spec.
+run --help
+expect_rc 0 "--help"
+expect_match out '^Usage: ufuse \[-s SERVER\] \[-o OPT\[,OPT\.\.\.\]\]\.\.\. \[--stats\] \[-c CMD\]\.\.\. \[CMD \[ARG\.\.\.\]\]$' "--help usage line"
+for opt in '-s SERVER' '-o OPT\[,OPT\]' '-c CMD' '--stats' '-h, --help' '-V, --version'; do
+    expect_match out "^  $opt " "--help lists $opt"
+done
+for cmd in 'ls \[-l\]' 'cd ' 'pwd' 'stat PATH' 'cat PATH' 'get \[-r\] REMOTE \[LOCAL\]' \
+           'put \[-r\] LOCAL \[REMOTE\]' 'mkdir \[-p\] PATH' 'rmdir PATH' 'rm \[-r\] PATH' \
+           'mv FROM TO' 'ln \[-s\] TARGET LINK' 'readlink PATH' 'chmod MODE PATH' \
+           'truncate SIZE PATH' 'df \[PATH\]' 'help' \
+           'open \[-r\] \[-c\] \[-t\] \[-a\] \[-d\] PATH' 'pread \[-v\] OFF LEN' \
+           'pwrite \[-S BYTE\] OFF LEN' 'fsync' 'fdatasync' 'ftruncate SIZE' 'fstat' 'close'; do
+    expect_match out "^  $cmd" "--help lists '$cmd'"
+done
+expect_empty err "--help writes nothing to stderr"
+run -h
+expect_rc 0 "-h"
+expect_match out '^Usage: ufuse' "-h"
+
+# -o help: every mount option of ufuse_mount() with its default.
+run -o help
+expect_rc 0 "-o help"
+expect_match out '^  cache=direct\|writethrough\|writeback\|auto' "-o help: cache"
+expect_match out 'caching mode \[auto\]' "-o help: cache default"
+expect_match out '^  timeout=SECONDS .*\[0\]' "-o help: timeout and default"
+expect_match out '^  max_read=SIZE .*\[128k\]$' "-o help: max_read and default"
+expect_match out '^  max_write=SIZE .*\[1m\]$' "-o help: max_write and default"
+expect_match out '^  splice ' "-o help: splice"
+expect_match out '^  log=FILE' "-o help: log"
+expect_match out '^  attach=auto\|devfd\|hook' "-o help: attach"
+expect_match out 'libfuse.so.2 \[auto\]' "-o help: attach default"
+expect_match out '^  server_name=NAME' "-o help: server_name"
+run -o cache=direct,help
+expect_rc 0 "-o help among other options"
+expect_match out '^  log=FILE' "-o cache=direct,help prints the option help"
+
+# Usage errors exit 2 and start no server: the server below would leave a
+# marker file if it were run.
+cat >"$T/server.sh" <<EOF
+#!/bin/sh
+touch "$T/started"
+exit 1
+EOF
+chmod +x "$T/server.sh"
+usage_case() { # DESC EXPECTED-STDERR-ERE ARGS...
+    local desc=$1 ere=$2
+    shift 2
+    rm -f "$T/started"
+    run -s "$T/server.sh" "$@"
+    expect_rc 2 "$desc"
+    expect_match err "$ere" "$desc: message"
+    check "$desc: no server started" test ! -e "$T/started"
+    expect_empty out "$desc: nothing on stdout"
+}
+usage_case "unknown option" "invalid option" -Z
+usage_case "-c without a value" "requires an argument" -c
+usage_case "-s given twice" "^ufuse: -s given twice$" -s x -c pwd
+usage_case "unterminated quote in -c" "^ufuse: -c: cat 'x: unterminated single quote$" -c "cat 'x"
+usage_case "unterminated double quote in -c" 'unterminated double quote$' -c 'cat "x'
+usage_case "unknown command" '^ufuse: frobnicate: unknown command \(try: help\)$' -c pwd -c frobnicate
+usage_case "unknown trailing command" '^ufuse: frobnicate: unknown command' frobnicate x
+usage_case "too few operands" '^ufuse: mv: usage: mv FROM TO$' -c "mv a"
+usage_case "too many operands" '^ufuse: pwd: usage: pwd$' -c "pwd x"
+usage_case "unknown command option" '^ufuse: ls: -x: unknown option$' -c "ls -x /"
+usage_case "option without its value" '^ufuse: pwrite: -S: option needs a value$' -c "pwrite -S"
+usage_case "options after operands are operands" '^ufuse: pwrite: usage: ' -c "pwrite 0 1 -S 1"
+run -s "'x" -c pwd
+expect_rc 2 "bad -s quoting"
+expect_match err "^ufuse: -s: 'x: unterminated single quote$" "bad -s quoting: message"
+
+# The same server, with valid commands: it IS started (so the checks above
+# were meaningful), and a server that exits before INIT fails the mount.
+rm -f "$T/started"
+run -s "$T/server.sh" -c pwd
+expect_rc 1 "server exiting before INIT"
+expect_err "ufuse: mount: $(printf 'Transport endpoint is not connected')" \
+    "server exiting before INIT: -ENOTCONN as ufuse_mount() documents"
+check "the server was started" test -e "$T/started"
+expect_empty out "no command ran after a failed mount"
+
+# A server that cannot be executed.
+run -s "$T/no-such-server {}" -c pwd
+expect_rc 1 "missing server"
+expect_err "ufuse: mount: No such file or directory" "missing server message"
+
+# A bad mount option.
+run -o no_such_option=1 -c pwd
+expect_rc 1 "bad mount option"
+expect_err "ufuse: mount: Invalid argument" "bad mount option message"
+
+finish

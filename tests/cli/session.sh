@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# cli-session: how commands reach a session - -c order, the trailing
+# command, shell-like splitting, standard input (pipe and terminal), the
+# first failing command, exit codes, -s SERVER splitting and {}, -o joining,
+# and the --stats table.
+# shellcheck disable=SC2016  # single quotes keep $ and \ for ufuse to see
+# shellcheck disable=SC2317  # functions called through check
+. "$(dirname "$0")/lib.sh"
+umask 022
+printf 'hello world\n' >"$T/hello"
+
+# -c commands run in order, in one session (state carries over).
+run -c "mkdir /a" -c "put $T/hello /a/h" -c "ls /a" -c "cat /a/h" -c "cd /a" -c pwd
+expect_rc 0 "-c sequence"
+expect_out "h
+hello world
+/a" "-c commands run in order in one session"
+expect_empty err "-c sequence: no messages"
+
+# The trailing command runs after every -c, and is not split again.
+run -c "mkdir '/x y'" -c "cd '/x y'" stat "/x y"
+expect_rc 0 "trailing command"
+expect_line out "  File: /x y" "trailing command runs last, its words kept whole"
+run -c "mkdir /t" ls /
+expect_out "t" "trailing command after -c"
+run mkdir /only
+expect_rc 0 "a trailing command alone"
+expect_empty out "a trailing command alone: no output"
+
+# Shell-like splitting: single and double quotes, backslashes, comments.
+run -c 'mkdir "/a b" /c\ d '"'/e\"f'"' "/g\$h" "/i\\j"' -c 'ls / # a comment' -c '' -c '# only a comment'
+expect_rc 0 "splitting"
+expect_out 'a b
+c d
+e"f
+g$h
+i\j' "quotes and backslashes split like a shell"
+
+# Commands from standard input (a pipe): no prompt; blank lines and # lines
+# are skipped; leading blanks are fine.
+run_stdin $'mkdir /s\n\n# a comment\n   \n  ls /\npwd\n'
+expect_rc 0 "stdin"
+expect_out "s
+/" "stdin commands, blanks and comments skipped, no prompt"
+expect_empty err "stdin: no messages"
+run_stdin $'pwd\nquit\npwd\n'
+expect_rc 0 "quit"
+expect_out "/" "quit ends the session"
+run_stdin $'pwd\nexit\npwd\n'
+expect_out "/" "exit ends the session"
+run_stdin 'pwd'
+expect_out "/" "a last line without a newline still runs"
+
+# The first failing command prints "ufuse: CMD: ARG: strerror", ends the
+# session (the rest does not run) and ufuse exits 1.
+run -c pwd -c "cat /nope" -c pwd
+expect_rc 1 "failing -c"
+expect_out "/" "commands after the failing one do not run"
+expect_err "ufuse: cat: /nope: No such file or directory" "error message format"
+run -c "mkdir /d" -c "cd /d" -c "cat nope"
+expect_err "ufuse: cat: nope: No such file or directory" "ARG is the path as written"
+run cat /nope
+expect_rc 1 "failing trailing command"
+expect_err "ufuse: cat: /nope: No such file or directory" "failing trailing command message"
+run_stdin $'pwd\ncat /nope\npwd\n'
+expect_rc 1 "failing stdin command"
+expect_out "/" "stdin: the session ends at the first failure"
+expect_err "ufuse: cat: /nope: No such file or directory" "stdin failure message"
+run_stdin $'pwd\nfrobnicate\npwd\n'
+expect_rc 2 "unknown command on stdin is a usage error"
+expect_out "/" "stdin: the session ends at a usage error"
+expect_err "ufuse: frobnicate: unknown command (try: help)" "unknown command message"
+run_stdin $'pwd\nmv a\npwd\n'
+expect_rc 2 "wrong operand count on stdin"
+expect_err "ufuse: mv: usage: mv FROM TO" "operand count message"
+run_stdin $'cat "x\npwd\n'
+expect_rc 2 "bad quoting on stdin"
+expect_err "ufuse: unterminated double quote" "bad quoting message"
+
+# At a terminal: a prompt, and errors do not end the session (exit 1 at
+# the end).  script(1) (util-linux) provides the terminal.
+if command -v script >/dev/null; then
+    printf 'cat /nope\nmkdir /tty\nls /\n' >"$T/tty-in"
+    timeout 60 script -qec "$UFUSE" /dev/null <"$T/tty-in" >"$T/out" 2>"$T/err"
+    rc=$?
+    tr -d '\r' <"$T/out" >"$T/out.txt" && mv "$T/out.txt" "$T/out"
+    expect_rc 1 "terminal session with a failure"
+    expect_match out '^ufuse> ' "prompt at a terminal"
+    expect_match out 'ufuse: cat: /nope: No such file or directory' "error shown at a terminal"
+    expect_match out '(^|ufuse> )tty$' "the session went on after the error"
+else
+    echo "note: script(1) missing, terminal checks not run"
+fi
+
+# -s SERVER is split like a shell; the mountpoint replaces {} or is
+# appended.  The "server" is a script (its name has a space) recording its
+# argv, then running the built-in server on the mountpoint argument.
+if [ -x "$B/ufuse-memfs" ]; then
+    cat >"$T/my server" <<EOF
+#!/bin/sh
+printf '[%s]\n' "\$@" >"$T/argv"
+exec "$B/ufuse-memfs" "\$4"
+EOF
+    chmod +x "$T/my server"
+    run -s "'$T/my server' 'a b' c\\ d \"e\\\"f\" {} -x" -c "mkdir /via-s" -c "ls /"
+    expect_rc 0 "-s with quoting and {}"
+    expect_out "via-s" "-s: the session works through the given server"
+    check "-s: words split like a shell, {} replaced by the mountpoint" \
+        grep -qzE '^\[a b\]
+\[c d\]
+\[e"f\]
+\[[^]]+\]
+\[-x\]
+$' "$T/argv"
+    cat >"$T/appended" <<EOF
+#!/bin/sh
+printf '[%s]\n' "\$@" >"$T/argv"
+for last; do :; done
+exec "$B/ufuse-memfs" "\$last"
+EOF
+    chmod +x "$T/appended"
+    run -s "$T/appended one two" -c pwd
+    expect_rc 0 "-s without {}"
+    check "-s: the mountpoint is appended without {}" \
+        grep -qzE '^\[one\]
+\[two\]
+\[[^]]+\]
+$' "$T/argv"
+    run -s "$B/ufuse-memfs" -c "mkdir /m" -c "ls /"
+    expect_out "m" "-s naming the built-in server explicitly"
+else
+    _fail "$B/ufuse-memfs is missing: -s checks not run"
+fi
+
+# Several -o are joined with commas and all reach ufuse_mount().
+run -o cache=direct -o timeout=30 -c pwd
+expect_rc 0 "two valid -o"
+expect_out "/" "two valid -o"
+run -o cache=direct -o no_such_option=1 -c pwd
+expect_rc 1 "the second -o reaches ufuse_mount()"
+expect_err "ufuse: mount: Invalid argument" "bad second -o"
+
+# --stats: a table on stderr at exit; stdout keeps only command output.
+head -c 65536 /dev/urandom >"$T/64k"
+run --stats -c "put $T/64k /f" -c "open /f" -c "pread 0 64k" -c pwd
+expect_rc 0 "--stats"
+expect_out "read 65536/65536 bytes at offset 0
+/" "--stats leaves stdout alone"
+expect_match err '^opcode +count +errors +bytes +mean\(us\) +max\(us\)$' "--stats header"
+# row NAME CONDITION: the table's row NAME ($2 count, $3 errors, $4 bytes)
+# satisfies the awk CONDITION.
+row() { awk -v n="$1" '$1 == n { found = 1; if (!('"$2"')) bad = 1 }
+                       END { exit !(found && !bad) }' "$T/err"; }
+check "--stats WRITE row: sent, no errors, >= 64 KiB of payload" row WRITE '$2 > 0 && $3 == 0 && $4 >= 65536'
+check "--stats READ row: sent, no errors, >= 64 KiB of payload" row READ '$2 > 0 && $3 == 0 && $4 >= 65536'
+# put's check of its destination ("/f" does not exist yet) is a LOOKUP
+# answered with ENOENT: an error in the table.
+check "--stats LOOKUP row counts the ENOENT" row LOOKUP '$2 > 0 && $3 > 0'
+check "--stats rows have a mean and a max latency" \
+    awk '$1 == "WRITE" { ok = ($5 ~ /^[0-9]+\.[0-9]$/ && $6 ~ /^[0-9]+\.[0-9]$/) } END { exit !ok }' "$T/err"
+expect_match err '^total +[1-9][0-9]* +[1-9][0-9]* +[1-9][0-9]*$' "--stats total row"
+check "--stats total equals the sum of the rows" \
+    awk '$1 != "opcode" && $1 != "total" { n += $2 } $1 == "total" { t = $2 }
+         END { exit !(n == t && t > 0) }' "$T/err"
+run -c pwd
+expect_empty err "no table without --stats"
+
+finish
