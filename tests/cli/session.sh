@@ -165,4 +165,20 @@ check "--stats total equals the sum of the rows" \
 run -c pwd
 expect_empty err "no table without --stats"
 
+# -o log=FILE: the server's stderr and ufuse's own messages go to the file,
+# not to our stderr.  A server that rejects its options says so there.
+rm -f "$T/server.log"
+run -o "log=$T/server.log" -s "$B/ufuse-memfs -o no_such_memfs_option" -c pwd
+expect_rc 1 "log=: the server fails to start"
+if grep -q "no_such_memfs_option" "$T/server.log" 2>/dev/null; then
+    _pass "log=: the server's complaint is in the log file"
+else
+    _fail "log=: the server's complaint is in the log file"
+fi
+if grep -q "no_such_memfs_option" "$T/err"; then
+    _fail "log=: the server's complaint stays off our stderr"
+else
+    _pass "log=: the server's complaint stays off our stderr"
+fi
+
 finish
