@@ -848,44 +848,16 @@ static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **o
     return 0;
 }
 
-/* O_CREAT: CREATE, or MKNOD + OPEN for servers without CREATE. */
-static int vfs_create(ufuse_t *s, const char *path, int flags, mode_t mode,
-                      ufuse_file_t **out)
+/* CREATE @name in @parent, or MKNOD + OPEN for servers without CREATE. */
+static int vfs_create_new(ufuse_t *s, struct node *parent, const char *name, size_t len,
+                          int flags, mode_t mode, ufuse_file_t **out)
 {
-    struct node *parent, *n = NULL;
-    char name[PROTO_NAME_MAX + 1];
-    size_t len;
-    int rc = vfs_resolve_parent(s, path, &parent, name, &len);
-    if (rc == -EINVAL || rc == -EBUSY) {
-        /* "/", "a/." and the like name an existing directory. */
-        return (flags & O_EXCL) ? -EEXIST : -EISDIR;
-    }
-    if (rc)
-        return rc;
-    enum entry_result er = entry_lookup(&s->nodes, parent, name, len, &n, ufuse_now_ns());
-    if (er == ENTRY_POSITIVE && n->type != S_IFLNK) {
-        rc = (flags & O_EXCL) ? -EEXIST : vfs_open_node(s, n, flags, out);
-        node_put(&s->nodes, n);
-        node_put(&s->nodes, parent);
-        return rc;
-    }
-    if (er == ENTRY_POSITIVE) { /* a symlink: let the full walk follow it */
-        node_put(&s->nodes, n);
-        node_put(&s->nodes, parent);
-        if (flags & O_EXCL)
-            return -EEXIST;
-        struct node *t;
-        rc = vfs_resolve(s, path, !(flags & O_NOFOLLOW), &t, NULL, NULL);
-        if (rc)
-            return rc;
-        rc = vfs_open_node(s, t, flags, out);
-        node_put(&s->nodes, t);
-        return rc;
-    }
     uint32_t minor = s->conn.p.minor;
     struct fuse_entry_out e;
     memset(&e, 0, sizeof e);
+    struct node *n = NULL;
     uint64_t seq = node_attr_seq(&s->nodes);
+    int rc;
     if (!conn_enosys(&s->conn, FUSE_CREATE)) {
         struct fuse_create_in ci = {.flags = (uint32_t)(flags & ~O_NOCTTY),
                                     .mode = S_IFREG | (mode & 07777), .umask = 0};
@@ -894,33 +866,32 @@ static int vfs_create(ufuse_t *s, const char *path, int flags, mode_t mode,
             struct fuse_open_out o;
         } rep;
         memset(&rep, 0, sizeof rep);
-        size_t esz = proto_entry_out_size(minor);
         struct iovec in[2] = {{&ci, minor < 12 ? sizeof(struct fuse_open_in) : sizeof ci},
-                              {name, len + 1}};
-        struct iovec ov[2] = {{&rep.e, esz}, {&rep.o, sizeof rep.o}};
+                              {(void *)name, len + 1}};
+        struct iovec ov[2] = {{&rep.e, proto_entry_out_size(minor)}, {&rep.o, sizeof rep.o}};
         struct conn_req r = {.opcode = FUSE_CREATE, .nodeid = parent->nodeid, .in = in,
                              .incnt = 2, .out = ov, .outcnt = 2, .out_exact = 1};
         rc = conn_call(&s->conn, &r);
-        if (rc == 0) {
+        if (rc != -ENOSYS) {
+            if (rc)
+                return rc;
             node_attr_changed(&s->nodes, parent);
             if (rep.e.nodeid == 0 || !S_ISREG(rep.e.attr.mode)) {
                 ulog_once(&s->log, 44, "CREATE answered with a non-regular entry");
                 vfs_release_fh(s, rep.e.nodeid, rep.o.fh, flags, 0);
-                rc = -EIO;
-            } else if ((n = vfs_entry_reply(s, parent, name, len, &rep.e, seq, &rc))) {
-                ufuse_file_t *f = vfs_new_file(s, n, &rep.o, flags);
-                if (f) {
-                    *out = f;
-                } else {
-                    vfs_release_fh(s, n->nodeid, rep.o.fh, flags, 0);
-                    node_put(&s->nodes, n);
-                    rc = -ENOMEM;
-                }
+                return -EIO;
             }
-        }
-        if (rc != -ENOSYS) {
-            node_put(&s->nodes, parent);
-            return rc;
+            n = vfs_entry_reply(s, parent, name, len, &rep.e, seq, &rc);
+            if (!n)
+                return rc;
+            ufuse_file_t *f = vfs_new_file(s, n, &rep.o, flags);
+            if (!f) {
+                vfs_release_fh(s, n->nodeid, rep.o.fh, flags, 0);
+                node_put(&s->nodes, n);
+                return -ENOMEM;
+            }
+            *out = f;
+            return 0;
         }
     }
     /* No CREATE: MKNOD then OPEN (not atomic, as in Linux's fallback). */
@@ -937,7 +908,6 @@ static int vfs_create(ufuse_t *s, const char *path, int flags, mode_t mode,
     } else if (rc == -EEXIST && !(flags & O_EXCL)) {
         rc = vfs_lookup(s, parent, name, len, &n, NULL, NULL);
     }
-    node_put(&s->nodes, parent);
     if (rc)
         return rc;
     rc = vfs_open_node(s, n, flags & ~O_TRUNC, out);
@@ -945,10 +915,59 @@ static int vfs_create(ufuse_t *s, const char *path, int flags, mode_t mode,
     return rc;
 }
 
+/*
+ * O_CREAT, as Linux's fuse_atomic_open: look the name up first (the
+ * entry cache may answer), create only when it does not exist, and follow
+ * a symbolic link in the last component here, in our own namespace, so
+ * that open("link", O_CREAT) creates the link's target (POSIX) and the
+ * server never resolves a link for us.
+ */
+static int vfs_create(ufuse_t *s, const char *path, int flags, mode_t mode,
+                      ufuse_file_t **out, int links)
+{
+    struct node *parent, *n = NULL;
+    char name[PROTO_NAME_MAX + 1];
+    size_t len;
+    int rc = vfs_resolve_parent(s, path, &parent, name, &len);
+    if (rc == -EINVAL || rc == -EBUSY) {
+        /* "/", "a/." and the like name an existing directory. */
+        return (flags & O_EXCL) ? -EEXIST : -EISDIR;
+    }
+    if (rc)
+        return rc;
+    rc = vfs_lookup(s, parent, name, len, &n, NULL, NULL);
+    if (rc == -ENOENT) {
+        rc = vfs_create_new(s, parent, name, len, flags, mode, out);
+    } else if (rc == 0 && (flags & O_EXCL)) {
+        rc = -EEXIST;
+    } else if (rc == 0 && n->type == S_IFLNK && !(flags & O_NOFOLLOW)) {
+        char *target = malloc(PATH_MAX), *next = malloc(PATH_MAX * 2);
+        size_t tlen;
+        rc = !target || !next ? -ENOMEM
+             : links >= VFS_MAX_SYMLINKS ? -ELOOP
+                                         : vfs_readlink_node(s, n, target, &tlen);
+        if (rc == 0) {
+            /* The target, relative to the link's directory. */
+            const char *slash = strrchr(path, '/');
+            int dlen = target[0] == '/' || !slash ? 0 : (int)(slash - path);
+            snprintf(next, PATH_MAX * 2, "%.*s%s%s", dlen, path, dlen ? "/" : "", target);
+            rc = strlen(next) >= PATH_MAX ? -ENAMETOOLONG
+                                          : vfs_create(s, next, flags, mode, out, links + 1);
+        }
+        free(target);
+        free(next);
+    } else if (rc == 0) {
+        rc = vfs_open_node(s, n, flags, out);
+    }
+    node_put(&s->nodes, n);
+    node_put(&s->nodes, parent);
+    return rc;
+}
+
 int vfs_open(ufuse_t *s, const char *path, int flags, mode_t mode, ufuse_file_t **out)
 {
     if (flags & O_CREAT)
-        return vfs_create(s, path, flags, mode, out);
+        return vfs_create(s, path, flags, mode, out, 0);
     struct node *n;
     int rc = vfs_resolve(s, path, !(flags & O_NOFOLLOW), &n, NULL, NULL);
     if (rc)

@@ -84,6 +84,7 @@ static void t_create_enosys(void **state)
     ufuse_t *s;
     struct mock *m = mu_mount(&s, NULL, NULL);
 
+    mock_reply_err(mock_expect_lookup(m, FUSE_ROOT_ID, "new"), -ENOENT);
     struct mock_exp *c = mock_expect(m, FUSE_CREATE, FUSE_ROOT_ID);
     mock_match_name(c, 0, "new");
     mock_match_custom(c, create_mode_0640, (void *)(uintptr_t)0640,
@@ -105,6 +106,7 @@ static void t_create_enosys(void **state)
     assert_int_equal(ufuse_close(f), 0);
 
     /* CREATE is not tried again. */
+    mock_reply_err(mock_expect_lookup(m, FUSE_ROOT_ID, "second"), -ENOENT);
     mk = mock_expect(m, FUSE_MKNOD, FUSE_ROOT_ID);
     mock_match_name(mk, 0, "second");
     MOCK_MATCH(mk, struct fuse_mknod_in, mode, S_IFREG | 0600);

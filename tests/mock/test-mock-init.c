@@ -88,6 +88,7 @@ static void t_minor_19(void **state)
     assert_int_equal(st.st_mode, S_IFREG | 0640);
 
     /* CREATE exists since 7.12 with the 16-byte create_in. */
+    mock_reply_err(mock_expect_lookup(m, 1, "n"), -ENOENT);
     struct mock_exp *c = mock_expect(m, FUSE_CREATE, 1);
     mock_match_name(c, 0, "n");
     mock_match_bodylen(c, sizeof(struct fuse_create_in) + 2);

@@ -74,6 +74,8 @@ static void t_create(void **state)
     ufuse_t *s;
     struct mock *m = mu_mount(&s, NULL, NULL);
     mu_expect_entry(m, 1, "d", 10, S_IFDIR | 0755, 0, 3600, 3600);
+    /* As Linux's atomic open: LOOKUP first, CREATE when it is not there. */
+    mock_reply_err(mock_expect_lookup(m, 10, "new"), -ENOENT);
     struct mock_exp *c = mock_expect(m, FUSE_CREATE, 10);
     mock_match_name(c, 0, "new");
     MOCK_MATCH(c, struct fuse_create_in, umask, 0);
@@ -94,11 +96,28 @@ static void t_create(void **state)
     assert_int_equal(ufuse_close(f), 0);
 
     /* CREATE's error is the open's. */
+    mock_reply_err(mock_expect_lookup(m, 10, "dup"), -ENOENT);
     c = mock_expect(m, FUSE_CREATE, 10);
     mock_match_name(c, 0, "dup");
     mock_reply_err(c, -EEXIST);
     assert_int_equal(ufuse_open(s, "/d/dup", O_CREAT | O_EXCL | O_RDWR, 0604, &f),
                      -EEXIST);
+
+    /* O_CREAT through a symlink creates the link's target, resolved here
+     * (relative to the link's directory); with O_EXCL it is EEXIST. */
+    mu_expect_entry(m, 10, "ln", 21, S_IFLNK | 0777, 6, 3600, 3600);
+    struct mock_exp *rl = mock_expect(m, FUSE_READLINK, 21);
+    mock_reply(rl, "target", 6);
+    mock_reply_err(mock_expect_lookup(m, 10, "target"), -ENOENT);
+    c = mock_expect(m, FUSE_CREATE, 10);
+    mock_match_name(c, 0, "target");
+    eo = mock_entry(22, S_IFREG | 0644, 0, 3600, 3600);
+    mock_reply_create(c, &eo, 34, 0);
+    assert_int_equal(ufuse_open(s, "/d/ln", O_CREAT | O_WRONLY, 0644, &f), 0);
+    mock_reply_err(mock_expect_flush(m, 22, 34), 0);
+    mock_reply_err(mock_expect_release(m, 22, 34), 0);
+    assert_int_equal(ufuse_close(f), 0);
+    assert_int_equal(ufuse_open(s, "/d/ln", O_CREAT | O_EXCL | O_WRONLY, 0644, &f), -EEXIST);
     mu_finish(m, s);
 }
 
