@@ -31,6 +31,7 @@
 #ifndef UFUSE_H
 #define UFUSE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -112,6 +113,17 @@ int ufuse_unmount(ufuse_t *s);
 int ufuse_sync(ufuse_t *s);
 
 /**
+ * Interrupt the call(s) @thread is blocked in on @s, as a signal
+ * interrupts a system call on a kernel FUSE mount: FUSE_INTERRUPT is sent
+ * for each request it waits for.  That call then returns -EINTR if the
+ * server abandons the request, or its normal result if the server
+ * completes it anyway (servers may ignore interrupts).
+ * @return the number of calls interrupted (0 if @thread was not waiting),
+ *         -ENOSYS if the server does not support interrupts, -ENOTCONN.
+ */
+int ufuse_interrupt(ufuse_t *s, pthread_t thread);
+
+/**
  * Per-opcode statistics of a session.  Counters are monotonic since the
  * session started.
  */
@@ -142,6 +154,9 @@ struct ufuse_conninfo {
     uint32_t max_readahead;
     uint32_t max_pages;
     uint32_t time_gran;
+    uint64_t requests;                 /* requests sent so far */
+    uint64_t wakeups;                  /* times a thread woke another to hand it a
+                                          reply or the receiving role */
 };
 int ufuse_conninfo(ufuse_t *s, struct ufuse_conninfo *out);
 

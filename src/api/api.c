@@ -119,6 +119,11 @@ int ufuse_sync(ufuse_t *s)
     return s ? 0 : -EINVAL;
 }
 
+int ufuse_interrupt(ufuse_t *s, pthread_t thread)
+{
+    return s ? conn_interrupt(&s->conn, thread) : -EINVAL;
+}
+
 int ufuse_stats(ufuse_t *s, struct ufuse_opstat *out, size_t n)
 {
     if (!s || (!out && n))
@@ -142,11 +147,16 @@ int ufuse_conninfo(ufuse_t *s, struct ufuse_conninfo *out)
     if (!s || !out)
         return -EINVAL;
     const struct conn_params *p = &s->conn.p;
+    struct conn_opstat st[PROTO_MAX_OPCODE];
+    uint64_t wakeups, requests = 0;
+    conn_get_stats(&s->conn, st, &wakeups);
+    for (int op = 0; op < PROTO_MAX_OPCODE; op++)
+        requests += st[op].count;
     *out = (struct ufuse_conninfo){
         .proto_major = p->major, .proto_minor = p->minor, .flags = p->flags,
         .max_read = p->max_read, .max_write = p->max_write,
         .max_readahead = p->max_readahead, .max_pages = p->max_pages,
-        .time_gran = p->time_gran};
+        .time_gran = p->time_gran, .requests = requests, .wakeups = wakeups};
     return 0;
 }
 

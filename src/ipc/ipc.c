@@ -55,6 +55,8 @@ struct ticket {
     int async;                /* nobody waits: freed when it ends */
     int orphaned;             /* its caller gave up (timeout) */
     int int_sent;             /* an INTERRUPT was sent for it */
+    int int_timeout;          /* ... because its deadline passed */
+    pthread_t owner;          /* the calling thread (conn_interrupt) */
     int int_again;            /* the server asked for the INTERRUPT again */
     int32_t error;
     const struct iovec *out;
@@ -369,7 +371,8 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         /* Only errors answer an INTERRUPT. */
         if (oh->error == -ENOSYS) {
             c->no_interrupt = 1;
-            t->deadline_ns = 1; /* expired: its waiter gives up now */
+            if (t->int_timeout)
+                t->deadline_ns = 1; /* expired: its waiter gives up now */
         } else if (oh->error == -EAGAIN) {
             t->int_again = 1;
         }
@@ -480,17 +483,26 @@ static int conn_ms_until(uint64_t deadline)
     return ms > 60000 ? 60000 : (int)ms;
 }
 
-static void conn_send_interrupt(struct conn *c, struct ticket *t)
+/* Send FUSE_INTERRUPT for request @unique (its unique with bit 0 set, as
+ * the kernel does).  Lock NOT held. */
+static int conn_send_interrupt_for(struct conn *c, uint64_t unique)
 {
     struct fuse_in_header ih = {
         .len = sizeof ih + sizeof(struct fuse_interrupt_in),
         .opcode = FUSE_INTERRUPT,
-        .unique = t->unique | PROTO_INT_REQ_BIT,
+        .unique = unique | PROTO_INT_REQ_BIT,
     };
-    struct fuse_interrupt_in ii = {.unique = t->unique};
+    struct fuse_interrupt_in ii = {.unique = unique};
     struct iovec iov[2] = {{&ih, sizeof ih}, {&ii, sizeof ii}};
+    return chan_send(&c->ch, iov, 2);
+}
+
+/* Lock held (dropped around the send). */
+static void conn_send_interrupt(struct conn *c, struct ticket *t)
+{
+    uint64_t unique = t->unique;
     pthread_mutex_unlock(&c->mu);
-    int rc = chan_send(&c->ch, iov, 2);
+    int rc = conn_send_interrupt_for(c, unique);
     pthread_mutex_lock(&c->mu);
     if (rc == -ENOTCONN)
         conn_mark_dead(c);
@@ -505,6 +517,7 @@ static int conn_expire(struct conn *c, struct ticket *t, int *res)
 {
     if (!t->int_sent && !c->no_interrupt) {
         t->int_sent = 1;
+        t->int_timeout = 1;
         t->deadline_ns = ufuse_now_ns() + INTERRUPT_GRACE_NS;
         conn_send_interrupt(c, t);
         return 0;
@@ -530,7 +543,7 @@ static int conn_wait(struct conn *c, struct ticket *t)
     for (;;) {
         if (t->state == T_DONE) {
             res = t->error;
-            if (res == -EINTR && t->int_sent)
+            if (res == -EINTR && t->int_timeout)
                 res = -ETIMEDOUT;
             break;
         }
@@ -668,6 +681,7 @@ int conn_call(struct conn *c, struct conn_req *r)
     if (!t)
         return -ENOMEM;
     t->opcode = r->opcode;
+    t->owner = pthread_self();
     t->out = r->outcnt ? r->out : NULL;
     t->outcnt = r->outcnt;
     t->outcap = outcap;
@@ -747,6 +761,35 @@ int conn_send_noreply(struct conn *c, uint32_t opcode, uint64_t nodeid,
         pthread_mutex_unlock(&c->mu);
     }
     return rc;
+}
+
+int conn_interrupt(struct conn *c, pthread_t thread)
+{
+    uint64_t uniq[16];
+    int n = 0;
+    pthread_mutex_lock(&c->mu);
+    if (c->no_interrupt || c->dead) {
+        int rc = c->dead ? -ENOTCONN : -ENOSYS;
+        pthread_mutex_unlock(&c->mu);
+        return rc;
+    }
+    for (unsigned i = 0; i <= c->table_mask && n < 16; i++)
+        for (struct ticket *t = c->table[i]; t && n < 16; t = t->hnext)
+            if (!t->async && !t->orphaned && !t->int_sent &&
+                pthread_equal(t->owner, thread)) {
+                t->int_sent = 1;
+                uniq[n++] = t->unique;
+            }
+    pthread_mutex_unlock(&c->mu);
+    for (int i = 0; i < n; i++) {
+        if (conn_send_interrupt_for(c, uniq[i]) == -ENOTCONN) {
+            pthread_mutex_lock(&c->mu);
+            conn_mark_dead(c);
+            pthread_mutex_unlock(&c->mu);
+            return -ENOTCONN;
+        }
+    }
+    return n;
 }
 
 /* ---- the watcher ------------------------------------------------------- */

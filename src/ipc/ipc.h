@@ -129,6 +129,14 @@ int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
  * @unique the notification's). @unique 0 draws a fresh one. */
 int conn_send_noreply(struct conn *c, uint32_t opcode, uint64_t nodeid,
                       uint64_t unique, const struct iovec *in, int incnt);
+/*
+ * Interrupt the calls @thread is waiting in, as a signal interrupts a
+ * system call on a FUSE mount: FUSE_INTERRUPT is sent for each; a call
+ * then ends with the server's answer (-EINTR if it gave up the request).
+ * Returns the number of calls interrupted, -ENOSYS when the server does not
+ * support INTERRUPT, -ENOTCONN.
+ */
+int conn_interrupt(struct conn *c, pthread_t thread);
 /* Was @opcode answered ENOSYS already? */
 int conn_enosys(struct conn *c, uint32_t opcode);
 /* Is the server gone? */

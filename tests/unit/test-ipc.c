@@ -358,6 +358,42 @@ static void test_interrupt_answers(void **state)
     fakesrv_stop(&f);
 }
 
+/* A caller's interrupt (no timeout): INTERRUPT goes out, an EINTR answer
+ * ends the call with EINTR; ENOSYS to it leaves the call waiting for its
+ * normal reply. */
+static void test_user_interrupt(void **state)
+{
+    struct fakesrv f;
+    fakesrv_start(&f, 38, 1 << 20, 0);
+    struct call k;
+    struct fuse_attr_out out, a;
+    memset(&a, 0, sizeof a);
+    char buf[256];
+    struct fuse_in_header *ih = (void *)buf;
+    assert_int_equal(conn_interrupt(&f.conn, pthread_self()), 0); /* not waiting */
+    call_start(&k, &f.conn, FUSE_GETATTR, 5, &out, sizeof out, 1);
+    uint64_t u = read_req(&f, NULL, NULL);
+    assert_int_equal(conn_interrupt(&f.conn, k.t), 1);
+    fakesrv_read(&f, buf, sizeof buf);
+    assert_int_equal(ih->opcode, FUSE_INTERRUPT);
+    assert_int_equal(ih->unique, u | 1);
+    fakesrv_reply(&f, u, -EINTR, NULL, 0);
+    assert_int_equal(call_join(&k), -EINTR);
+
+    call_start(&k, &f.conn, FUSE_GETATTR, 5, &out, sizeof out, 1);
+    u = read_req(&f, NULL, NULL);
+    assert_int_equal(conn_interrupt(&f.conn, k.t), 1);
+    fakesrv_read(&f, buf, sizeof buf);
+    fakesrv_reply(&f, ih->unique, -ENOSYS, NULL, 0);
+    assert_false(fakesrv_pending(&f, 100));
+    a.attr.ino = 8;
+    fakesrv_reply(&f, u, 0, &a, sizeof a);
+    assert_int_equal(call_join(&k), 0);
+    assert_int_equal(out.attr.ino, 8);
+    assert_int_equal(conn_interrupt(&f.conn, k.t), -ENOSYS);
+    fakesrv_stop(&f);
+}
+
 static void test_async_and_too_big(void **state)
 {
     struct fakesrv f;
@@ -390,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_enosys_remembered),
         cmocka_unit_test(test_timeout_interrupt),
         cmocka_unit_test(test_interrupt_answers),
+        cmocka_unit_test(test_user_interrupt),
         cmocka_unit_test(test_async_and_too_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -266,6 +266,10 @@ static void print_stats(ufuse_t *fs)
     }
     fprintf(stderr, "%-16s %10llu %8llu %14llu\n", "total", count, errors,
             bytes);
+    struct ufuse_conninfo ci;
+    if (ufuse_conninfo(fs, &ci) == 0 && ci.requests)
+        fprintf(stderr, "thread wake-ups: %llu (%.2f per request)\n",
+                (unsigned long long)ci.wakeups, (double)ci.wakeups / (double)ci.requests);
 }
 
 /* ---- ufuse's own arguments --------------------------------------------- */
