@@ -607,10 +607,15 @@ static void conn_fill_header(struct conn *c, struct fuse_in_header *ih,
     ih->pid = c->pid;
 }
 
-/* Put @t in the table and send it.  Lock NOT held.  0 or -errno (then @t
- * is out of the table again and the caller still owns it). */
-static int conn_submit(struct conn *c, struct ticket *t, uint64_t nodeid,
-                       const struct iovec *in, int incnt)
+/*
+ * Send one request.  With @t: @t goes in the table first (its reply may
+ * come back before sendmsg returns) and takes the next unique; without:
+ * a request that has no reply, with @unique or a fresh one.  Lock NOT
+ * held.  0 or -errno (then @t is out of the table again and the caller
+ * still owns it).
+ */
+static int conn_transmit(struct conn *c, struct ticket *t, uint32_t opcode, uint64_t nodeid,
+                         uint64_t unique, const struct iovec *in, int incnt)
 {
     struct fuse_in_header ih;
     struct iovec iov[1 + 8];
@@ -624,15 +629,25 @@ static int conn_submit(struct conn *c, struct ticket *t, uint64_t nodeid,
         pthread_mutex_unlock(&c->mu);
         return -ENOTCONN;
     }
-    conn_insert(c, t);
-    c->activity++;
-    t->sent_ns = ufuse_now_ns();
-    if (c->timeout_ns)
-        t->deadline_ns = t->sent_ns + c->timeout_ns;
-    t->inbytes = inlen;
-    if (t->opcode < PROTO_MAX_OPCODE)
-        c->stats[t->opcode].count++;
-    conn_fill_header(c, &ih, t->opcode, nodeid, t->unique, inlen);
+    if (t) {
+        conn_insert(c, t);
+        unique = t->unique;
+        c->activity++;
+        t->sent_ns = ufuse_now_ns();
+        if (c->timeout_ns)
+            t->deadline_ns = t->sent_ns + c->timeout_ns;
+        t->inbytes = inlen;
+    } else {
+        if (!unique) {
+            c->next_unique += 2;
+            unique = c->next_unique;
+        }
+        if (opcode < PROTO_MAX_OPCODE)
+            c->stats[opcode].bytes += inlen;
+    }
+    if (opcode < PROTO_MAX_OPCODE)
+        c->stats[opcode].count++;
+    conn_fill_header(c, &ih, opcode, nodeid, unique, inlen);
     pthread_mutex_unlock(&c->mu);
 
     iov[0] = (struct iovec){&ih, sizeof ih};
@@ -640,7 +655,7 @@ static int conn_submit(struct conn *c, struct ticket *t, uint64_t nodeid,
     int rc = chan_send(&c->ch, iov, 1 + incnt);
     if (rc != 0) {
         pthread_mutex_lock(&c->mu);
-        if (t->state == T_WAITING)
+        if (t && t->state == T_WAITING)
             conn_remove(c, t);
         if (rc == -ENOTCONN)
             conn_mark_dead(c);
@@ -693,7 +708,7 @@ int conn_call(struct conn *c, struct conn_req *r)
         t->out = &none;
         t->outcnt = 1;
     }
-    int rc = conn_submit(c, t, r->nodeid, r->in, r->incnt);
+    int rc = conn_transmit(c, t, t->opcode, r->nodeid, 0, r->in, r->incnt);
     pthread_mutex_lock(&c->mu);
     if (rc == 0) {
         rc = conn_wait(c, t);
@@ -718,7 +733,7 @@ int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
         return -ENOMEM;
     t->opcode = opcode;
     t->async = 1;
-    int rc = conn_submit(c, t, nodeid, in, incnt);
+    int rc = conn_transmit(c, t, opcode, nodeid, 0, in, incnt);
     if (rc != 0) {
         pthread_mutex_lock(&c->mu);
         ticket_put(c, t);
@@ -730,37 +745,7 @@ int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
 int conn_send_noreply(struct conn *c, uint32_t opcode, uint64_t nodeid,
                       uint64_t unique, const struct iovec *in, int incnt)
 {
-    struct fuse_in_header ih;
-    struct iovec iov[1 + 8];
-    if (incnt > 8)
-        return -EINVAL;
-    size_t inlen = iov_total(in, incnt);
-    if (sizeof ih + inlen > c->p.max_request)
-        return -E2BIG;
-    pthread_mutex_lock(&c->mu);
-    if (c->dead) {
-        pthread_mutex_unlock(&c->mu);
-        return -ENOTCONN;
-    }
-    if (!unique) {
-        c->next_unique += 2;
-        unique = c->next_unique;
-    }
-    if (opcode < PROTO_MAX_OPCODE) {
-        c->stats[opcode].count++;
-        c->stats[opcode].bytes += inlen;
-    }
-    conn_fill_header(c, &ih, opcode, nodeid, unique, inlen);
-    pthread_mutex_unlock(&c->mu);
-    iov[0] = (struct iovec){&ih, sizeof ih};
-    memcpy(iov + 1, in, sizeof *in * (size_t)incnt);
-    int rc = chan_send(&c->ch, iov, 1 + incnt);
-    if (rc == -ENOTCONN) {
-        pthread_mutex_lock(&c->mu);
-        conn_mark_dead(c);
-        pthread_mutex_unlock(&c->mu);
-    }
-    return rc;
+    return conn_transmit(c, NULL, opcode, nodeid, unique, in, incnt);
 }
 
 int conn_interrupt(struct conn *c, pthread_t thread)

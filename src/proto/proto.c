@@ -197,10 +197,14 @@ int proto_dirent_next(const void *buf, size_t len, size_t *pos, int plus,
     return 1;
 }
 
-/* @s[0..len) holds a NUL at exactly @at. */
-static int proto_nul_at(const char *s, size_t len, size_t at)
+/* The name after a notification's fixed part: @namelen bytes and a NUL,
+ * exactly filling the @rest bytes left. */
+static int proto_notify_name(const void *name, uint32_t namelen, size_t rest)
 {
-    return at < len && s[at] == '\0';
+    if (namelen > PROTO_WIRE_NAME_MAX || rest != (size_t)namelen + 1 ||
+        ((const char *)name)[namelen] != '\0' || !proto_server_name_ok(name, namelen))
+        return -EIO;
+    return 0;
 }
 
 int proto_notify_check(int code, const void *buf, size_t len)
@@ -212,25 +216,11 @@ int proto_notify_check(int code, const void *buf, size_t len)
         return len == sizeof(struct fuse_notify_inval_inode_out) ? 0 : -EIO;
     case FUSE_NOTIFY_INVAL_ENTRY: {
         const struct fuse_notify_inval_entry_out *o = buf;
-        if (len < sizeof *o || o->namelen > PROTO_WIRE_NAME_MAX ||
-            len != sizeof *o + o->namelen + 1)
-            return -EIO;
-        const char *name = (const char *)(o + 1);
-        if (!proto_nul_at(name, o->namelen + 1, o->namelen) ||
-            !proto_server_name_ok(name, o->namelen))
-            return -EIO;
-        return 0;
+        return len < sizeof *o ? -EIO : proto_notify_name(o + 1, o->namelen, len - sizeof *o);
     }
     case FUSE_NOTIFY_DELETE: {
         const struct fuse_notify_delete_out *o = buf;
-        if (len < sizeof *o || o->namelen > PROTO_WIRE_NAME_MAX ||
-            len != sizeof *o + o->namelen + 1)
-            return -EIO;
-        const char *name = (const char *)(o + 1);
-        if (!proto_nul_at(name, o->namelen + 1, o->namelen) ||
-            !proto_server_name_ok(name, o->namelen))
-            return -EIO;
-        return 0;
+        return len < sizeof *o ? -EIO : proto_notify_name(o + 1, o->namelen, len - sizeof *o);
     }
     case FUSE_NOTIFY_STORE: {
         const struct fuse_notify_store_out *o = buf;

@@ -438,46 +438,43 @@ static int vfs_create_errno(int rc)
     return rc == -EINVAL || rc == -EBUSY ? -EEXIST : rc;
 }
 
-int vfs_mknod(ufuse_t *s, const char *path, mode_t mode, dev_t dev)
+/*
+ * Make the last component of @path with @op, whose body is @pre, the name,
+ * then @post (MKNOD, MKDIR, SYMLINK, LINK), expecting a node of @type.
+ */
+static int vfs_make(ufuse_t *s, const char *path, uint32_t op, uint32_t type,
+                    const void *pre, size_t prelen, const void *post, size_t postlen)
 {
-    if (!proto_mode_valid(mode) || S_ISDIR(mode) || S_ISLNK(mode))
-        return -EINVAL;
     struct node *parent;
     char name[PROTO_NAME_MAX + 1];
     size_t len;
     int rc = vfs_resolve_parent(s, path, &parent, name, &len);
     if (rc)
         return vfs_create_errno(rc);
-    struct fuse_mknod_in mi = {.mode = mode, .rdev = (uint32_t)dev, .umask = 0};
     struct fuse_entry_out e;
     memset(&e, 0, sizeof e);
     uint64_t seq = node_attr_seq(&s->nodes);
-    rc = vfs_call(s, FUSE_MKNOD, parent->nodeid, &mi, proto_mknod_in_size(s->conn.p.minor),
-                  name, len + 1, NULL, 0, &e, proto_entry_out_size(s->conn.p.minor), 1, NULL);
+    rc = vfs_call(s, op, parent->nodeid, pre, prelen, name, len + 1, post, postlen, &e,
+                  proto_entry_out_size(s->conn.p.minor), 1, NULL);
     if (rc == 0)
-        rc = vfs_made(s, parent, name, len, &e, seq, mode & S_IFMT);
+        rc = vfs_made(s, parent, name, len, &e, seq, type);
     node_put(&s->nodes, parent);
     return rc;
 }
 
+int vfs_mknod(ufuse_t *s, const char *path, mode_t mode, dev_t dev)
+{
+    if (!proto_mode_valid(mode) || S_ISDIR(mode) || S_ISLNK(mode))
+        return -EINVAL;
+    struct fuse_mknod_in mi = {.mode = mode, .rdev = (uint32_t)dev, .umask = 0};
+    return vfs_make(s, path, FUSE_MKNOD, mode & S_IFMT, &mi,
+                    proto_mknod_in_size(s->conn.p.minor), NULL, 0);
+}
+
 int vfs_mkdir(ufuse_t *s, const char *path, mode_t mode)
 {
-    struct node *parent;
-    char name[PROTO_NAME_MAX + 1];
-    size_t len;
-    int rc = vfs_resolve_parent(s, path, &parent, name, &len);
-    if (rc)
-        return vfs_create_errno(rc);
     struct fuse_mkdir_in mi = {.mode = mode & 07777, .umask = 0};
-    struct fuse_entry_out e;
-    memset(&e, 0, sizeof e);
-    uint64_t seq = node_attr_seq(&s->nodes);
-    rc = vfs_call(s, FUSE_MKDIR, parent->nodeid, &mi, sizeof mi, name, len + 1, NULL, 0,
-                  &e, proto_entry_out_size(s->conn.p.minor), 1, NULL);
-    if (rc == 0)
-        rc = vfs_made(s, parent, name, len, &e, seq, S_IFDIR);
-    node_put(&s->nodes, parent);
-    return rc;
+    return vfs_make(s, path, FUSE_MKDIR, S_IFDIR, &mi, sizeof mi, NULL, 0);
 }
 
 int vfs_symlink(ufuse_t *s, const char *target, const char *linkpath)
@@ -487,26 +484,12 @@ int vfs_symlink(ufuse_t *s, const char *target, const char *linkpath)
         return -ENOENT;
     if (tlen >= PATH_MAX)
         return -ENAMETOOLONG;
-    struct node *parent;
-    char name[PROTO_NAME_MAX + 1];
-    size_t len;
-    int rc = vfs_resolve_parent(s, linkpath, &parent, name, &len);
-    if (rc)
-        return vfs_create_errno(rc);
-    struct fuse_entry_out e;
-    memset(&e, 0, sizeof e);
-    uint64_t seq = node_attr_seq(&s->nodes);
-    rc = vfs_call(s, FUSE_SYMLINK, parent->nodeid, name, len + 1, target, tlen + 1, NULL, 0,
-                  &e, proto_entry_out_size(s->conn.p.minor), 1, NULL);
-    if (rc == 0)
-        rc = vfs_made(s, parent, name, len, &e, seq, S_IFLNK);
-    node_put(&s->nodes, parent);
-    return rc;
+    return vfs_make(s, linkpath, FUSE_SYMLINK, S_IFLNK, NULL, 0, target, tlen + 1);
 }
 
 int vfs_link(ufuse_t *s, const char *existing, const char *newpath)
 {
-    struct node *old, *parent;
+    struct node *old;
     int rc = vfs_resolve(s, existing, 0, &old, NULL, NULL);
     if (rc)
         return rc;
@@ -514,23 +497,9 @@ int vfs_link(ufuse_t *s, const char *existing, const char *newpath)
         node_put(&s->nodes, old);
         return -EPERM;
     }
-    char name[PROTO_NAME_MAX + 1];
-    size_t len;
-    rc = vfs_resolve_parent(s, newpath, &parent, name, &len);
-    if (rc) {
-        node_put(&s->nodes, old);
-        return vfs_create_errno(rc);
-    }
     struct fuse_link_in li = {.oldnodeid = old->nodeid};
-    struct fuse_entry_out e;
-    memset(&e, 0, sizeof e);
     node_attr_changed(&s->nodes, old); /* its link count changes */
-    uint64_t seq = node_attr_seq(&s->nodes);
-    rc = vfs_call(s, FUSE_LINK, parent->nodeid, &li, sizeof li, name, len + 1, NULL, 0, &e,
-                  proto_entry_out_size(s->conn.p.minor), 1, NULL);
-    if (rc == 0)
-        rc = vfs_made(s, parent, name, len, &e, seq, old->type);
-    node_put(&s->nodes, parent);
+    rc = vfs_make(s, newpath, FUSE_LINK, old->type, &li, sizeof li, NULL, 0);
     node_put(&s->nodes, old);
     return rc;
 }
