@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ufuse.h"
@@ -449,12 +450,20 @@ int ufuse_chown(ufuse_t *s, const char *path, uid_t uid, gid_t gid)
     return vfs_setattr(s, path, NULL, &in);
 }
 
-/* One utimens time into SETATTR fields; -EINVAL for a bad nsec. */
+/*
+ * One utimens time into SETATTR fields; -EINVAL for a bad nsec.  For
+ * UTIME_NOW, as Linux does, both the current time and FATTR_*_NOW are
+ * sent: servers on libfuse 2's high-level API use the time fields.
+ */
 static int api_time(const struct timespec *ts, uint32_t set, uint32_t now, uint32_t *valid,
                     uint64_t *sec, uint32_t *nsec)
 {
     if (!ts || ts->tv_nsec == UTIME_NOW) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
         *valid |= set | now;
+        *sec = (uint64_t)t.tv_sec;
+        *nsec = (uint32_t)t.tv_nsec;
         return 0;
     }
     if (ts->tv_nsec == UTIME_OMIT)

@@ -163,11 +163,16 @@ int proto_dirent_next(const void *buf, size_t len, size_t *pos, int plus,
     const struct fuse_dirent *d;
     const struct fuse_entry_out *e = NULL;
     size_t fixed, reclen;
+    /*
+     * An entry cut off by the end of the reply ends it: libfuse 2 answers
+     * READDIR with slices of a prepared buffer, and Linux stops at such an
+     * entry too, asking again from the last whole one's cookie.
+     */
     if (plus) {
         const struct fuse_direntplus *dp;
         fixed = FUSE_NAME_OFFSET_DIRENTPLUS;
         if (len - p < fixed)
-            return -EIO;
+            goto cut;
         dp = (const struct fuse_direntplus *)(base + p);
         d = &dp->dirent;
         e = &dp->entry_out;
@@ -175,12 +180,14 @@ int proto_dirent_next(const void *buf, size_t len, size_t *pos, int plus,
     } else {
         fixed = FUSE_NAME_OFFSET;
         if (len - p < fixed)
-            return -EIO;
+            goto cut;
         d = (const struct fuse_dirent *)(base + p);
         reclen = FUSE_DIRENT_SIZE(d);
     }
-    if (d->namelen > PROTO_WIRE_NAME_MAX || fixed + d->namelen > len - p)
+    if (d->namelen > PROTO_WIRE_NAME_MAX)
         return -EIO;
+    if (fixed + d->namelen > len - p)
+        goto cut;
     const char *name = base + p + fixed;
     if (!proto_server_name_ok(name, d->namelen))
         return -EIO;
@@ -195,6 +202,12 @@ int proto_dirent_next(const void *buf, size_t len, size_t *pos, int plus,
     out->namelen = d->namelen;
     out->entry = e;
     return 1;
+cut:
+    /* A first entry that does not fit is no slice: nothing could progress. */
+    if (p == 0)
+        return -EIO;
+    *pos = len;
+    return 0;
 }
 
 /* The name after a notification's fixed part: @namelen bytes and a NUL,

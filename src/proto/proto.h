@@ -68,9 +68,11 @@ struct proto_dirent {
 };
 /*
  * Walk the entries of a READDIR(PLUS) reply of @len bytes.  *@pos starts at
- * 0.  Returns 1 with @out filled, 0 at the end, -EIO for an entry that runs
- * past the buffer, has an empty or over-long name, a name with '/' or NUL,
- * or (plus) invalid attributes.
+ * 0.  Returns 1 with @out filled, 0 at the end (also at an entry cut off by
+ * the end of the reply, after at least one whole entry: libfuse 2 slices
+ * its buffer so), -EIO for a first entry that does not fit, a name longer
+ * than 1024 or 255 bytes, empty, or holding '/' or NUL, or (plus) invalid
+ * attributes.
  */
 int proto_dirent_next(const void *buf, size_t len, size_t *pos, int plus,
                       struct proto_dirent *out);

@@ -385,6 +385,8 @@ int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f,
         node_put(&s->nodes, n);
         return -EINVAL;
     }
+    if (s->conn.p.minor < 9) /* FATTR_*_NOW came with 7.9 */
+        in->valid &= ~(uint32_t)(FATTR_ATIME_NOW | FATTR_MTIME_NOW);
     node_attr_changed(&s->nodes, n);
     uint64_t seq = node_attr_seq(&s->nodes);
     struct fuse_attr_out ao;
@@ -532,23 +534,64 @@ int vfs_remove(ufuse_t *s, const char *path, int dir)
     return rc;
 }
 
+/* Is @n on the walk's stack, i.e. @n or one of its ancestors is the top? */
+static int walk_contains(const struct walk *w, const struct node *n)
+{
+    for (int i = 0; i < w->n; i++)
+        if (w->stk[i] == n)
+            return 1;
+    return 0;
+}
+
+/*
+ * rename(2) and renameat2(2).  As the Linux VFS does before the file
+ * system hears of it: a name renamed onto itself, or onto another link to
+ * the same file, succeeds doing nothing (POSIX); a directory moved under
+ * itself is EINVAL, onto one of its own ancestors ENOTEMPTY; a directory
+ * onto a non-directory ENOTDIR and the reverse EISDIR; NOREPLACE onto an
+ * existing name EEXIST.  Some servers (libfuse 2's path locking) would
+ * deadlock on the degenerate cases.
+ */
 int vfs_rename(ufuse_t *s, const char *from, const char *to, unsigned flags)
 {
-    struct node *p1, *p2;
     char n1[PROTO_NAME_MAX + 1], n2[PROTO_NAME_MAX + 1];
     size_t l1, l2;
     if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
         return -EINVAL;
     if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
         return -EINVAL;
-    int rc = vfs_resolve_parent(s, from, &p1, n1, &l1);
+    struct walk w1 = {.s = s}, w2 = {.s = s};
+    struct node *src = NULL, *dst = NULL;
+    int rc = walk_path(&w1, from, WALK_PARENT, n1, &l1, NULL);
+    if (rc == 0)
+        rc = walk_path(&w2, to, WALK_PARENT, n2, &l2, NULL);
     if (rc)
-        return rc;
-    rc = vfs_resolve_parent(s, to, &p2, n2, &l2);
-    if (rc) {
-        node_put(&s->nodes, p1);
-        return rc;
+        goto out;
+    struct node *p1 = w1.stk[w1.n - 1], *p2 = w2.stk[w2.n - 1];
+    rc = vfs_lookup(s, p1, n1, l1, &src, NULL, NULL);
+    if (rc)
+        goto out;
+    rc = vfs_lookup(s, p2, n2, l2, &dst, NULL, NULL);
+    if (rc == -ENOENT && !(flags & RENAME_EXCHANGE)) {
+        dst = NULL;
+        rc = 0;
     }
+    if (rc)
+        goto out;
+    int sdir = src->type == S_IFDIR;
+    if (src == dst)
+        goto out; /* the same file: nothing to do */
+    if (dst && (flags & RENAME_NOREPLACE)) {
+        rc = -EEXIST;
+    } else if (sdir && walk_contains(&w2, src)) {
+        rc = -EINVAL;
+    } else if (dst && dst->type == S_IFDIR && walk_contains(&w1, dst)) {
+        rc = (flags & RENAME_EXCHANGE) ? -EINVAL : -ENOTEMPTY;
+    } else if (dst && !(flags & RENAME_EXCHANGE) && sdir != (dst->type == S_IFDIR)) {
+        rc = sdir ? -ENOTDIR : -EISDIR;
+    }
+    if (rc)
+        goto out;
     if (flags) {
         struct fuse_rename2_in ri = {.newdir = p2->nodeid, .flags = flags};
         rc = vfs_call(s, FUSE_RENAME2, p1->nodeid, &ri, sizeof ri, n1, l1 + 1, n2, l2 + 1,
@@ -564,8 +607,11 @@ int vfs_rename(ufuse_t *s, const char *from, const char *to, unsigned flags)
         vfs_name_gone(s, p1, n1, l1);
         vfs_name_gone(s, p2, n2, l2);
     }
-    node_put(&s->nodes, p1);
-    node_put(&s->nodes, p2);
+out:
+    node_put(&s->nodes, src);
+    node_put(&s->nodes, dst);
+    walk_end(&w1);
+    walk_end(&w2);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "mock/mockutil.h"
 
@@ -267,6 +268,61 @@ static void t_forget_at_unmount(void **state)
     forget_case(15);
 }
 
+/* Renames the VFS settles itself, as Linux does, without asking the
+ * server (libfuse 2's path locking deadlocks on some of them). */
+static void t_rename_local_rules(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    mu_expect_entry(m, 1, "d", 10, S_IFDIR | 0755, 0, 3600, 3600);
+    mu_expect_entry(m, 10, "sub", 11, S_IFDIR | 0755, 0, 3600, 3600);
+    mu_expect_entry(m, 1, "f", 12, S_IFREG | 0644, 0, 3600, 3600);
+    mu_expect_entry(m, 1, "h", 12, S_IFREG | 0644, 0, 3600, 3600); /* a hard link */
+    struct stat st;
+    assert_int_equal(ufuse_stat(s, "/d/sub", &st), 0);
+    assert_int_equal(ufuse_stat(s, "/f", &st), 0);
+    assert_int_equal(ufuse_stat(s, "/h", &st), 0);
+    mock_reply_err(mock_expect_lookup(m, 11, "x"), -ENOENT);
+    size_t before = mock_log_count(m, 0);
+    assert_int_equal(ufuse_rename(s, "/f", "/f", 0), 0);           /* onto itself */
+    assert_int_equal(ufuse_rename(s, "/f", "/h", 0), 0);           /* same file */
+    assert_int_equal(ufuse_rename(s, "/d", "/d/sub/x", 0), -EINVAL); /* under itself */
+    assert_int_equal(ufuse_rename(s, "/d/sub", "/d", 0), -ENOTEMPTY); /* onto an ancestor */
+    assert_int_equal(ufuse_rename(s, "/d", "/f", 0), -ENOTDIR);
+    assert_int_equal(ufuse_rename(s, "/f", "/d", 0), -EISDIR);
+    assert_int_equal(ufuse_rename(s, "/f", "/d/sub", RENAME_NOREPLACE), -EEXIST);
+    /* Only the LOOKUP of the missing "x" went out. */
+    assert_int_equal(mock_log_count(m, 0), before + 1);
+    assert_int_equal(mock_log_count(m, FUSE_RENAME) + mock_log_count(m, FUSE_RENAME2), 0);
+    mu_finish(m, s);
+}
+
+/* UTIME_NOW sends the current time and FATTR_*_NOW, as Linux does. */
+static bool now_times(const struct mock_req *r, void *arg)
+{
+    const struct fuse_setattr_in *si = (const void *)r->body;
+    time_t t0 = *(time_t *)arg;
+    return (si->valid & FATTR_ATIME_NOW) && (si->valid & FATTR_MTIME_NOW) &&
+           si->atime >= (uint64_t)t0 && si->mtime >= (uint64_t)t0;
+}
+
+static void t_utime_now(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    mu_expect_entry(m, 1, "f", 12, S_IFREG | 0644, 0, 3600, 3600);
+    time_t t0 = time(NULL);
+    struct mock_exp *e = mock_expect(m, FUSE_SETATTR, 12);
+    mock_match_custom(e, now_times, &t0, "ATIME|MTIME with NOW and the current time");
+    struct fuse_attr_out ao;
+    memset(&ao, 0, sizeof ao);
+    ao.attr.ino = 12;
+    ao.attr.mode = S_IFREG | 0644;
+    mock_reply_attr(e, &ao);
+    assert_int_equal(ufuse_utimens(s, "/f", NULL), 0);
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +333,8 @@ int main(void)
         cmocka_unit_test(t_readdir),
         cmocka_unit_test(t_readdirplus),
         cmocka_unit_test(t_forget_at_unmount),
+        cmocka_unit_test(t_rename_local_rules),
+        cmocka_unit_test(t_utime_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

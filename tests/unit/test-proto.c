@@ -59,6 +59,25 @@ static void test_dirents(void **state)
     /* A header cut short. */
     pos = 0;
     assert_int_equal(proto_dirent_next(buf, 10, &pos, 0, &de), -EIO);
+    /* After a whole entry, one cut off by the end of the reply ends it
+     * (libfuse 2's slices): the whole one is returned, then the end. */
+    memset(buf, 0, sizeof buf);
+    len = pos = 0;
+    put_dirent(buf, &len, 5, 1, "first", 5);
+    size_t whole = len;
+    put_dirent(buf, &len, 6, 2, "second-entry", 12);
+    for (size_t cut = whole + 1; cut < whole + FUSE_NAME_OFFSET + 12; cut += 7) {
+        pos = 0;
+        assert_int_equal(proto_dirent_next(buf, cut, &pos, 0, &de), 1);
+        assert_int_equal(de.off, 1);
+        assert_int_equal(proto_dirent_next(buf, cut, &pos, 0, &de), 0);
+        assert_int_equal(pos, cut);
+    }
+    /* ... but a name longer than any name may be is still an error. */
+    pos = 0;
+    ((struct fuse_dirent *)(buf + whole))->namelen = 5000;
+    assert_int_equal(proto_dirent_next(buf, len, &pos, 0, &de), 1);
+    assert_int_equal(proto_dirent_next(buf, len, &pos, 0, &de), -EIO);
     /* Names with '/' or NUL, empty names. */
     len = pos = 0;
     put_dirent(buf, &len, 5, 1, "a/b", 3);
