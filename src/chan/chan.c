@@ -38,7 +38,9 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -312,6 +314,9 @@ int chan_spawn(struct chan *c, char *const argv[],
     }
     c->pid = pid;
     c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    struct stat st;
+    if (fstat(sv[1], &st) == 0)
+        c->srv_ino = st.st_ino;
     rc = 0;
 out:
     if (sv[1] >= 0)
@@ -413,6 +418,69 @@ static int chan_wait_exit(struct chan *c, int ms)
     }
 }
 
+int chan_holders(ino_t ino, pid_t *pids, int max)
+{
+    char want[64], path[64], link[64];
+    snprintf(want, sizeof want, "socket:[%llu]", (unsigned long long)ino);
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return 0;
+    int n = 0;
+    pid_t self = getpid();
+    struct dirent *p;
+    while (n < max && (p = readdir(proc)) != NULL) {
+        pid_t pid = (pid_t)atoi(p->d_name);
+        if (pid <= 0 || pid == self)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+        DIR *fds = opendir(path);
+        if (!fds)
+            continue;
+        struct dirent *f;
+        while ((f = readdir(fds)) != NULL) {
+            char fdpath[64 + sizeof f->d_name];
+            snprintf(fdpath, sizeof fdpath, "%s/%s", path, f->d_name);
+            ssize_t l = readlink(fdpath, link, sizeof link - 1);
+            if (l > 0) {
+                link[l] = 0;
+                if (strcmp(link, want) == 0) {
+                    pids[n++] = pid;
+                    break;
+                }
+            }
+        }
+        closedir(fds);
+    }
+    closedir(proc);
+    return n;
+}
+
+/*
+ * After the socket closed: wait until no process holds the server's end
+ * (a daemonized server is not our child, so waitpid cannot see it), up to
+ * @ms; then terminate the holders.  Returns 0 when they let go in time.
+ */
+static int chan_wait_holders(struct chan *c, int ms, struct ulog *lg)
+{
+    pid_t pids[16];
+    uint64_t deadline = ufuse_now_ns() + (uint64_t)ms * 1000000u;
+    int n;
+    while ((n = chan_holders(c->srv_ino, pids, 16)) > 0 && ufuse_now_ns() < deadline)
+        usleep(10000);
+    if (n == 0)
+        return 0;
+    ulog_msg(lg, "server process %d still holds its socket after unmount; terminating it",
+             (int)pids[0]);
+    for (int i = 0; i < n; i++)
+        kill(pids[i], SIGTERM);
+    deadline = ufuse_now_ns() + 1000000000ull;
+    while ((n = chan_holders(c->srv_ino, pids, 16)) > 0 && ufuse_now_ns() < deadline)
+        usleep(10000);
+    for (int i = 0; i < n; i++)
+        kill(pids[i], SIGKILL);
+    return -EIO;
+}
+
 int chan_close(struct chan *c, int timeout_ms, struct ulog *lg)
 {
     int rc = 0;
@@ -445,6 +513,9 @@ int chan_close(struct chan *c, int timeout_ms, struct ulog *lg)
             rc = -EIO;
         }
         c->pid = 0;
+        /* A server that daemonized lives on in a process we did not start. */
+        if (c->srv_ino && chan_wait_holders(c, timeout_ms, lg) != 0)
+            rc = -EIO;
     }
     if (c->pidfd >= 0) {
         close(c->pidfd);

@@ -27,6 +27,7 @@ struct chan {
     pid_t pid;          /* the server, or 0 when attached to an fd */
     int pidfd;          /* pidfd of the server, or -1 */
     char *mountdir;     /* hook mode: the empty directory we made, or NULL */
+    ino_t srv_ino;      /* inode of the server's end (0 when attached to an fd) */
     size_t max_send;    /* largest datagram we can send (SO_SNDBUF bound) */
     size_t max_recv;    /* largest datagram the server can send us */
     char name[64];      /* basename of the server's argv[0] ("" for an fd) */
@@ -69,6 +70,14 @@ ssize_t chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
  * is how libfuse reports "the device went away"), -EIO otherwise.
  */
 int chan_close(struct chan *c, int timeout_ms, struct ulog *lg);
+
+/*
+ * Processes other than us that hold the server's end of our socketpair
+ * (the socket whose inode is @ino): a server that daemonized, or children
+ * it passed the fd to.  Fills up to @max pids; returns how many.  Only our
+ * own processes' fd tables are readable, which are the ones that matter.
+ */
+int chan_holders(ino_t ino, pid_t *pids, int max);
 
 /* Find the built-in server / the hook library: next to our executable,
  * then the install directories, then PATH (for the server). Caller frees. */
