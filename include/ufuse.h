@@ -182,7 +182,9 @@ int ufuse_close(ufuse_file_t *f);
 
 /**
  * Read up to @n bytes at @off.  @return bytes read (0 at EOF) or -errno.
- * Bytes of @buf beyond the returned count are unspecified.
+ * Bytes of @buf beyond the returned count are unspecified.  Files the
+ * server opened FOPEN_NONSEEKABLE give -ESPIPE here and in ufuse_pwrite
+ * and ufuse_lseek; ufuse_read/ufuse_write work on them.
  */
 ssize_t ufuse_pread(ufuse_file_t *f, void *buf, size_t n, off_t off);
 ssize_t ufuse_preadv(ufuse_file_t *f, const struct iovec *iov, int iovcnt,

@@ -189,6 +189,13 @@ static int api_can_write(ufuse_file_t *f)
     return f && (f->io.oflags & O_ACCMODE) != O_RDONLY;
 }
 
+/* FOPEN_NONSEEKABLE: positioned I/O and seeking are ESPIPE (Linux's
+ * nonseekable_open); read/write at the handle's position still work. */
+static int api_seekable(ufuse_file_t *f)
+{
+    return !(f->io.fopen_flags & FOPEN_NONSEEKABLE);
+}
+
 static int api_iov_ok(const struct iovec *iov, int cnt)
 {
     if (cnt < 0 || cnt > IOV_MAX || (cnt && !iov))
@@ -208,6 +215,8 @@ ssize_t ufuse_preadv(ufuse_file_t *f, const struct iovec *iov, int iovcnt, off_t
 {
     if (!api_can_read(f))
         return -EBADF;
+    if (!api_seekable(f))
+        return -ESPIPE;
     if (!api_iov_ok(iov, iovcnt) || off < 0)
         return -EINVAL;
     return io_dispatch_read(&f->io, iov, iovcnt, off);
@@ -223,6 +232,8 @@ ssize_t ufuse_pwritev(ufuse_file_t *f, const struct iovec *iov, int iovcnt, off_
 {
     if (!api_can_write(f))
         return -EBADF;
+    if (!api_seekable(f))
+        return -ESPIPE;
     if (!api_iov_ok(iov, iovcnt) || off < 0)
         return -EINVAL;
     off_t where;
@@ -268,7 +279,9 @@ ssize_t ufuse_write(ufuse_file_t *f, const void *buf, size_t n)
 
 off_t ufuse_lseek(ufuse_file_t *f, off_t off, int whence)
 {
-    return f ? vfs_lseek(f, off, whence) : -EBADF;
+    if (!f)
+        return -EBADF;
+    return api_seekable(f) ? vfs_lseek(f, off, whence) : -ESPIPE;
 }
 
 int ufuse_fsync(ufuse_file_t *f)

@@ -255,9 +255,31 @@ static void t_read_error(void **state)
     mu_finish(m, s);
 }
 
+/* FOPEN_NONSEEKABLE: pread/pwrite/lseek are ESPIPE without a request;
+ * read and write go on at the handle's position. */
+static void t_nonseekable(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    ufuse_file_t *f = mu_open(m, s, O_RDWR, 100, 3600, FOPEN_NONSEEKABLE);
+    char buf[8];
+    size_t before = mock_log_count(m, 0);
+    assert_int_equal(ufuse_pread(f, buf, sizeof buf, 0), -ESPIPE);
+    assert_int_equal(ufuse_pwrite(f, buf, sizeof buf, 0), -ESPIPE);
+    assert_int_equal(ufuse_lseek(f, 0, SEEK_SET), -ESPIPE);
+    assert_int_equal(mock_log_count(m, 0), before);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 0, 8), 0, 8);
+    assert_int_equal(ufuse_read(f, buf, 8), 8);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 8, 8), 8, 8);
+    assert_int_equal(ufuse_read(f, buf, 8), 8);
+    mu_close(m, f);
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_nonseekable),
         cmocka_unit_test(t_read_chunks),
         cmocka_unit_test(t_write_chunks),
         cmocka_unit_test(t_write_chunks_option),
