@@ -5,10 +5,12 @@
 #   make demo   copy a tree in and out of the built-in server
 #   make bench  benchmarks (QUICK=1 for a smoke run)
 #   make soak   long randomized runs
+#   make install [PREFIX=/usr/local] [DESTDIR=DIR]   library, CLI, server, man pages
 SHELL   := /bin/bash
 JOBS    ?= $(shell nproc)
 CMAKE   ?= cmake
 BUILD   ?= build
+PREFIX  ?= /usr/local
 
 .PHONY: all deps check demo bench soak clean install tidy
 
@@ -34,14 +36,21 @@ demo: all
 	@./scripts/demo.sh $(BUILD)
 
 bench: all
-	@if [ -x $(BUILD)/ufuse-bench ]; then ./scripts/bench.sh $(BUILD); \
+	@if [ -x $(BUILD)/ufuse-bench ]; then QUICK=$(QUICK) ./scripts/bench.sh $(BUILD); \
 	 else echo "bench: no benchmarks yet (issue 4)"; fi
 
 soak: all
 	@UFUSE_SOAK=1 ctest --test-dir $(BUILD) -L soak --output-on-failure
 
-install: all
-	@$(CMAKE) --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: the prefix is
+# configured, not only given to `cmake --install`, because the client has it
+# compiled in (where to find ufuse-memfs and the libfuse-2 hook), as do
+# ufuse.pc and GNUInstallDirs' libdir (lib/<multiarch> under /usr).
+install:
+	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@$(CMAKE) --build $(BUILD) -j $(JOBS)
+	@DESTDIR="$(DESTDIR)" $(CMAKE) --install $(BUILD)
 
 # clang-tidy's bug-prone checks (swappable parameters and reserved names
 # are style, not bugs, for a C library of this kind).

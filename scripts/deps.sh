@@ -4,7 +4,10 @@
 set -e
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
       libfuse3-dev fuse3 libfuse2 libfuse-dev libelf-dev linux-libc-dev
-      bindfs python3 libcmocka-dev"
+      bindfs python3 libcmocka-dev
+      sshfs openssh-server openssh-client squashfuse squashfs-tools fuse-overlayfs fuse-zip archivemount gocryptfs
+      gnuplot-nox
+      groff-base"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

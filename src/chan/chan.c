@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -91,26 +92,47 @@ int chan_attach_fd(struct chan *c, int fd)
     return 0;
 }
 
-/* Look for @name next to /proc/self/exe, then in @installdir. */
+/* @dir/@sub@name if readable: a new string, else NULL. */
+static char *chan_try(const char *dir, const char *sub, const char *name)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s%s", dir, sub, name);
+    return access(path, R_OK) == 0 ? strdup(path) : NULL;
+}
+
+/* The directory of @file (a path), in @dir. */
+static int chan_dirname(const char *file, char dir[PATH_MAX])
+{
+    const char *slash = strrchr(file, '/');
+    if (!slash || slash - file >= PATH_MAX)
+        return 0;
+    snprintf(dir, PATH_MAX, "%.*s", (int)(slash - file), file);
+    return 1;
+}
+
+/*
+ * Look for @name beside our own code, so that a relocated or staged
+ * install finds its own helpers: next to the object holding this function
+ * (libufuse.so, or the program linking ufuse statically) and in its
+ * ufuse/ subdirectory (where libdir/ufuse/ keeps the hook); next to
+ * /proc/self/exe; then in @installdir, fixed at build time.
+ */
 static char *chan_find_near(const char *name, const char *installdir)
 {
-    char exe[PATH_MAX];
+    char dir[PATH_MAX], exe[PATH_MAX];
+    char *found = NULL;
+    Dl_info info;
+    if (dladdr((void *)chan_find_near, &info) && info.dli_fname &&
+        chan_dirname(info.dli_fname, dir) &&
+        ((found = chan_try(dir, "", name)) || (found = chan_try(dir, "ufuse/", name))))
+        return found;
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char path[PATH_MAX + 64];
     if (n > 0) {
         exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(path, sizeof path, "%s/%s", exe, name);
-            if (access(path, R_OK) == 0)
-                return strdup(path);
-        }
+        if (chan_dirname(exe, dir) && (found = chan_try(dir, "", name)))
+            return found;
     }
-    snprintf(path, sizeof path, "%s/%s", installdir, name);
-    if (access(path, R_OK) == 0)
-        return strdup(path);
-    return NULL;
+    return chan_try(installdir, "", name);
 }
 
 /* Resolve a command name through PATH, as execvp would. */
