@@ -18,7 +18,11 @@ static const uint64_t vfs_init_flags =
     FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC | FUSE_AUTO_INVAL_DATA |
     FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
     FUSE_HANDLE_KILLPRIV | FUSE_MAX_PAGES | FUSE_EXPLICIT_INVAL_DATA |
-    FUSE_CACHE_SYMLINKS | FUSE_EXPORT_SUPPORT | FUSE_WRITEBACK_CACHE | FUSE_INIT_EXT;
+    FUSE_CACHE_SYMLINKS | FUSE_EXPORT_SUPPORT | FUSE_WRITEBACK_CACHE | FUSE_INIT_EXT |
+    /* Modes go out unmasked (umask 0 in the request) whatever the server
+     * asks, so offering DONT_MASK promises nothing new (fuse-overlayfs
+     * requires it). */
+    FUSE_DONT_MASK;
 
 #define DEFAULT_MAX_READ (128u * 1024)
 /*

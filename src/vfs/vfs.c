@@ -385,6 +385,8 @@ int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f,
         node_put(&s->nodes, n);
         return -EINVAL;
     }
+    if (in->valid & FATTR_MODE) /* the whole mode, file type included, as Linux */
+        in->mode = (in->mode & 07777) | n->type;
     if (s->conn.p.minor < 9) /* FATTR_*_NOW came with 7.9 */
         in->valid &= ~(uint32_t)(FATTR_ATIME_NOW | FATTR_MTIME_NOW);
     node_attr_changed(&s->nodes, n);
@@ -453,13 +455,22 @@ static int vfs_make(ufuse_t *s, const char *path, uint32_t op, uint32_t type,
     int rc = vfs_resolve_parent(s, path, &parent, name, &len);
     if (rc)
         return vfs_create_errno(rc);
-    struct fuse_entry_out e;
-    memset(&e, 0, sizeof e);
-    uint64_t seq = node_attr_seq(&s->nodes);
-    rc = vfs_call(s, op, parent->nodeid, pre, prelen, name, len + 1, post, postlen, &e,
-                  proto_entry_out_size(s->conn.p.minor), 1, NULL);
-    if (rc == 0)
-        rc = vfs_made(s, parent, name, len, &e, seq, type);
+    /* As the Linux VFS: the name is looked up first (the entry cache may
+     * answer), and an existing one is EEXIST without asking the server. */
+    struct node *old = NULL;
+    rc = vfs_lookup(s, parent, name, len, &old, NULL, NULL);
+    if (rc == 0) {
+        node_put(&s->nodes, old);
+        rc = -EEXIST;
+    } else if (rc == -ENOENT) {
+        struct fuse_entry_out e;
+        memset(&e, 0, sizeof e);
+        uint64_t seq = node_attr_seq(&s->nodes);
+        rc = vfs_call(s, op, parent->nodeid, pre, prelen, name, len + 1, post, postlen, &e,
+                      proto_entry_out_size(s->conn.p.minor), 1, NULL);
+        if (rc == 0)
+            rc = vfs_made(s, parent, name, len, &e, seq, type);
+    }
     node_put(&s->nodes, parent);
     return rc;
 }
@@ -503,7 +514,7 @@ int vfs_link(ufuse_t *s, const char *existing, const char *newpath)
     node_attr_changed(&s->nodes, old); /* its link count changes */
     rc = vfs_make(s, newpath, FUSE_LINK, old->type, &li, sizeof li, NULL, 0);
     node_put(&s->nodes, old);
-    return rc;
+    return rc == -ENOSYS ? -EPERM : rc; /* no hard links here (POSIX: EPERM) */
 }
 
 /* Forget what we know of @name in @parent and of the node it named. */
@@ -526,8 +537,21 @@ int vfs_remove(ufuse_t *s, const char *path, int dir)
     int rc = vfs_resolve_parent(s, path, &parent, name, &len);
     if (rc)
         return rc;
-    rc = vfs_call(s, dir ? FUSE_RMDIR : FUSE_UNLINK, parent->nodeid, name, len + 1, NULL, 0,
-                  NULL, 0, NULL, 0, 0, NULL);
+    /* Looked up first, as the Linux VFS does (some servers rely on it),
+     * with the type checks it makes: unlink of a directory is EISDIR,
+     * rmdir of anything else ENOTDIR. */
+    struct node *victim;
+    rc = vfs_lookup(s, parent, name, len, &victim, NULL, NULL);
+    if (rc == 0) {
+        if (dir && victim->type != S_IFDIR)
+            rc = -ENOTDIR;
+        else if (!dir && victim->type == S_IFDIR)
+            rc = -EISDIR;
+        node_put(&s->nodes, victim);
+    }
+    if (rc == 0)
+        rc = vfs_call(s, dir ? FUSE_RMDIR : FUSE_UNLINK, parent->nodeid, name, len + 1, NULL,
+                      0, NULL, 0, NULL, 0, 0, NULL);
     if (rc == 0)
         vfs_name_gone(s, parent, name, len);
     node_put(&s->nodes, parent);

@@ -323,6 +323,39 @@ static void t_utime_now(void **state)
     mu_finish(m, s);
 }
 
+/* MKDIR/UNLINK/RMDIR look the name up first, as the Linux VFS does: an
+ * existing name is EEXIST without MKDIR; the type checks are local; chmod
+ * sends the whole mode, type bits included; LINK's ENOSYS is EPERM. */
+static void t_lookup_before_namespace_ops(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    mu_expect_entry(m, 1, "d", 10, S_IFDIR | 0755, 0, 3600, 3600);
+    assert_int_equal(ufuse_mkdir(s, "/d", 0755), -EEXIST);
+    assert_int_equal(mock_log_count(m, FUSE_MKDIR), 0);
+    assert_int_equal(ufuse_unlink(s, "/d"), -EISDIR);
+    mu_expect_entry(m, 1, "f", 12, S_IFREG | 0644, 0, 3600, 3600);
+    assert_int_equal(ufuse_rmdir(s, "/f"), -ENOTDIR);
+    assert_int_equal(mock_log_count(m, FUSE_UNLINK) + mock_log_count(m, FUSE_RMDIR), 0);
+    struct mock_exp *u = mock_expect(m, FUSE_UNLINK, 1);
+    mock_match_name(u, 0, "f");
+    mock_reply_err(u, 0);
+    assert_int_equal(ufuse_unlink(s, "/f"), 0);
+    struct mock_exp *c = mock_expect_setattr(m, 10, FATTR_MODE);
+    MOCK_MATCH(c, struct fuse_setattr_in, mode, S_IFDIR | 0700);
+    struct fuse_attr_out ao;
+    memset(&ao, 0, sizeof ao);
+    ao.attr.ino = 10;
+    ao.attr.mode = S_IFDIR | 0700;
+    mock_reply_attr(c, &ao);
+    assert_int_equal(ufuse_chmod(s, "/d", 0700), 0);
+    mu_expect_entry(m, 1, "g", 13, S_IFREG | 0644, 0, 3600, 3600);
+    mock_reply_err(mock_expect_lookup(m, 1, "h"), -ENOENT);
+    mock_reply_err(mock_expect(m, FUSE_LINK, 1), -ENOSYS);
+    assert_int_equal(ufuse_link(s, "/g", "/h"), -EPERM);
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +368,7 @@ int main(void)
         cmocka_unit_test(t_forget_at_unmount),
         cmocka_unit_test(t_rename_local_rules),
         cmocka_unit_test(t_utime_now),
+        cmocka_unit_test(t_lookup_before_namespace_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
