@@ -135,6 +135,8 @@ struct ufuse_opstat {
     uint64_t bytes;        /* payload bytes moved (READ/WRITE data, etc.) */
     uint64_t total_ns;     /* sum of round-trip latencies of answered requests */
     uint64_t max_ns;       /* slowest answered request */
+    uint64_t p99_ns;       /* 99th percentile latency (from a histogram with
+                              4 buckets per power of two: within 25 %) */
 };
 
 /**
@@ -159,6 +161,27 @@ struct ufuse_conninfo {
                                           reply or the receiving role */
 };
 int ufuse_conninfo(ufuse_t *s, struct ufuse_conninfo *out);
+
+/** What the calling thread's last failed request was. */
+struct ufuse_failure {
+    const char *server;    /* the server's name (argv[0]'s base name, or the
+                              server_name= option); valid until unmount */
+    const char *request;   /* opcode name, e.g. "READ" (static string) */
+    int error;             /* the -errno the request ended with */
+    int server_fault;      /* 1 when the server was at fault: a malformed
+                              reply (EIO), it died (ENOTCONN), or it did not
+                              answer in time (ETIMEDOUT); 0 when it answered
+                              a well-formed error (ENOENT, EACCES, ...) */
+};
+
+/**
+ * Describe the last request of the calling thread on @s that failed, so
+ * that a tool can say what failed and who is at fault
+ * ("ufuse: sshfs: READ /a.bin: Input/output error").  Per thread, so
+ * concurrent callers see their own.  @return 0, or -ENOENT when this
+ * thread had no failed request on @s.
+ */
+int ufuse_last_failure(ufuse_t *s, struct ufuse_failure *out);
 
 /* ---------------------------------------------------------------------
  * Files

@@ -138,9 +138,23 @@ int ufuse_stats(ufuse_t *s, struct ufuse_opstat *out, size_t n)
         out[k++] = (struct ufuse_opstat){
             .name = proto_opname(op), .opcode = op, .count = st[op].count,
             .errors = st[op].errors, .bytes = st[op].bytes,
-            .total_ns = st[op].total_ns, .max_ns = st[op].max_ns};
+            .total_ns = st[op].total_ns, .max_ns = st[op].max_ns,
+            .p99_ns = conn_lat_percentile(&st[op], 99.0)};
     }
     return (int)k;
+}
+
+int ufuse_last_failure(ufuse_t *s, struct ufuse_failure *out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    struct conn_failure f;
+    int rc = conn_last_failure(&s->conn, &f);
+    if (rc)
+        return rc;
+    *out = (struct ufuse_failure){.server = s->log.name, .request = proto_opname(f.opcode),
+                                  .error = f.error, .server_fault = f.server_fault};
+    return 0;
 }
 
 int ufuse_conninfo(ufuse_t *s, struct ufuse_conninfo *out)

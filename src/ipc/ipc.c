@@ -59,6 +59,7 @@ struct ticket {
     pthread_t owner;          /* the calling thread (conn_interrupt) */
     int int_again;            /* the server asked for the INTERRUPT again */
     int32_t error;
+    int bad_reply;            /* failed because the reply was malformed */
     const struct iovec *out;
     int outcnt;
     size_t outcap;
@@ -80,6 +81,73 @@ struct ticket {
 #define WATCH_QUIET_NS 10000000ull
 /* Largest reply payload other than READ data (READDIR, xattrs). */
 #define CONN_MAX_META_REPLY (128u * 1024)
+
+/* ---- statistics and failures ------------------------------------------------ */
+
+/* Bucket of a latency: 4 per power of two (within 19% of the value). */
+static unsigned conn_lat_bucket(uint64_t ns)
+{
+    if (ns < 4)
+        return (unsigned)ns;
+    unsigned lg = 63u - (unsigned)__builtin_clzll(ns);
+    unsigned b = lg * 4 + (unsigned)((ns >> (lg - 2)) & 3);
+    return b < CONN_LAT_BUCKETS ? b : CONN_LAT_BUCKETS - 1;
+}
+
+/* The largest latency that falls in bucket @b. */
+static uint64_t conn_lat_bound(unsigned b)
+{
+    if (b < 4)
+        return b;
+    unsigned lg = b / 4, sub = b % 4;
+    return ((uint64_t)(4 + sub + 1) << (lg - 2)) - 1;
+}
+
+uint64_t conn_lat_percentile(const struct conn_opstat *s, double pct)
+{
+    uint64_t n = 0, seen = 0;
+    for (unsigned b = 0; b < CONN_LAT_BUCKETS; b++)
+        n += s->lat[b];
+    if (!n)
+        return 0;
+    uint64_t want = (uint64_t)((double)n * pct / 100.0 + 0.999999);
+    for (unsigned b = 0; b < CONN_LAT_BUCKETS; b++) {
+        seen += s->lat[b];
+        if (seen >= want)
+            return UFUSE_MIN(conn_lat_bound(b), s->max_ns);
+    }
+    return s->max_ns;
+}
+
+/* A reply broke the protocol: fail its call with EIO, the server's fault. */
+static void conn_complete(struct conn *c, struct ticket *t, int32_t error);
+static void conn_reject(struct conn *c, struct ticket *t)
+{
+    t->bad_reply = 1;
+    conn_complete(c, t, -EIO);
+}
+
+/* Per thread: the last request that failed, and on which connection. */
+static __thread struct {
+    const struct conn *c;
+    struct conn_failure f;
+} conn_last;
+
+int conn_last_failure(struct conn *c, struct conn_failure *out)
+{
+    if (conn_last.c != c)
+        return -ENOENT;
+    *out = conn_last.f;
+    return 0;
+}
+
+static void conn_note_failure(struct conn *c, uint32_t opcode, int rc, int bad_reply)
+{
+    conn_last.c = c;
+    conn_last.f = (struct conn_failure){
+        .opcode = opcode, .error = rc,
+        .server_fault = bad_reply || rc == -ENOTCONN || rc == -ETIMEDOUT};
+}
 
 /* ---- table ---------------------------------------------------------- */
 
@@ -195,6 +263,7 @@ static void conn_complete(struct conn *c, struct ticket *t, int32_t error)
         s->total_ns += dt;
         if (dt > s->max_ns)
             s->max_ns = dt;
+        s->lat[conn_lat_bucket(dt)]++;
         if (error == -ENOSYS)
             c->enosys[t->opcode / 64] |= 1ull << (t->opcode % 64);
     }
@@ -327,11 +396,14 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         if (truncated || len > t->want - t->got) {
             ulog_once(c->log, 12, "%s reply continuation overruns its header length",
                       proto_opname(t->opcode));
-            conn_complete(c, t, -EIO);
+            conn_reject(c, t);
         } else if (conn_store(t, src, scnt, 0, len) != 0) {
-            conn_complete(c, t, -EIO);
+            conn_reject(c, t);
         } else if (t->got == t->want) {
-            conn_complete(c, t, t->exact && t->out && t->got != t->outcap ? -EIO : 0);
+            if (t->exact && t->out && t->got != t->outcap)
+                conn_reject(c, t);
+            else
+                conn_complete(c, t, 0);
         }
         pthread_mutex_unlock(&c->mu);
         return;
@@ -382,13 +454,16 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         return;
     }
     int32_t err;
+    int bad = 1; /* cleared where the reply is well-formed */
     size_t plen = len - sizeof *oh;
     if (oh->error > 0 || oh->error < -511) {
         ulog_once(c->log, 15, "%s reply with invalid error %d", op, oh->error);
         err = -EIO;
     } else if (oh->error != 0) {
         err = oh->error;
+        bad = 0;
         if (oh->len != sizeof *oh || len != sizeof *oh) {
+            bad = 1;
             ulog_once(c->log, 16, "%s error reply carrying a payload", op);
             err = -EIO;
         }
@@ -422,8 +497,8 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
                 ulog_once(c->log, 20, "split replies interleaved; failing them with EIO");
                 c->discard += t->want - t->got;
                 if (c->cont) /* conn_complete counts what it still owed */
-                    conn_complete(c, c->cont, -EIO);
-                conn_complete(c, t, -EIO);
+                    conn_reject(c, c->cont);
+                conn_reject(c, t);
                 pthread_mutex_unlock(&c->mu);
                 return;
             }
@@ -433,10 +508,12 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
             return;
         }
         err = t->exact && t->out && plen != t->outcap ? -EIO : 0;
+        bad = err != 0;
         if (err)
             ulog_once(c->log, 21, "%s reply of %zu bytes, expected %zu", op, plen,
                       t->outcap);
     }
+    t->bad_reply = bad;
     conn_complete(c, t, err);
     pthread_mutex_unlock(&c->mu);
 }
@@ -709,17 +786,21 @@ int conn_call(struct conn *c, struct conn_req *r)
         t->outcnt = 1;
     }
     int rc = conn_transmit(c, t, t->opcode, r->nodeid, 0, r->in, r->incnt);
+    int bad = 0;
     pthread_mutex_lock(&c->mu);
     if (rc == 0) {
         rc = conn_wait(c, t);
         if (!t->orphaned) {
             r->outlen = t->got;
+            bad = t->bad_reply;
             ticket_put(c, t);
         }
     } else {
         ticket_put(c, t);
     }
     pthread_mutex_unlock(&c->mu);
+    if (rc)
+        conn_note_failure(c, r->opcode, rc, bad);
     return rc;
 }
 

@@ -53,9 +53,26 @@ struct conn_wants {
  */
 typedef void (*conn_notify_fn)(void *ctx, int code, const void *body, size_t len);
 
+/* Latency histogram: 4 buckets per power of two of nanoseconds. */
+#define CONN_LAT_BUCKETS 160
+
 struct conn_opstat {
     uint64_t count, errors, bytes, total_ns, max_ns;
+    uint32_t lat[CONN_LAT_BUCKETS];
 };
+
+struct conn;
+
+/* Upper bound (ns) of the bucket holding the @pct-th percentile. */
+uint64_t conn_lat_percentile(const struct conn_opstat *s, double pct);
+
+/* The calling thread's last failed request on @c (see ufuse_last_failure). */
+struct conn_failure {
+    uint32_t opcode;
+    int error;
+    int server_fault;        /* malformed reply, death or timeout */
+};
+int conn_last_failure(struct conn *c, struct conn_failure *out);
 
 struct ticket;
 

@@ -146,7 +146,7 @@ run --stats -c "put $T/64k /f" -c "open /f" -c "pread 0 64k" -c pwd
 expect_rc 0 "--stats"
 expect_out "read 65536/65536 bytes at offset 0
 /" "--stats leaves stdout alone"
-expect_match err '^opcode +count +errors +bytes +mean\(us\) +max\(us\)$' "--stats header"
+expect_match err '^opcode +count +errors +bytes +mean\(us\) +p99\(us\) +max\(us\)$' "--stats header"
 # row NAME CONDITION: the table's row NAME ($2 count, $3 errors, $4 bytes)
 # satisfies the awk CONDITION.
 row() { awk -v n="$1" '$1 == n { found = 1; if (!('"$2"')) bad = 1 }
@@ -156,8 +156,10 @@ check "--stats READ row: sent, no errors, >= 64 KiB of payload" row READ '$2 > 0
 # put's check of its destination ("/f" does not exist yet) is a LOOKUP
 # answered with ENOENT: an error in the table.
 check "--stats LOOKUP row counts the ENOENT" row LOOKUP '$2 > 0 && $3 > 0'
-check "--stats rows have a mean and a max latency" \
-    awk '$1 == "WRITE" { ok = ($5 ~ /^[0-9]+\.[0-9]$/ && $6 ~ /^[0-9]+\.[0-9]$/) } END { exit !ok }' "$T/err"
+check "--stats rows have a mean, a p99 no larger than the max, and a max latency" \
+    awk '$1 == "WRITE" { ok = ($5 ~ /^[0-9]+\.[0-9]$/ && $6 ~ /^[0-9]+\.[0-9]$/ &&
+                               $7 ~ /^[0-9]+\.[0-9]$/ && $6 + 0 <= $7 + 0) } END { exit !ok }' "$T/err"
+expect_match err '^thread wake-ups: [0-9]+ \([0-9.]+ per request\)$' "--stats wake-ups line"
 expect_match err '^total +[1-9][0-9]* +[1-9][0-9]* +[1-9][0-9]*$' "--stats total row"
 check "--stats total equals the sum of the rows" \
     awk '$1 != "opcode" && $1 != "total" { n += $2 } $1 == "total" { t = $2 }
@@ -180,5 +182,15 @@ if grep -q "no_such_memfs_option" "$T/err"; then
 else
     _pass "log=: the server's complaint stays off our stderr"
 fi
+
+# A failure that is the server's fault names the server and the request:
+# here it dies after answering INIT and one more request.
+run -s "$B/ufuse-memfs -o die_after=2" -c "ls /"
+expect_rc 1 "a dying server fails the command"
+expect_match err '^ufuse: ufuse-memfs: [A-Z]+ /: Transport endpoint is not connected$' \
+    "the server at fault is named, with the request that failed"
+# An ordinary error stays in the command's words.
+run -c "cat /nope"
+expect_match err '^ufuse: cat: /nope: No such file or directory$' "an ordinary error names the command"
 
 finish

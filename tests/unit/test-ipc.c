@@ -394,6 +394,73 @@ static void test_user_interrupt(void **state)
     fakesrv_stop(&f);
 }
 
+/* A failure is recorded for the thread that made the call only; the
+ * latency percentiles come from the histogram and stay within the max. */
+static void test_failure_is_per_thread_and_p99(void **state)
+{
+    struct fakesrv f;
+    fakesrv_start(&f, 38, 1 << 20, 0);
+    struct conn_failure fl;
+    struct fuse_attr_out out, a;
+    memset(&a, 0, sizeof a);
+    struct call k;
+    call_start(&k, &f.conn, FUSE_GETATTR, 5, &out, sizeof out, 1);
+    fakesrv_reply(&f, read_req(&f, NULL, NULL), -ENOENT, NULL, 0);
+    assert_int_equal(call_join(&k), -ENOENT);
+    assert_int_equal(conn_last_failure(&f.conn, &fl), -ENOENT); /* not ours */
+    for (int i = 0; i < 100; i++) {
+        call_start(&k, &f.conn, FUSE_GETATTR, 5, &out, sizeof out, 1);
+        fakesrv_reply(&f, read_req(&f, NULL, NULL), 0, &a, sizeof a);
+        assert_int_equal(call_join(&k), 0);
+    }
+    struct conn_opstat st[PROTO_MAX_OPCODE];
+    conn_get_stats(&f.conn, st, NULL);
+    uint64_t p99 = conn_lat_percentile(&st[FUSE_GETATTR], 99.0);
+    uint64_t p50 = conn_lat_percentile(&st[FUSE_GETATTR], 50.0);
+    assert_true(p50 > 0);
+    assert_true(p50 <= p99);
+    assert_true(p99 <= st[FUSE_GETATTR].max_ns);
+    fakesrv_stop(&f);
+}
+
+/* conn_last_failure from the calling thread's own calls. */
+static void *own_calls(void *arg)
+{
+    struct fakesrv *f = arg;
+    uint64_t body = 0;
+    struct fuse_attr_out out;
+    struct iovec in = {&body, sizeof body}, ov = {&out, sizeof out};
+    struct conn_req r = {.opcode = FUSE_GETATTR, .nodeid = 1, .in = &in, .incnt = 1,
+                         .out = &ov, .outcnt = 1, .out_exact = 1};
+    struct conn_failure fl;
+    if (conn_call(&f->conn, &r) != -EIO || conn_last_failure(&f->conn, &fl) != 0 ||
+        fl.opcode != FUSE_GETATTR || fl.error != -EIO || !fl.server_fault)
+        return (void *)1;
+    r.opcode = FUSE_ACCESS;
+    ov.iov_len = 0;
+    r.outcnt = 0;
+    if (conn_call(&f->conn, &r) != -EACCES || conn_last_failure(&f->conn, &fl) != 0 ||
+        fl.opcode != FUSE_ACCESS || fl.server_fault)
+        return (void *)2;
+    return NULL;
+}
+
+static void test_failure_fault_kinds(void **state)
+{
+    struct fakesrv f;
+    fakesrv_start(&f, 38, 1 << 20, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, own_calls, &f);
+    struct fuse_attr_out a;
+    memset(&a, 0, sizeof a);
+    fakesrv_reply(&f, read_req(&f, NULL, NULL), 0, &a, 8);          /* malformed */
+    fakesrv_reply(&f, read_req(&f, NULL, NULL), -EACCES, NULL, 0);   /* ordinary */
+    void *res;
+    pthread_join(t, &res);
+    assert_null(res);
+    fakesrv_stop(&f);
+}
+
 static void test_async_and_too_big(void **state)
 {
     struct fakesrv f;
@@ -427,6 +494,8 @@ int main(void)
         cmocka_unit_test(test_timeout_interrupt),
         cmocka_unit_test(test_interrupt_answers),
         cmocka_unit_test(test_user_interrupt),
+        cmocka_unit_test(test_failure_is_per_thread_and_p99),
+        cmocka_unit_test(test_failure_fault_kinds),
         cmocka_unit_test(test_async_and_too_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

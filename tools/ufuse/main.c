@@ -246,20 +246,21 @@ static void print_stats(ufuse_t *fs)
     int n = ufuse_stats(fs, st, sizeof(st) / sizeof(st[0]));
     unsigned long long count = 0, errors = 0, bytes = 0;
 
-    fprintf(stderr, "%-16s %10s %8s %14s %10s %10s\n", "opcode", "count",
-            "errors", "bytes", "mean(us)", "max(us)");
+    fprintf(stderr, "%-16s %10s %8s %14s %10s %10s %10s\n", "opcode", "count",
+            "errors", "bytes", "mean(us)", "p99(us)", "max(us)");
     for (int i = 0; i < n; i++) {
-        char mean[32] = "-", max[32] = "-";
+        char mean[32] = "-", p99[32] = "-", max[32] = "-";
         if (st[i].total_ns) {
             snprintf(mean, sizeof(mean), "%.1f",
                      st[i].total_ns / 1e3 / (double)st[i].count);
+            snprintf(p99, sizeof(p99), "%.1f", st[i].p99_ns / 1e3);
             snprintf(max, sizeof(max), "%.1f", st[i].max_ns / 1e3);
         }
-        fprintf(stderr, "%-16s %10llu %8llu %14llu %10s %10s\n",
+        fprintf(stderr, "%-16s %10llu %8llu %14llu %10s %10s %10s\n",
                 st[i].name ? st[i].name : "?",
                 (unsigned long long)st[i].count,
                 (unsigned long long)st[i].errors,
-                (unsigned long long)st[i].bytes, mean, max);
+                (unsigned long long)st[i].bytes, mean, p99, max);
         count += st[i].count;
         errors += st[i].errors;
         bytes += st[i].bytes;

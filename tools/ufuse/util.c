@@ -389,9 +389,23 @@ int fail_msg(struct cli *c, int rc, const char *arg, const char *msg)
     return rc;
 }
 
+/*
+ * When the server is at fault (a malformed reply, it died, it did not
+ * answer), say so with its name and the request that failed:
+ * "ufuse: sshfs: READ /a.bin: Input/output error".  Otherwise the command
+ * failed for an ordinary reason: "ufuse: cat: /a.bin: No such file...".
+ */
 int fail(struct cli *c, const char *arg, int err)
 {
-    return fail_msg(c, CMD_FAIL, arg, strerror(err < 0 ? -err : err));
+    struct ufuse_failure f;
+    int e = err < 0 ? -err : err;
+    if (c->fs && ufuse_last_failure(c->fs, &f) == 0 && f.server_fault && f.error == -e) {
+        fflush(stdout);
+        fprintf(stderr, "ufuse: %s: %s%s%s: %s\n", f.server, f.request, arg ? " " : "",
+                arg ? arg : "", strerror(e));
+        return CMD_FAIL;
+    }
+    return fail_msg(c, CMD_FAIL, arg, strerror(e));
 }
 
 /* ---- progress bar ------------------------------------------------------ */
