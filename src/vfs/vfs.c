@@ -27,7 +27,8 @@
 #include <unistd.h>
 
 #define VFS_MAX_SYMLINKS 40
-#define VFS_READDIR_SIZE 4096
+/* Bytes asked per READDIR(PLUS): one round trip per ~1,500 plain entries. */
+#define VFS_READDIR_SIZE 65536
 #define VFS_XATTR_SIZE_MAX 65536
 #define VFS_COPY_CHUNK ((size_t)128 * 1024)
 
@@ -1235,6 +1236,7 @@ int vfs_opendir(ufuse_t *s, const char *path, ufuse_dir_t **out)
     d->node = n;
     d->fh = oo.fh;
     d->plus = (s->conn.p.flags & FUSE_DO_READDIRPLUS) && !conn_enosys(&s->conn, FUSE_READDIRPLUS);
+    d->plus_first_only = d->plus && (s->conn.p.flags & FUSE_READDIRPLUS_AUTO);
     pthread_mutex_lock(&s->handles_mu);
     d->next = s->dirs;
     if (s->dirs)
@@ -1261,6 +1263,13 @@ static int vfs_readdir_fill(ufuse_dir_t *d)
         }
         if (rc)
             return rc;
+        /* READDIRPLUS_AUTO: attributes with the first batch only, as Linux
+         * does for a listing nobody stats: the rest is plain READDIR (for
+         * some servers, passthrough_ll among them, a lookup per entry is
+         * costly).  The batch just read is parsed as what it was. */
+        d->parse_plus = d->plus;
+        if (d->plus_first_only)
+            d->plus = 0;
         d->len = got;
         d->pos = 0;
         if (got == 0)
@@ -1282,10 +1291,10 @@ int vfs_readdir(ufuse_dir_t *d, struct ufuse_dirent *ent)
             continue;
         }
         struct proto_dirent de;
-        int rc = proto_dirent_next(d->buf, d->len, &d->pos, d->plus, &de);
+        int rc = proto_dirent_next(d->buf, d->len, &d->pos, d->parse_plus, &de);
         if (rc < 0) {
             ulog_once(&s->log, 47, "malformed directory entry in %s reply",
-                      d->plus ? "READDIRPLUS" : "READDIR");
+                      d->parse_plus ? "READDIRPLUS" : "READDIR");
             d->pos = d->len;
             return -EIO;
         }
@@ -1315,6 +1324,8 @@ int vfs_readdir(ufuse_dir_t *d, struct ufuse_dirent *ent)
 
 int vfs_rewinddir(ufuse_dir_t *d)
 {
+    if (d->plus_first_only)
+        d->plus = 1;
     d->next_off = 0;
     d->len = d->pos = 0;
     d->eof = 0;

@@ -54,7 +54,9 @@ struct ufuse_dir {
     ufuse_t *s;
     struct node *node;
     uint64_t fh;
-    int plus;                  /* READDIRPLUS */
+    int plus;                  /* the next batch is asked with READDIRPLUS */
+    int plus_first_only;       /* READDIRPLUS_AUTO: only the first batch */
+    int parse_plus;            /* the batch in buf came from READDIRPLUS */
     char *buf;                 /* last reply */
     size_t len, pos;
     uint64_t next_off;         /* cookie to ask from */

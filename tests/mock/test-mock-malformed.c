@@ -194,12 +194,12 @@ static void t_bad_dirents(void **state)
     put_dirent(b, 5, 1, 3, "a\0b", 3);
     readdir_gets(b, FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + 3));
 
-    /* A READDIR reply larger than the 4096 bytes asked. */
-    static unsigned char huge[8192];
+    /* A READDIR reply larger than the 65536 bytes asked. */
+    static unsigned char huge[65536 + 8192];
     size_t pos = 0;
     for (int i = 0; pos + 32 <= sizeof(huge); i++) {
         char name[8];
-        snprintf(name, sizeof(name), "n%05d", i);
+        snprintf(name, sizeof(name), "n%05d", i % 100000);
         put_dirent(huge + pos, 100 + (uint64_t)i, (uint64_t)i + 1, 6, name, 6);
         pos += FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + 6);
     }

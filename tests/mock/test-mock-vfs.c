@@ -145,7 +145,7 @@ static struct mock_exp *expect_readdir(struct mock *m, uint32_t op,
     struct mock_exp *e = mock_expect(m, op, nodeid);
     MOCK_MATCH(e, struct fuse_read_in, fh, fh);
     MOCK_MATCH(e, struct fuse_read_in, offset, off);
-    MOCK_MATCH(e, struct fuse_read_in, size, 4096);
+    MOCK_MATCH(e, struct fuse_read_in, size, 65536);
     return e;
 }
 
@@ -356,6 +356,41 @@ static void t_lookup_before_namespace_ops(void **state)
     mu_finish(m, s);
 }
 
+/* READDIRPLUS_AUTO (as Linux for a listing nobody stats): attributes with
+ * the first batch only; the rest of the stream is plain READDIR, and a
+ * rewind starts with READDIRPLUS again. */
+static void t_readdirplus_auto(void **state)
+{
+    struct mock_init_cfg cfg;
+    mock_init_defaults(&cfg);
+    cfg.flags |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO;
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, &cfg, NULL);
+    mock_reply_open(mock_expect(m, FUSE_OPENDIR, 1), 4, 0);
+    struct mock_dirbuf b = {0};
+    struct fuse_entry_out e1 = mock_entry(21, S_IFREG | 0644, 100, 3600, 3600);
+    mock_dirbuf_addplus(&b, &e1, 1, DT_REG, "x");
+    mock_reply(expect_readdir(m, FUSE_READDIRPLUS, 1, 4, 0), b.buf, b.len);
+    mock_dirbuf_free(&b);
+    struct mock_dirbuf p = {0};
+    mock_dirbuf_add(&p, 22, 2, DT_REG, "y");
+    mock_reply(expect_readdir(m, FUSE_READDIR, 1, 4, 1), p.buf, p.len);
+    mock_dirbuf_free(&p);
+    mock_reply(expect_readdir(m, FUSE_READDIR, 1, 4, 2), NULL, 0);
+    ufuse_dir_t *d;
+    assert_int_equal(ufuse_opendir(s, "/", &d), 0);
+    expect_dirent(d, 21, 1, DT_REG, "x", 1, 100);
+    expect_dirent(d, 22, 2, DT_REG, "y", 0, 0);
+    struct ufuse_dirent ent;
+    assert_int_equal(ufuse_readdir(d, &ent), 0);
+    assert_int_equal(ufuse_rewinddir(d), 0);
+    mock_reply(expect_readdir(m, FUSE_READDIRPLUS, 1, 4, 0), NULL, 0);
+    assert_int_equal(ufuse_readdir(d, &ent), 0);
+    mock_reply_err(mock_expect(m, FUSE_RELEASEDIR, 1), 0);
+    assert_int_equal(ufuse_closedir(d), 0);
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +400,7 @@ int main(void)
         cmocka_unit_test(t_create),
         cmocka_unit_test(t_readdir),
         cmocka_unit_test(t_readdirplus),
+        cmocka_unit_test(t_readdirplus_auto),
         cmocka_unit_test(t_forget_at_unmount),
         cmocka_unit_test(t_rename_local_rules),
         cmocka_unit_test(t_utime_now),
