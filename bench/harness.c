@@ -1,0 +1,1238 @@
+/*
+ * harness.c - ufuse-bench: the same workloads through ufuse and through the
+ * Linux kernel's FUSE client, on the same server binary with the same
+ * options, in the same run (issue 4).
+ *
+ * usage: ufuse-bench [--quick] [--out DIR] [--bin DIR] [--only SERVER] [--work IDS]
+ *
+ * For every server (ufuse-memfs; libfuse3's passthrough_ll over a tmpfs
+ * directory) and every cache mode of modes[] (a table: it grows when the
+ * page cache of issue 3 lands), every workload of workloads[] runs on a
+ * "kernel" side (plain POSIX calls on a kernel FUSE mount) and a "ufuse"
+ * side (the C API), each as a warm-up run then P.runs measured runs
+ * (median, min, max).  Cold workloads remount the server and drop the page
+ * cache (drop_caches) before every run, on both sides.  Each workload also
+ * runs the same way straight on the tmpfs directory (the server-side ceiling);
+ * memcpy gives one core's copy bandwidth.  A round-trip probe times single
+ * uncached GETATTRs (attribute timeout 0) on both sides and counts
+ * ufuse's wake-ups per request (ufuse_conninfo(); also reported for every
+ * ufuse workload).  RLIMIT_NOFILE is raised (inherited by the servers):
+ * passthrough_ll holds a descriptor per inode it knows.
+ *
+ * Outputs: a progress line per workload on stderr, the table on stdout, and
+ * in --out DIR: latest.json, latest.md (the README table), latest.dat
+ * (gnuplot input of bench/plot.gp, run by scripts/bench.sh).
+ * Exit status: 0, or 1 if any workload failed on any side (the failure is
+ * printed; the other results are still written).  Never judges a time.
+ *
+ * Locks: the main thread does everything except the worker threads of the
+ * multi-threaded workloads, which share one open file handle (pread only)
+ * and write only their own struct worker.  Invariant: at most one side is
+ * attached at a time (cur_side), so a signal can tear it down.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KIB 1024L
+#define MIB (1024L * 1024)
+#define MAXRUNS 8
+
+/* ------------------------------------------------------------------ */
+/* Parameters                                                          */
+
+struct params {
+    bool quick;
+    int runs;               /* measured runs after one warm-up */
+    off_t big;              /* the big file /big */
+    off_t seqw;             /* bytes of the sequential write */
+    off_t hot;              /* hot region of /big (first bytes) */
+    long rand_ops;          /* random I/O per run, at most */
+    long stat_ops;
+    long rtt_ops;
+    int nfiles;             /* small files created, directory entries */
+    int threads;
+    double cap;             /* seconds a capped run may last */
+    double seq_cap;         /* ... a sequential one */
+};
+
+static struct params P;
+
+static void set_params(bool quick)
+{
+    P.quick = quick;
+    P.runs = 3;
+    P.threads = 4;
+    if (!quick) {
+        P.big = 1024 * MIB;
+        P.seqw = 256 * MIB;
+        P.hot = 16 * MIB;
+        P.rand_ops = 40000;
+        P.stat_ops = 400000;
+        P.rtt_ops = 20000;
+        P.nfiles = 10000;
+        P.cap = 1.0;
+        P.seq_cap = 4.0;
+    } else {
+        P.big = 32 * MIB;
+        P.seqw = 8 * MIB;
+        P.hot = 4 * MIB;
+        P.rand_ops = 2000;
+        P.stat_ops = 5000;
+        P.rtt_ops = 2000;
+        P.nfiles = 300;
+        P.cap = 0.1;
+        P.seq_cap = 0.5;
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static unsigned uniq_counter;
+
+/* ------------------------------------------------------------------ */
+/* Workloads                                                           */
+
+struct ctx {
+    struct side *sd;
+    int run;                 /* -1 for the warm-up */
+    unsigned char *buf;      /* 1 MiB, filled */
+};
+
+#define DRV(c) ((c)->sd->drv)
+
+/* Read the first @len bytes of /big sequentially (untimed warming). */
+static int warm_region(struct ctx *c, off_t len)
+{
+    void *fh;
+    int r = DRV(c)->open(c->sd, "/big", O_RDONLY, 0, &fh);
+    if (r < 0)
+        return r;
+    for (off_t off = 0; off < len; off += MIB) {
+        ssize_t n = DRV(c)->pread(fh, c->buf, MIB, off);
+        if (n <= 0) {
+            r = n < 0 ? (int)n : -EIO;
+            break;
+        }
+    }
+    DRV(c)->close(c->sd, fh);
+    return r;
+}
+
+static int w_seqread(struct ctx *c, double *rate)
+{
+    void *fh;
+    int r = DRV(c)->open(c->sd, "/big", O_RDONLY, 0, &fh);
+    if (r < 0)
+        return r;
+    off_t off = 0;
+    double t0 = now_s(), t1 = t0;
+    while (off < P.big && t1 - t0 < P.seq_cap) {
+        ssize_t n = DRV(c)->pread(fh, c->buf, MIB, off);
+        if (n <= 0) {
+            r = n < 0 ? (int)n : -EIO;    /* /big is P.big bytes long */
+            break;
+        }
+        off += n;
+        t1 = now_s();
+    }
+    DRV(c)->close(c->sd, fh);
+    *rate = (double)off / MIB / (t1 - t0);
+    return r;
+}
+
+static int w_seqwrite(struct ctx *c, double *rate)
+{
+    void *fh;
+    int r = DRV(c)->open(c->sd, "/seqw", O_WRONLY | O_CREAT | O_TRUNC, 0644, &fh);
+    if (r < 0)
+        return r;
+    off_t off = 0;
+    double t0 = now_s();
+    while (off < P.seqw && now_s() - t0 < P.seq_cap) {
+        ssize_t n = DRV(c)->pwrite(fh, c->buf, MIB, off);
+        if (n <= 0) {
+            r = n < 0 ? (int)n : -EIO;
+            break;
+        }
+        off += n;
+    }
+    if (r == 0)
+        r = DRV(c)->fsync(fh);
+    double t1 = now_s();
+    int r2 = DRV(c)->close(c->sd, fh);
+    *rate = (double)off / MIB / (t1 - t0);
+    return r ? r : r2;
+}
+
+/* 4 KiB random reads (or writes) within the first @region bytes of /big. */
+static int rand_io(struct ctx *c, off_t region, bool write, double *rate)
+{
+    void *fh;
+    int r = DRV(c)->open(c->sd, "/big", write ? O_WRONLY : O_RDONLY, 0, &fh);
+    if (r < 0)
+        return r;
+    uint64_t x = 0x9e3779b97f4a7c15ULL + (uint64_t)(c->run + 2) * 7919;
+    uint64_t blocks = (uint64_t)region / 4096;
+    long ops = 0;
+    double t0 = now_s();
+    while (ops < P.rand_ops && now_s() - t0 < P.cap) {
+        off_t off = (off_t)(rng_next(&x) % blocks) * 4096;
+        ssize_t n = write ? DRV(c)->pwrite(fh, c->buf, 4096, off)
+                          : DRV(c)->pread(fh, c->buf, 4096, off);
+        if (n != 4096) {
+            r = n < 0 ? (int)n : -EIO;
+            break;
+        }
+        ops++;
+    }
+    if (write && r == 0)
+        r = DRV(c)->fsync(fh);
+    double t1 = now_s();
+    DRV(c)->close(c->sd, fh);
+    *rate = ops / (t1 - t0);
+    return r;
+}
+
+static int w_randread_cold(struct ctx *c, double *rate)
+{
+    return rand_io(c, P.big, false, rate);
+}
+
+static int setup_hot(struct ctx *c)
+{
+    return warm_region(c, P.hot);
+}
+
+static int w_randread_hot(struct ctx *c, double *rate)
+{
+    return rand_io(c, P.hot, false, rate);
+}
+
+static int w_randwrite(struct ctx *c, double *rate)
+{
+    return rand_io(c, P.big, true, rate);
+}
+
+static int w_stat(struct ctx *c, double *rate)
+{
+    struct stat st;
+    long ops = 0;
+    int r = 0;
+    double t0 = now_s();
+    while (ops < P.stat_ops && now_s() - t0 < P.cap) {
+        r = DRV(c)->stat(c->sd, "/big", &st);
+        if (r < 0)
+            break;
+        ops++;
+    }
+    *rate = ops / (now_s() - t0);
+    return r;
+}
+
+/* Create @n files of @size bytes in a new directory; its name in @dir. */
+static int make_files(struct ctx *c, int n, size_t size, char *dir, size_t dsize)
+{
+    snprintf(dir, dsize, "/d%u", uniq_counter++);
+    int r = DRV(c)->mkdir(c->sd, dir, 0755);
+    if (r < 0)
+        return r;
+    for (int i = 0; i < n; i++) {
+        char p[PATH_MAX];
+        void *fh;
+        snprintf(p, sizeof(p), "%s/f%06d", dir, i);
+        r = DRV(c)->open(c->sd, p, O_WRONLY | O_CREAT | O_EXCL, 0644, &fh);
+        if (r < 0)
+            return r;
+        if (size) {
+            ssize_t w = DRV(c)->pwrite(fh, c->buf, size, 0);
+            if (w != (ssize_t)size) {
+                DRV(c)->close(c->sd, fh);
+                return w < 0 ? (int)w : -EIO;
+            }
+        }
+        r = DRV(c)->close(c->sd, fh);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Remove what make_files() made (untimed): passthrough_ll holds a
+ * descriptor per inode it has been asked about, and 4 runs x 10,000 files
+ * would pass the descriptor limit. */
+static int remove_files(struct ctx *c, int n, const char *dir)
+{
+    for (int i = 0; i < n; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/f%06d", dir, i);
+        int r = DRV(c)->unlink(c->sd, p);
+        if (r < 0)
+            return r;
+    }
+    return DRV(c)->rmdir(c->sd, dir);
+}
+
+static int w_create(struct ctx *c, double *rate)
+{
+    char dir[64];
+    double t0 = now_s();
+    int r = make_files(c, P.nfiles, 4096, dir, sizeof(dir));
+    *rate = P.nfiles / (now_s() - t0);
+    return r ? r : remove_files(c, P.nfiles, dir);
+}
+
+static char readdir_dir[64];
+
+static int setup_readdir(struct ctx *c)
+{
+    return make_files(c, P.nfiles, 0, readdir_dir, sizeof(readdir_dir));
+}
+
+static int w_readdir(struct ctx *c, double *rate)
+{
+    double t0 = now_s();
+    long n = DRV(c)->listdir(c->sd, readdir_dir);
+    double t1 = now_s();
+    if (n < 0)
+        return (int)n;
+    if (n < P.nfiles) {
+        fprintf(stderr, "bench: readdir %s listed %ld entries, expected %d + . and ..\n",
+                readdir_dir, n, P.nfiles);
+        return -EIO;
+    }
+    *rate = n / (t1 - t0);
+    return 0;
+}
+
+struct worker {
+    struct ctx *c;
+    void *fh;
+    int idx;
+    off_t region;
+    pthread_barrier_t *bar;
+    long ops;
+    int err;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    unsigned char buf[4096];
+    uint64_t x = 0x2545f4914f6cdd1dULL + (uint64_t)(w->c->run + 2) * 104729 + (uint64_t)w->idx;
+    uint64_t blocks = (uint64_t)w->region / 4096;
+    long max = P.rand_ops / P.threads;
+    pthread_barrier_wait(w->bar);
+    double t0 = now_s();
+    while (w->ops < max && now_s() - t0 < P.cap) {
+        off_t off = (off_t)(rng_next(&x) % blocks) * 4096;
+        ssize_t n = DRV(w->c)->pread(w->fh, buf, sizeof(buf), off);
+        if (n != 4096) {
+            w->err = n < 0 ? (int)n : -EIO;
+            break;
+        }
+        w->ops++;
+    }
+    return NULL;
+}
+
+static int threaded_read(struct ctx *c, off_t region, double *rate)
+{
+    void *fh;
+    int r = DRV(c)->open(c->sd, "/big", O_RDONLY, 0, &fh);
+    if (r < 0)
+        return r;
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)P.threads + 1);
+    struct worker w[16];
+    pthread_t t[16];
+    for (int i = 0; i < P.threads; i++) {
+        w[i] = (struct worker){.c = c, .fh = fh, .idx = i, .region = region, .bar = &bar};
+        if (pthread_create(&t[i], NULL, worker_main, &w[i]) != 0) {
+            fprintf(stderr, "bench: pthread_create failed\n");
+            abort();
+        }
+    }
+    pthread_barrier_wait(&bar);
+    double t0 = now_s();
+    long ops = 0;
+    for (int i = 0; i < P.threads; i++) {
+        pthread_join(t[i], NULL);
+        ops += w[i].ops;
+        if (w[i].err && !r)
+            r = w[i].err;
+    }
+    double t1 = now_s();
+    pthread_barrier_destroy(&bar);
+    DRV(c)->close(c->sd, fh);
+    *rate = ops / (t1 - t0);
+    return r;
+}
+
+static int w_threads_cold(struct ctx *c, double *rate)
+{
+    return threaded_read(c, P.big, rate);
+}
+
+static int w_threads_hot(struct ctx *c, double *rate)
+{
+    return threaded_read(c, P.hot, rate);
+}
+
+struct workload {
+    const char *id;
+    const char *title;
+    const char *unit;
+    bool cold;                              /* remount + drop caches per run */
+    int (*setup)(struct ctx *);             /* once per side, untimed */
+    int (*run)(struct ctx *, double *rate);
+};
+
+/* Cold workloads have no setup: a remount of ufuse-memfs loses all but the
+ * seeded /big. */
+static const struct workload workloads[] = {
+    {"seqread_cold", "seq read 1 MiB, 1 GiB file, cold", "MiB/s", true, NULL, w_seqread},
+    {"seqwrite_fsync", "seq write 1 MiB + fsync", "MiB/s", false, NULL, w_seqwrite},
+    {"randread_cold", "4 KiB random read, cold", "ops/s", true, NULL, w_randread_cold},
+    {"randread_hot", "4 KiB random read, hot", "ops/s", false, setup_hot, w_randread_hot},
+    {"randwrite_fsync", "4 KiB random write + fsync", "ops/s", false, NULL, w_randwrite},
+    {"stat_cached", "stat of a cached path", "ops/s", false, NULL, w_stat},
+    {"create_small", "create+write 4 KiB+close, 10k files", "files/s", false, NULL, w_create},
+    {"readdir", "readdir, 10k-entry directory", "entries/s", false, setup_readdir, w_readdir},
+    {"threads4_cold", "4 threads x 4 KiB random read, cold", "ops/s", true, NULL, w_threads_cold},
+    {"threads4_hot", "4 threads x 4 KiB random read, hot", "ops/s", false, setup_hot, w_threads_hot},
+};
+#define NWORK ((int)(sizeof(workloads) / sizeof(workloads[0])))
+
+/* ------------------------------------------------------------------ */
+/* Servers and cache modes                                             */
+
+struct server {
+    const char *name;
+    const char *bin;            /* file name in --bin DIR */
+    bool backing;               /* serves a tmpfs source directory */
+    const char *rtt_opts;       /* attribute timeout 0 */
+};
+
+static const struct server servers[] = {
+    {"memfs", "ufuse-memfs", false, "attr_timeout=0"},
+    {"passthrough_ll", "passthrough_ll", true, "timeout=0"},
+};
+#define NSRV ((int)(sizeof(servers) / sizeof(servers[0])))
+
+/* A cache mode: the server's options (per server, same on both sides) and
+ * ufuse's.  Until the page cache exists (issue 3) ufuse runs every mode
+ * with cache=direct; when it lands, "writethrough" gets cache=writethrough
+ * and a "writeback" row ({"writeback", "cache=writeback", {"writeback",
+ * "writeback"}}) is added. */
+struct mode {
+    const char *name;
+    const char *ufuse_opts;
+    const char *srv_opts[NSRV];
+};
+
+static const struct mode modes[] = {
+    {"direct", "cache=direct", {"direct_io", "cache=never"}},
+    {"writethrough", "cache=direct", {"", ""}},
+};
+#define NMODE ((int)(sizeof(modes) / sizeof(modes[0])))
+
+/* ------------------------------------------------------------------ */
+/* Results                                                             */
+
+struct result {
+    int n;
+    double v[MAXRUNS];
+    double med, min, max;
+    int err;                    /* first error (-errno), 0 */
+    bool done;
+    uint64_t requests, wakeups; /* ufuse side: sums over the measured runs */
+};
+
+enum { K = 0, U = 1 };
+static struct result R[NSRV][NMODE][NWORK][2];
+static struct result CEIL[NWORK];
+static struct result MEMCPY;
+
+struct rtt {
+    bool done;
+    int err;
+    double mean_us, p99_us;
+    double req_per_call, wake_per_req;
+};
+static struct rtt RTT[NSRV][2];
+
+static bool srv_ok[NSRV];
+static const char *kernel_why;        /* NULL: the kernel side runs */
+static char bindir[1024], outdir[1024];
+static char tmpbase[256], shmbase[300], srcdir[320];
+static int progress_i, progress_n;
+static int failures;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void summarize(struct result *r)
+{
+    r->done = true;
+    if (r->n == 0)
+        return;
+    double s[MAXRUNS];
+    memcpy(s, r->v, sizeof(double) * (size_t)r->n);
+    qsort(s, (size_t)r->n, sizeof(double), cmp_double);
+    r->min = s[0];
+    r->max = s[r->n - 1];
+    r->med = r->n % 2 ? s[r->n / 2] : (s[r->n / 2 - 1] + s[r->n / 2]) / 2;
+}
+
+/* A number in at most 7 characters. */
+static const char *num(double v, char *b, size_t n)
+{
+    if (v >= 1e7)
+        snprintf(b, n, "%.2fM", v / 1e6);
+    else if (v >= 1e5)
+        snprintf(b, n, "%.0fk", v / 1e3);
+    else if (v >= 1e4)
+        snprintf(b, n, "%.1fk", v / 1e3);
+    else if (v >= 100)
+        snprintf(b, n, "%.0f", v);
+    else
+        snprintf(b, n, "%.1f", v);
+    return b;
+}
+
+/* "median [min-max]" or the error */
+static const char *cell(const struct result *r, char *b, size_t n)
+{
+    char x[3][16];
+    if (!r->done)
+        snprintf(b, n, "-");
+    else if (r->err)
+        snprintf(b, n, "error: %s", strerror(-r->err));
+    else if (r->n == 0)
+        snprintf(b, n, "-");
+    else
+        snprintf(b, n, "%s [%s-%s]", num(r->med, x[0], 16), num(r->min, x[1], 16),
+                 num(r->max, x[2], 16));
+    return b;
+}
+
+static bool valid(const struct result *r)
+{
+    return r->done && !r->err && r->n > 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Running                                                             */
+
+static struct side *cur_side;
+static const char *work_filter;       /* --work: the workload ids to run */
+
+static void on_signal(int sig)
+{
+    /* best effort: leave no kernel mount behind */
+    if (cur_side && cur_side->kind == SIDE_KERNEL && cur_side->up) {
+        umount2(cur_side->root, MNT_DETACH);
+        kill(cur_side->pid, SIGTERM);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void run_workload(struct side *sd, const char *what, int wi, struct result *res,
+                         unsigned char *buf)
+{
+    const struct workload *W = &workloads[wi];
+    if (work_filter && !strstr(work_filter, W->id))
+        return;
+    struct ctx c = {.sd = sd, .buf = buf, .run = -1};
+    double rate = 0;
+    int r = sd->up ? 0 : -ENOTCONN;
+    if (r == 0 && W->setup && !W->cold)
+        r = W->setup(&c);
+    for (int i = -1; r == 0 && i < P.runs; i++) {
+        c.run = i;
+        if (W->cold && (r = side_remount(sd)) < 0)
+            break;
+        struct ufuse_conninfo a = {0}, z = {0};
+        if (sd->s)
+            ufuse_conninfo(sd->s, &a);
+        r = W->run(&c, &rate);
+        if (sd->s)
+            ufuse_conninfo(sd->s, &z);
+        if (r == 0 && i >= 0) {
+            res->v[res->n++] = rate;
+            res->requests += z.requests - a.requests;
+            res->wakeups += z.wakeups - a.wakeups;
+        }
+    }
+    res->err = r;
+    summarize(res);
+    char b[64], wk[48] = "";
+    if (sd->s && res->requests)
+        snprintf(wk, sizeof(wk), " (%.2f wake-ups/request)",
+                 (double)res->wakeups / (double)res->requests);
+    fprintf(stderr, "[%3d/%d] %-36s %-38s %s %s%s\n", ++progress_i, progress_n, what,
+            W->title, cell(res, b, sizeof(b)), r ? "" : W->unit, wk);
+    if (r) {
+        failures++;
+        fprintf(stderr, "bench: %s: %s failed: %s\n", what, W->id, strerror(-r));
+    }
+}
+
+static void cmd_add(struct server_cmd *cmd, const char *w)
+{
+    snprintf(cmd->store[cmd->argc], PATH_MAX, "%s", w);
+    cmd->argv[cmd->argc] = cmd->store[cmd->argc];
+    cmd->argc++;
+    cmd->argv[cmd->argc] = NULL;
+}
+
+/* The server's command line: @opts are the mode's server options. */
+static void build_cmd(struct server_cmd *cmd, int si, const char *opts)
+{
+    char b[2048];
+    memset(cmd, 0, sizeof(*cmd));
+    snprintf(b, sizeof(b), "%s/%s", bindir, servers[si].bin);
+    cmd_add(cmd, b);
+    if (servers[si].backing) {
+        cmd_add(cmd, "-f");
+        cmd_add(cmd, "-o");
+        snprintf(b, sizeof(b), "source=%s%s%s", srcdir, *opts ? "," : "", opts);
+        cmd_add(cmd, b);
+    } else {
+        cmd_add(cmd, "-o");
+        snprintf(b, sizeof(b), "%s%sseed_file=/big:%lld", opts, *opts ? "," : "",
+                 (long long)P.big);
+        cmd_add(cmd, b);
+    }
+    cmd_add(cmd, "{}");
+}
+
+static void side_init(struct side *sd, enum side_kind kind, int si, const char *srv_opts,
+                      const char *ufuse_opts)
+{
+    memset(sd, 0, sizeof(*sd));
+    sd->kind = kind;
+    sd->drv = kind == SIDE_UFUSE ? &ufuse_driver : &posix_driver;
+    sd->label = kind == SIDE_UFUSE ? "ufuse" : kind == SIDE_KERNEL ? "kernel" : "tmpfs";
+    snprintf(sd->log, sizeof(sd->log), "%s/server.log", tmpbase);
+    if (kind == SIDE_TMPFS) {
+        snprintf(sd->root, sizeof(sd->root), "%s", srcdir);
+        return;
+    }
+    build_cmd(&sd->cmd, si, srv_opts);
+    snprintf(sd->root, sizeof(sd->root), "%s/mnt", tmpbase);
+    snprintf(sd->ufuse_opts, sizeof(sd->ufuse_opts), "%s,log=%s", ufuse_opts, sd->log);
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)flag;
+    if (f->level > 0)
+        remove(p);
+    return 0;
+}
+
+/* Empty the tmpfs source directory but its /big. */
+static void clean_src(void)
+{
+    char big[PATH_MAX + 8];
+    snprintf(big, sizeof(big), "%s/big", srcdir);
+    char keep[PATH_MAX + 16];
+    snprintf(keep, sizeof(keep), "%s.keep", srcdir);
+    rename(big, keep);
+    nftw(srcdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    rename(keep, big);
+}
+
+static void rm_tree(const char *dir)
+{
+    if (!*dir)
+        return;
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    rmdir(dir);
+}
+
+/* The round-trip probe: P.rtt_ops stats of /big with attributes never
+ * cached; per-call latency, and for ufuse requests and wake-ups. */
+static void run_rtt(int si, int which, unsigned char *buf)
+{
+    struct rtt *out = &RTT[si][which];
+    struct side sd;
+    side_init(&sd, which == K ? SIDE_KERNEL : SIDE_UFUSE, si, servers[si].rtt_opts,
+              "cache=direct");
+    cur_side = &sd;
+    out->done = true;
+    int r = side_attach(&sd);
+    double *lat = calloc((size_t)P.rtt_ops, sizeof(double));
+    struct ufuse_conninfo a = {0}, b = {0};
+    struct stat st;
+    for (long i = 0; r == 0 && i < P.rtt_ops / 10; i++)    /* warm-up */
+        r = sd.drv->stat(&sd, "/big", &st);
+    if (r == 0 && sd.s)
+        ufuse_conninfo(sd.s, &a);
+    double sum = 0;
+    for (long i = 0; r == 0 && i < P.rtt_ops; i++) {
+        double t0 = now_s();
+        r = sd.drv->stat(&sd, "/big", &st);
+        lat[i] = now_s() - t0;
+        sum += lat[i];
+    }
+    if (r == 0 && sd.s)
+        ufuse_conninfo(sd.s, &b);
+    side_detach(&sd);
+    cur_side = NULL;
+    out->err = r;
+    if (r == 0) {
+        qsort(lat, (size_t)P.rtt_ops, sizeof(double), cmp_double);
+        out->mean_us = sum / P.rtt_ops * 1e6;
+        out->p99_us = lat[(size_t)(P.rtt_ops * 99 / 100)] * 1e6;
+        if (which == U) {
+            double req = (double)(b.requests - a.requests);
+            out->req_per_call = req / P.rtt_ops;
+            out->wake_per_req = req > 0 ? (double)(b.wakeups - a.wakeups) / req : 0;
+        }
+    } else {
+        failures++;
+    }
+    free(lat);
+    (void)buf;
+    char what[96];
+    snprintf(what, sizeof(what), "%s %s", servers[si].name, which == K ? "kernel" : "ufuse");
+    fprintf(stderr, "[%3d/%d] %-36s %-38s ", ++progress_i, progress_n, what,
+            "round trip: stat, attr timeout 0");
+    if (r)
+        fprintf(stderr, "error: %s\n", strerror(-r));
+    else if (which == U)
+        fprintf(stderr, "mean %.1f us, p99 %.1f us, %.2f req/call, %.2f wake-ups/req\n",
+                out->mean_us, out->p99_us, out->req_per_call, out->wake_per_req);
+    else
+        fprintf(stderr, "mean %.1f us, p99 %.1f us\n", out->mean_us, out->p99_us);
+}
+
+static void run_memcpy(void)
+{
+    size_t n = (P.quick ? 16 : 64) * MIB;
+    unsigned char *a = malloc(n), *b = malloc(n);
+    if (!a || !b) {
+        MEMCPY.err = -ENOMEM;
+        summarize(&MEMCPY);
+        free(a);
+        free(b);
+        return;
+    }
+    memset(a, 1, n);
+    memset(b, 2, n);
+    for (int run = -1; run < P.runs; run++) {
+        int reps = P.quick ? 4 : 16;
+        double t0 = now_s();
+        for (int i = 0; i < reps; i++) {
+            memcpy(i & 1 ? a : b, i & 1 ? b : a, n);
+            __asm__ volatile("" : : "r"(a), "r"(b) : "memory");
+        }
+        double t1 = now_s();
+        if (run >= 0)
+            MEMCPY.v[MEMCPY.n++] = (double)n * reps / MIB / (t1 - t0);
+    }
+    summarize(&MEMCPY);
+    free(a);
+    free(b);
+    char c[64];
+    fprintf(stderr, "[%3d/%d] %-36s %-38s %s MiB/s\n", ++progress_i, progress_n, "ceiling",
+            "memcpy, one core", cell(&MEMCPY, c, sizeof(c)));
+}
+
+/* Write /big of P.big bytes into the tmpfs source directory. */
+static int make_big(unsigned char *buf)
+{
+    char p[PATH_MAX + 8];
+    snprintf(p, sizeof(p), "%s/big", srcdir);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    for (off_t off = 0; off < P.big; off += MIB)
+        if (pwrite(fd, buf, MIB, off) != MIB) {
+            close(fd);
+            return -EIO;
+        }
+    close(fd);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output                                                              */
+
+static char machine[512], date_str[64];
+
+static void describe_machine(void)
+{
+    struct utsname u;
+    uname(&u);
+    char os[128] = "Linux", cpu[128] = "?", line[256];
+    FILE *f = fopen("/etc/os-release", "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "PRETTY_NAME=\"%127[^\"]\"", os) == 1)
+            break;
+    if (f)
+        fclose(f);
+    long memkb = 0;
+    f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "model name : %127[^\n]", cpu) == 1)
+            break;
+    if (f)
+        fclose(f);
+    f = fopen("/proc/meminfo", "r");
+    if (f) {
+        if (fscanf(f, "MemTotal: %ld kB", &memkb) != 1)
+            memkb = 0;
+        fclose(f);
+    }
+    snprintf(machine, sizeof(machine), "%s, Linux %s, %ld x %s, %.0f GiB RAM", os, u.release,
+             sysconf(_SC_NPROCESSORS_ONLN), cpu, memkb / 1048576.0);
+    time_t t = time(NULL);
+    strftime(date_str, sizeof(date_str), "%Y-%m-%d %H:%M UTC", gmtime(&t));
+}
+
+static double ratio(int si, int mi, int wi)
+{
+    const struct result *k = &R[si][mi][wi][K], *u = &R[si][mi][wi][U];
+    return valid(k) && valid(u) && k->med > 0 ? u->med / k->med : NAN;
+}
+
+static void mode_desc(int si, int mi, char *b, size_t n)
+{
+    const char *o = modes[mi].srv_opts[si];
+    snprintf(b, n, "server %s%s; ufuse -o %s", *o ? "-o " : "default options", o,
+             modes[mi].ufuse_opts);
+}
+
+static void print_tables(FILE *f, bool md)
+{
+    char b[4][64], d[256];
+    for (int si = 0; si < NSRV; si++) {
+        if (!srv_ok[si])
+            continue;
+        for (int mi = 0; mi < NMODE; mi++) {
+            mode_desc(si, mi, d, sizeof(d));
+            if (md) {
+                fprintf(f, "\n**%s, %s** (%s)\n\n", servers[si].name, modes[mi].name, d);
+                fprintf(f, "| workload | unit | kernel | ufuse | ratio | ceiling (tmpfs) | ufuse wake-ups/req |\n");
+                fprintf(f, "|---|---|---|---|---|---|---|\n");
+            } else {
+                fprintf(f, "\n%s, %s (%s)\n", servers[si].name, modes[mi].name, d);
+                fprintf(f, "%-38s %-9s %-24s %-24s %-6s %-8s %s\n", "workload", "unit",
+                        "kernel", "ufuse", "ratio", "ceiling", "wake/req");
+            }
+            for (int wi = 0; wi < NWORK; wi++) {
+                double q = ratio(si, mi, wi);
+                char rs[16];
+                if (isnan(q))
+                    snprintf(rs, sizeof(rs), "-");
+                else
+                    snprintf(rs, sizeof(rs), "%.2f", q);
+                char ceil_s[64];
+                if (valid(&CEIL[wi]))
+                    num(CEIL[wi].med, ceil_s, sizeof(ceil_s));
+                else
+                    snprintf(ceil_s, sizeof(ceil_s), "-");
+                const struct result *u = &R[si][mi][wi][U];
+                char wk[16] = "-";
+                if (valid(u) && u->requests)
+                    snprintf(wk, sizeof(wk), "%.2f", (double)u->wakeups / (double)u->requests);
+                const char *k = cell(&R[si][mi][wi][K], b[0], 64);
+                if (kernel_why)
+                    k = "n/a";
+                if (md)
+                    fprintf(f, "| %s | %s | %s | %s | %s | %s | %s |\n", workloads[wi].title,
+                            workloads[wi].unit, k, cell(u, b[1], 64), rs, ceil_s, wk);
+                else
+                    fprintf(f, "%-38s %-9s %-24s %-24s %-6s %-8s %s\n", workloads[wi].title,
+                            workloads[wi].unit, k, cell(u, b[1], 64), rs, ceil_s, wk);
+            }
+        }
+    }
+    if (md) {
+        fprintf(f, "\n**Round trip** (one uncached stat: GETATTR with attribute timeout 0)\n\n");
+        fprintf(f, "| server | kernel mean / p99 (us) | ufuse mean / p99 (us) | ufuse requests/call | ufuse wake-ups/request |\n");
+        fprintf(f, "|---|---|---|---|---|\n");
+    } else {
+        fprintf(f, "\nround trip (one uncached stat, attribute timeout 0)\n");
+        fprintf(f, "%-16s %-22s %-22s %-14s %s\n", "server", "kernel mean/p99 us",
+                "ufuse mean/p99 us", "req/call", "wake-ups/req");
+    }
+    for (int si = 0; si < NSRV; si++) {
+        if (!srv_ok[si])
+            continue;
+        char k[64] = "n/a", u[64] = "-", rq[32] = "-", wk[32] = "-";
+        const struct rtt *rk = &RTT[si][K], *ru = &RTT[si][U];
+        if (rk->done && !rk->err)
+            snprintf(k, sizeof(k), "%.1f / %.1f", rk->mean_us, rk->p99_us);
+        else if (rk->done)
+            snprintf(k, sizeof(k), "error: %s", strerror(-rk->err));
+        if (ru->done && !ru->err) {
+            snprintf(u, sizeof(u), "%.1f / %.1f", ru->mean_us, ru->p99_us);
+            snprintf(rq, sizeof(rq), "%.2f", ru->req_per_call);
+            snprintf(wk, sizeof(wk), "%.2f", ru->wake_per_req);
+        } else if (ru->done) {
+            snprintf(u, sizeof(u), "error: %s", strerror(-ru->err));
+        }
+        if (md)
+            fprintf(f, "| %s | %s | %s | %s | %s |\n", servers[si].name, k, u, rq, wk);
+        else
+            fprintf(f, "%-16s %-22s %-22s %-14s %s\n", servers[si].name, k, u, rq, wk);
+    }
+    char m[3][16];
+    if (valid(&MEMCPY)) {
+        if (md)
+            fprintf(f, "\nmemcpy, one core: %s MiB/s (%s-%s)\n", num(MEMCPY.med, m[0], 16),
+                    num(MEMCPY.min, m[1], 16), num(MEMCPY.max, m[2], 16));
+        else
+            fprintf(f, "\nceiling: memcpy, one core %s MiB/s [%s-%s]\n",
+                    num(MEMCPY.med, m[0], 16), num(MEMCPY.min, m[1], 16),
+                    num(MEMCPY.max, m[2], 16));
+    }
+}
+
+static void json_result(FILE *f, const struct result *r)
+{
+    if (!r->done) {
+        fprintf(f, "null");
+        return;
+    }
+    if (r->err || r->n == 0) {
+        fprintf(f, "{\"error\": \"%s\"}", strerror(-r->err));
+        return;
+    }
+    fprintf(f, "{\"median\": %.3f, \"min\": %.3f, \"max\": %.3f, \"runs\": [", r->med, r->min,
+            r->max);
+    for (int i = 0; i < r->n; i++)
+        fprintf(f, "%s%.3f", i ? ", " : "", r->v[i]);
+    fprintf(f, "]");
+    if (r->requests)
+        fprintf(f, ", \"requests\": %llu, \"wakeups\": %llu, \"wakeups_per_request\": %.3f",
+                (unsigned long long)r->requests, (unsigned long long)r->wakeups,
+                (double)r->wakeups / (double)r->requests);
+    fprintf(f, "}");
+}
+
+static FILE *out_file(const char *name)
+{
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof(p), "%s/%s", outdir, name);
+    FILE *f = fopen(p, "w");
+    if (!f)
+        fprintf(stderr, "bench: %s: %s\n", p, strerror(errno));
+    return f;
+}
+
+static void write_outputs(void)
+{
+    FILE *f = out_file("latest.json");
+    if (f) {
+        fprintf(f, "{\n  \"date\": \"%s\",\n  \"machine\": \"%s\",\n  \"quick\": %s,\n", date_str,
+                machine, P.quick ? "true" : "false");
+        fprintf(f, "  \"runs\": %d,\n  \"kernel_side\": %s%s%s,\n", P.runs,
+                kernel_why ? "\"" : "", kernel_why ? kernel_why : "true",
+                kernel_why ? "\"" : "");
+        fprintf(f, "  \"params\": {\"big_bytes\": %lld, \"seq_write_bytes\": %lld, "
+                   "\"hot_bytes\": %lld, \"rand_ops_max\": %ld, \"stat_ops_max\": %ld, "
+                   "\"rtt_ops\": %ld, \"files\": %d, \"threads\": %d, \"cap_s\": %.2f, "
+                   "\"seq_cap_s\": %.2f},\n",
+                (long long)P.big, (long long)P.seqw, (long long)P.hot, P.rand_ops, P.stat_ops,
+                P.rtt_ops, P.nfiles, P.threads, P.cap, P.seq_cap);
+        fprintf(f, "  \"memcpy_mib_s\": ");
+        json_result(f, &MEMCPY);
+        fprintf(f, ",\n  \"results\": [\n");
+        bool first = true;
+        for (int si = 0; si < NSRV; si++)
+            for (int mi = 0; si < NSRV && srv_ok[si] && mi < NMODE; mi++)
+                for (int wi = 0; wi < NWORK; wi++) {
+                    fprintf(f, "%s    {\"server\": \"%s\", \"mode\": \"%s\", \"server_opts\": \"%s\", "
+                               "\"ufuse_opts\": \"%s\", \"workload\": \"%s\", \"title\": \"%s\", "
+                               "\"unit\": \"%s\",\n     \"kernel\": ",
+                            first ? "" : ",\n", servers[si].name, modes[mi].name,
+                            modes[mi].srv_opts[si], modes[mi].ufuse_opts, workloads[wi].id,
+                            workloads[wi].title, workloads[wi].unit);
+                    first = false;
+                    json_result(f, &R[si][mi][wi][K]);
+                    fprintf(f, ",\n     \"ufuse\": ");
+                    json_result(f, &R[si][mi][wi][U]);
+                    double q = ratio(si, mi, wi);
+                    if (isnan(q))
+                        fprintf(f, ",\n     \"ratio\": null");
+                    else
+                        fprintf(f, ",\n     \"ratio\": %.3f", q);
+                    fprintf(f, ",\n     \"ceiling\": ");
+                    json_result(f, &CEIL[wi]);
+                    fprintf(f, "}");
+                }
+        fprintf(f, "\n  ],\n  \"round_trip\": [");
+        first = true;
+        for (int si = 0; si < NSRV; si++) {
+            if (!srv_ok[si])
+                continue;
+            for (int w = 0; w < 2; w++) {
+                const struct rtt *t = &RTT[si][w];
+                if (!t->done)
+                    continue;
+                fprintf(f, "%s\n    {\"server\": \"%s\", \"side\": \"%s\", \"server_opts\": \"%s\", ",
+                        first ? "" : ",", servers[si].name, w == K ? "kernel" : "ufuse",
+                        servers[si].rtt_opts);
+                first = false;
+                if (t->err)
+                    fprintf(f, "\"error\": \"%s\"}", strerror(-t->err));
+                else
+                    fprintf(f, "\"mean_us\": %.2f, \"p99_us\": %.2f, \"requests_per_call\": %.3f, "
+                               "\"wakeups_per_request\": %.3f}",
+                            t->mean_us, t->p99_us, t->req_per_call, t->wake_per_req);
+            }
+        }
+        fprintf(f, "\n  ]\n}\n");
+        fclose(f);
+    }
+    f = out_file("latest.md");
+    if (f) {
+        fprintf(f, "Measured %s on %s%s; median of %d runs after a warm-up, [min-max]; "
+                   "ratio = ufuse / kernel (higher is better for ufuse).\n",
+                date_str, machine, P.quick ? " (QUICK smoke run: sizes scaled down)" : "",
+                P.runs);
+        if (kernel_why)
+            fprintf(f, "\nThe kernel side did not run: %s.\n", kernel_why);
+        print_tables(f, true);
+        fclose(f);
+    }
+    f = out_file("latest.dat");
+    if (f) {
+        fprintf(f, "\"workload\"");
+        for (int si = 0; si < NSRV; si++)
+            for (int mi = 0; mi < NMODE; mi++)
+                fprintf(f, " \"%s %s\"", servers[si].name, modes[mi].name);
+        fprintf(f, "\n");
+        for (int wi = 0; wi < NWORK; wi++) {
+            fprintf(f, "\"%s\"", workloads[wi].title);
+            for (int si = 0; si < NSRV; si++)
+                for (int mi = 0; mi < NMODE; mi++) {
+                    double q = srv_ok[si] ? ratio(si, mi, wi) : NAN;
+                    if (isnan(q))
+                        fprintf(f, " -");
+                    else
+                        fprintf(f, " %.4f", q);
+                }
+            fprintf(f, "\n");
+        }
+        fclose(f);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+
+/* passthrough_ll keeps an O_PATH descriptor open for every inode the client
+ * knows (until FORGET): the 10,000-file workloads need more than the usual
+ * limit, on both sides alike.  The servers inherit ours. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = 1 << 18;
+    if (rl.rlim_cur >= want)
+        return;
+    struct rlimit up = {want, rl.rlim_max > want ? rl.rlim_max : want};
+    if (setrlimit(RLIMIT_NOFILE, &up) != 0) {       /* not root: up to the hard limit */
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void usage(const char *prog)
+{
+    printf("usage: %s [--quick] [--out DIR] [--bin DIR] [--only SERVER] [--work IDS]\n"
+           "Benchmarks ufuse against the Linux kernel FUSE client on the same servers.\n"
+           "  --quick      scaled-down smoke run (also QUICK=1 in the environment)\n"
+           "  --out DIR    where latest.json, latest.md, latest.dat go (default .)\n"
+           "  --bin DIR    where ufuse-memfs and passthrough_ll are (default: beside us)\n"
+           "  --only NAME  one server: memfs or passthrough_ll\n"
+           "  --work IDS   only the workloads whose ids are in IDS (comma-separated):\n"
+           "               seqread_cold seqwrite_fsync randread_cold randread_hot\n"
+           "               randwrite_fsync stat_cached create_small readdir threads4_cold\n"
+           "               threads4_hot\n",
+           prog);
+}
+
+int main(int argc, char **argv)
+{
+    bool quick = getenv("QUICK") && strcmp(getenv("QUICK"), "1") == 0;
+    const char *only = NULL;
+    snprintf(outdir, sizeof(outdir), ".");
+    ssize_t l = readlink("/proc/self/exe", bindir, sizeof(bindir) - 1);
+    if (l > 0) {
+        bindir[l] = 0;
+        char *sl = strrchr(bindir, '/');
+        if (sl)
+            *sl = 0;
+    }
+    static const struct option lopts[] = {
+        {"quick", no_argument, NULL, 'q'}, {"out", required_argument, NULL, 'o'},
+        {"bin", required_argument, NULL, 'b'}, {"only", required_argument, NULL, 's'},
+        {"work", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "qo:b:s:w:h", lopts, NULL)) != -1) {
+        switch (opt) {
+        case 'q': quick = true; break;
+        case 'o': snprintf(outdir, sizeof(outdir), "%s", optarg); break;
+        case 'b': snprintf(bindir, sizeof(bindir), "%s", optarg); break;
+        case 's': only = optarg; break;
+        case 'w': work_filter = optarg; break;
+        case 'h': usage(argv[0]); return 0;
+        default: usage(argv[0]); return 2;
+        }
+    }
+    set_params(quick);
+    describe_machine();
+    raise_nofile();
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    snprintf(tmpbase, sizeof(tmpbase), "/tmp/ufuse-bench-XXXXXX");
+    if (!mkdtemp(tmpbase)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(shmbase, sizeof(shmbase), "/dev/shm/ufuse-bench-XXXXXX");
+    if (!mkdtemp(shmbase)) {
+        fprintf(stderr, "bench: no /dev/shm (%s): the source directory goes to /tmp\n",
+                strerror(errno));
+        snprintf(shmbase, sizeof(shmbase), "%s/shm", tmpbase);
+        mkdir(shmbase, 0755);
+    }
+    snprintf(srcdir, sizeof(srcdir), "%s/src", shmbase);
+    char mnt[PATH_MAX + 8];
+    snprintf(mnt, sizeof(mnt), "%s/mnt", tmpbase);
+    if (mkdir(srcdir, 0755) < 0 || mkdir(mnt, 0755) < 0) {
+        perror("mkdir");
+        return 1;
+    }
+
+    unsigned char *buf = aligned_alloc(4096, MIB);
+    if (!buf)
+        return 1;
+    for (size_t i = 0; i < MIB; i++)
+        buf[i] = (unsigned char)((i * 2654435761u) >> 13);
+
+    kernel_why = kernel_unavailable();
+    if (kernel_why)
+        fprintf(stderr, "bench: the kernel side cannot run (%s): running ufuse alone\n",
+                kernel_why);
+    for (int si = 0; si < NSRV; si++) {
+        char p[PATH_MAX + 64];
+        snprintf(p, sizeof(p), "%s/%s", bindir, servers[si].bin);
+        srv_ok[si] = access(p, X_OK) == 0 && (!only || strcmp(only, servers[si].name) == 0);
+        if (access(p, X_OK) != 0)
+            fprintf(stderr, "bench: %s not found: %s skipped\n", p, servers[si].name);
+    }
+    if (!kernel_why) {
+        /* root with /dev/fuse may still be refused a mount (a container) */
+        struct side probe;
+        int first = srv_ok[0] ? 0 : 1;
+        side_init(&probe, SIDE_KERNEL, first, "", "");
+        cur_side = &probe;
+        if (srv_ok[first] && side_attach(&probe) < 0)
+            kernel_why = "a kernel FUSE mount failed";
+        side_detach(&probe);
+        cur_side = NULL;
+        if (kernel_why)
+            fprintf(stderr, "bench: the kernel side cannot run (%s): running ufuse alone\n",
+                    kernel_why);
+    }
+    int nsides = kernel_why ? 1 : 2, nsrv = 0;
+    for (int si = 0; si < NSRV; si++)
+        nsrv += srv_ok[si];
+    progress_n = 1 + NWORK + nsrv * (NMODE * nsides * NWORK + nsides);
+    fprintf(stderr, "bench: %s run, %d runs after a warm-up; /big is %lld MiB; work in %s, %s\n",
+            quick ? "QUICK" : "full", P.runs, (long long)(P.big / MIB), tmpbase, shmbase);
+
+    int r = make_big(buf);
+    if (r < 0) {
+        fprintf(stderr, "bench: cannot write %s/big: %s\n", srcdir, strerror(-r));
+        return 1;
+    }
+
+    double t_start = now_s();
+    run_memcpy();
+    struct side sd;
+    side_init(&sd, SIDE_TMPFS, 0, "", "");
+    side_attach(&sd);
+    for (int wi = 0; wi < NWORK; wi++)
+        run_workload(&sd, "ceiling tmpfs", wi, &CEIL[wi], buf);
+    clean_src();
+
+    for (int si = 0; si < NSRV; si++) {
+        if (!srv_ok[si])
+            continue;
+        for (int mi = 0; mi < NMODE; mi++) {
+            for (int w = kernel_why ? U : K; w <= U; w++) {
+                char what[128];
+                snprintf(what, sizeof(what), "%s/%s %s", servers[si].name, modes[mi].name,
+                         w == K ? "kernel" : "ufuse");
+                side_init(&sd, w == K ? SIDE_KERNEL : SIDE_UFUSE, si, modes[mi].srv_opts[si],
+                          modes[mi].ufuse_opts);
+                cur_side = &sd;
+                side_attach(&sd);
+                for (int wi = 0; wi < NWORK; wi++)
+                    run_workload(&sd, what, wi, &R[si][mi][wi][w], buf);
+                side_detach(&sd);
+                cur_side = NULL;
+                clean_src();
+            }
+        }
+        for (int w = kernel_why ? U : K; w <= U; w++)
+            run_rtt(si, w, buf);
+    }
+    fprintf(stderr, "bench: done in %.0f s\n", now_s() - t_start);
+
+    print_tables(stdout, false);
+    write_outputs();
+    free(buf);
+    rm_tree(shmbase);
+    rm_tree(tmpbase);
+    if (failures)
+        fprintf(stderr, "bench: %d workload(s) failed\n", failures);
+    return failures ? 1 : 0;
+}
