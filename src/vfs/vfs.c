@@ -149,10 +149,13 @@ static int vfs_readlink_node(ufuse_t *s, struct node *n, char *buf, size_t *len)
 
 /* ---- path walk ------------------------------------------------------------------- */
 
+#define WALK_INLINE 16
+
 struct walk {
     ufuse_t *s;
     struct node **stk;       /* stk[0] is the root; each referenced */
     int n, cap;
+    struct node *inline_stk[WALK_INLINE]; /* stk until a walk goes deeper */
     struct fuse_attr attr;   /* attributes of the top from its LOOKUP */
     int have_attr;
 };
@@ -160,12 +163,15 @@ struct walk {
 static int walk_push(struct walk *w, struct node *n)
 {
     if (w->n == w->cap) {
-        int cap = w->cap ? w->cap * 2 : 16;
-        struct node **k = realloc(w->stk, (size_t)cap * sizeof(struct node *));
+        int cap = w->cap * 2;
+        struct node **k = malloc((size_t)cap * sizeof(struct node *));
         if (!k) {
             node_put(&w->s->nodes, n);
             return -ENOMEM;
         }
+        memcpy(k, w->stk, (size_t)w->n * sizeof(struct node *));
+        if (w->stk != w->inline_stk)
+            free(w->stk);
         w->stk = k;
         w->cap = cap;
     }
@@ -182,7 +188,8 @@ static void walk_pop_to(struct walk *w, int depth)
 static void walk_end(struct walk *w)
 {
     walk_pop_to(w, 0);
-    free(w->stk);
+    if (w->stk != w->inline_stk)
+        free(w->stk);
 }
 
 enum walk_mode {
@@ -204,24 +211,22 @@ static int walk_path(struct walk *w, const char *path, enum walk_mode mode,
     ufuse_t *s = w->s;
     memset(w, 0, sizeof *w);
     w->s = s;
+    w->stk = w->inline_stk;
+    w->cap = WALK_INLINE;
     int rc = walk_push(w, node_root(&s->nodes));
     if (rc)
         return rc;
     size_t plen = strlen(path);
     if (plen >= PATH_MAX)
         return -ENAMETOOLONG;
-    char *buf = malloc(PATH_MAX * 2);
-    char *link = malloc(PATH_MAX);
-    if (!buf || !link) {
-        free(buf);
-        free(link);
-        return -ENOMEM;
-    }
-    memcpy(buf, path, plen + 1);
     if (trailing_dir)
         *trailing_dir = plen > 0 && path[plen - 1] == '/';
+    /* The caller's path is walked in place; only a symlink needs a buffer
+     * to put the rest of the path behind its target (a hot path: no
+     * allocation for a plain walk). */
+    char *buf = NULL, *link = NULL;
     int links = 0;
-    char *p = buf;
+    const char *p = path;
     rc = 0;
     for (;;) {
         while (*p == '/')
@@ -231,11 +236,11 @@ static int walk_path(struct walk *w, const char *path, enum walk_mode mode,
                 rc = -EBUSY;
             break;
         }
-        char *comp = p;
+        const char *comp = p;
         while (*p && *p != '/')
             p++;
         size_t len = (size_t)(p - comp);
-        char *rest = p;
+        const char *rest = p;
         while (*rest == '/')
             rest++;
         int is_last = *rest == 0;
@@ -281,6 +286,11 @@ static int walk_path(struct walk *w, const char *path, enum walk_mode mode,
             if (++links > VFS_MAX_SYMLINKS) {
                 node_put(&s->nodes, child);
                 rc = -ELOOP;
+                break;
+            }
+            if (!buf && (!(buf = malloc(PATH_MAX * 2)) || !(link = malloc(PATH_MAX)))) {
+                node_put(&s->nodes, child);
+                rc = -ENOMEM;
                 break;
             }
             rc = vfs_readlink_node(s, child, link, &tlen);
