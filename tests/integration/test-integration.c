@@ -59,6 +59,8 @@
 
 #include <cmocka.h>
 
+#include "check.h"
+
 #include "ufuse.h"
 
 #define MIB (1024 * 1024)
@@ -97,69 +99,7 @@ static char BACK[PATH_MAX];     /* the server's source directory */
 static int BACK_XATTR;          /* BACK's file system takes user.* xattrs */
 
 /* ------------------------------------------------------------------ */
-/* Checking helpers                                                    */
-
-static const char *errstr(long long r)
-{
-    return r < 0 ? strerror((int)-r) : "no error";
-}
-
-/* e must be 0 */
-#define OK(e)                                                                \
-    do {                                                                     \
-        long long r_ = (long long)(e);                                       \
-        if (r_ != 0)                                                         \
-            fail_msg("%s = %lld (%s), expected 0", #e, r_, errstr(r_));      \
-    } while (0)
-
-/* e must be -want */
-#define ERR(e, want)                                                         \
-    do {                                                                     \
-        long long r_ = (long long)(e);                                       \
-        if (r_ != -(long long)(want))                                        \
-            fail_msg("%s = %lld (%s), expected -%s", #e, r_, errstr(r_),     \
-                     #want);                                                 \
-    } while (0)
-
-/* e must be -a or -b (POSIX lets the implementation pick) */
-#define ERR2(e, a, b)                                                        \
-    do {                                                                     \
-        long long r_ = (long long)(e);                                       \
-        if (r_ != -(long long)(a) && r_ != -(long long)(b))                  \
-            fail_msg("%s = %lld (%s), expected -%s or -%s", #e, r_,          \
-                     errstr(r_), #a, #b);                                    \
-    } while (0)
-
-/* e must be >= 0; yields it */
-#define NN(e)                                                                \
-    ({                                                                       \
-        long long r_ = (long long)(e);                                       \
-        if (r_ < 0)                                                          \
-            fail_msg("%s = %lld (%s)", #e, r_, errstr(r_));                  \
-        r_;                                                                  \
-    })
-
-/* e (a libc call) must not fail */
-#define SYS(e)                                                               \
-    do {                                                                     \
-        if ((e) == -1)                                                       \
-            fail_msg("%s: %s", #e, strerror(errno));                         \
-    } while (0)
-
-/* printf into one of a few rotating buffers */
-static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static const char *fmt(const char *f, ...)
-{
-    static char bufs[8][PATH_MAX];
-    static int i;
-    char *b = bufs[i++ % 8];
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(b, PATH_MAX, f, ap);
-    va_end(ap);
-    assert_true(n >= 0 && n < PATH_MAX);
-    return b;
-}
+/* Checking helpers (the assertion macros are in check.h)             */
 
 /* A path in the source directory. */
 static const char *B(const char *rpath)

@@ -68,6 +68,8 @@
 
 #include <cmocka.h>
 
+#include "check.h"
+
 #include "ufuse.h"
 
 /* ------------------------------------------------------------------ */
@@ -134,60 +136,7 @@ static int NO_WHITEOUTS;      /* local manifests leave overlay's .wh.* out */
 static int SSHD_PORT;
 
 /* ------------------------------------------------------------------ */
-/* Helpers                                                             */
-
-static const char *errstr(long long r)
-{
-    return r < 0 ? strerror((int)-r) : "no error";
-}
-
-#define OK(e)                                                                \
-    do {                                                                     \
-        long long r_ = (long long)(e);                                       \
-        if (r_ != 0)                                                         \
-            fail_msg("%s = %lld (%s), expected 0", #e, r_, errstr(r_));      \
-    } while (0)
-
-#define ERR(e, want)                                                         \
-    do {                                                                     \
-        long long r_ = (long long)(e);                                       \
-        if (r_ != -(long long)(want))                                        \
-            fail_msg("%s = %lld (%s), expected -%s", #e, r_, errstr(r_),     \
-                     #want);                                                 \
-    } while (0)
-
-#define NN(e)                                                                \
-    ({                                                                       \
-        long long r_ = (long long)(e);                                       \
-        if (r_ < 0)                                                          \
-            fail_msg("%s = %lld (%s)", #e, r_, errstr(r_));                  \
-        r_;                                                                  \
-    })
-
-#define SYS(e)                                                               \
-    do {                                                                     \
-        if ((e) == -1)                                                       \
-            fail_msg("%s: %s", #e, strerror(errno));                         \
-    } while (0)
-
-/* printf into one of 16 rotating buffers: for immediate use only (a result
- * kept across other calls is copied into the caller's own array) */
-static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static const char *fmt(const char *f, ...)
-{
-    static char bufs[16][PATH_MAX];
-    static int i;
-    char *b = bufs[i++ % 16];
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(b, PATH_MAX, f, ap);
-    va_end(ap);
-    if (n < 0 || n >= PATH_MAX) {
-        fprintf(stderr, "path too long\n");
-        abort();
-    }
-    return b;
-}
+/* Helpers (the assertion macros are in check.h)                      */
 
 /* dst = a sep b, which must fit */
 static void join(char *dst, size_t size, const char *a, const char *sep, const char *b)
