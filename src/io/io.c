@@ -101,7 +101,8 @@ ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov,
         struct iovec in = {&ri, sizeof ri};
         struct iovec out[IO_MAX_PIECES];
         int k = io_slice(iov, cnt, done, chunk, out, IO_MAX_PIECES);
-        if (k < 0) {
+        int bounced = k < 0;
+        if (bounced) {
             if (!bounce && !(bounce = malloc(c->p.max_read))) {
                 rc = -ENOMEM;
                 break;
@@ -114,7 +115,7 @@ ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov,
         rc = conn_call(c, &r);
         if (rc)
             break;
-        if (out[0].iov_base == bounce && bounce)
+        if (bounced)
             iov_copy_in(iov, cnt, done, bounce, r.outlen);
         done += r.outlen;
         if (r.outlen < chunk)

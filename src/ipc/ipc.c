@@ -762,14 +762,17 @@ int conn_dead(struct conn *c)
 int conn_call(struct conn *c, struct conn_req *r)
 {
     r->outlen = 0;
-    if (conn_enosys(c, r->opcode))
-        return -ENOSYS;
     size_t outcap = iov_total(r->out, r->outcnt);
     if (r->outcnt > 8 || outcap > c->scratch_cap)
         return -EINVAL;
     pthread_mutex_lock(&c->mu);
-    struct ticket *t = ticket_get(c);
+    /* An opcode answered ENOSYS before is not sent again. */
+    int enosys = r->opcode < PROTO_MAX_OPCODE &&
+                 (c->enosys[r->opcode / 64] & (1ull << (r->opcode % 64)));
+    struct ticket *t = enosys ? NULL : ticket_get(c);
     pthread_mutex_unlock(&c->mu);
+    if (enosys)
+        return -ENOSYS;
     if (!t)
         return -ENOMEM;
     t->opcode = r->opcode;

@@ -374,6 +374,24 @@ int vfs_getattr_path(ufuse_t *s, const char *path, int follow, struct stat *st)
     return rc;
 }
 
+/* SETATTR @in on @n and store the attributes it answers. */
+static int vfs_setattr_node(ufuse_t *s, struct node *n, struct fuse_setattr_in *in)
+{
+    if (in->valid & FATTR_MODE) /* the whole mode, file type included, as Linux */
+        in->mode = (in->mode & 07777) | n->type;
+    if (s->conn.p.minor < 9) /* FATTR_*_NOW came with 7.9 */
+        in->valid &= ~(uint32_t)(FATTR_ATIME_NOW | FATTR_MTIME_NOW);
+    node_attr_changed(&s->nodes, n);
+    uint64_t seq = node_attr_seq(&s->nodes);
+    struct fuse_attr_out ao;
+    memset(&ao, 0, sizeof ao);
+    int rc = vfs_call(s, FUSE_SETATTR, n->nodeid, in, sizeof *in, NULL, 0, NULL, 0, &ao,
+                      proto_attr_out_size(s->conn.p.minor), 1, NULL);
+    if (rc == 0)
+        rc = node_attr_store(&s->nodes, n, &ao.attr, ao.attr_valid, ao.attr_valid_nsec, seq);
+    return rc;
+}
+
 int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f,
                 struct fuse_setattr_in *in)
 {
@@ -396,18 +414,7 @@ int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f,
         node_put(&s->nodes, n);
         return -EINVAL;
     }
-    if (in->valid & FATTR_MODE) /* the whole mode, file type included, as Linux */
-        in->mode = (in->mode & 07777) | n->type;
-    if (s->conn.p.minor < 9) /* FATTR_*_NOW came with 7.9 */
-        in->valid &= ~(uint32_t)(FATTR_ATIME_NOW | FATTR_MTIME_NOW);
-    node_attr_changed(&s->nodes, n);
-    uint64_t seq = node_attr_seq(&s->nodes);
-    struct fuse_attr_out ao;
-    memset(&ao, 0, sizeof ao);
-    int rc = vfs_call(s, FUSE_SETATTR, n->nodeid, in, sizeof *in, NULL, 0, NULL, 0, &ao,
-                      proto_attr_out_size(s->conn.p.minor), 1, NULL);
-    if (rc == 0)
-        rc = node_attr_store(&s->nodes, n, &ao.attr, ao.attr_valid, ao.attr_valid_nsec, seq);
+    int rc = vfs_setattr_node(s, n, in);
     node_put(&s->nodes, n);
     return rc;
 }
@@ -872,15 +879,7 @@ static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **o
         } else {
             struct fuse_setattr_in si = {.valid = FATTR_SIZE | FATTR_FH, .fh = oo.fh,
                                          .size = 0};
-            node_attr_changed(&s->nodes, n);
-            uint64_t seq = node_attr_seq(&s->nodes);
-            struct fuse_attr_out ao;
-            memset(&ao, 0, sizeof ao);
-            rc = vfs_call(s, FUSE_SETATTR, n->nodeid, &si, sizeof si, NULL, 0, NULL, 0, &ao,
-                          proto_attr_out_size(s->conn.p.minor), 1, NULL);
-            if (rc == 0)
-                rc = node_attr_store(&s->nodes, n, &ao.attr, ao.attr_valid,
-                                     ao.attr_valid_nsec, seq);
+            rc = vfs_setattr_node(s, n, &si);
             if (rc) {
                 vfs_release_fh(s, n->nodeid, oo.fh, flags, 0);
                 return rc;
