@@ -132,11 +132,13 @@ static void test_mixed_threads(void **state)
         w[i] = (struct worker){.id = i};
         pthread_create(&w[i].t, NULL, worker_main, &w[i]);
     }
-    for (int i = 0; i < NTHREADS; i++) {
+    /* Join every worker before failing: fail_msg leaves this frame, and
+     * the workers' state lives in it. */
+    for (int i = 0; i < NTHREADS; i++)
         pthread_join(w[i].t, NULL);
+    for (int i = 0; i < NTHREADS; i++)
         if (w[i].failures)
             fail_msg("%s", w[i].msg);
-    }
     char *buf = malloc(STRIPE), *back = malloc(STRIPE);
     for (int i = 0; i < NTHREADS; i++) {
         fill(buf, STRIPE, i);

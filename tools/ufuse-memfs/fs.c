@@ -328,13 +328,16 @@ uint64_t handle_new(struct inode *ip, int flags, bool isdir)
     pthread_mutex_lock(&memfs.fh_mu);
     if (memfs.fhtab_n >= memfs.fhtab_cap)
         fhtab_grow();
-    h->fh = memfs.next_fh++;
-    size_t b = hash_u64(h->fh, memfs.fhtab_cap);
+    uint64_t fh = memfs.next_fh++;
+    h->fh = fh;
+    size_t b = hash_u64(fh, memfs.fhtab_cap);
     h->hnext = memfs.fhtab[b];
     memfs.fhtab[b] = h;
     memfs.fhtab_n++;
     pthread_mutex_unlock(&memfs.fh_mu);
-    return h->fh;
+    /* Once published, @h belongs to the table: a RELEASE may free it as
+     * soon as the reply carrying @fh is out, so never touch it again. */
+    return fh;
 }
 
 struct inode *handle_get(uint64_t fh, uint64_t ino, bool isdir, int *flags)
