@@ -69,8 +69,18 @@ typedef struct ufuse_dir ufuse_dir_t;
  *                 appended.  NULL or an empty argv starts the built-in
  *                 server, ufuse-memfs.
  * @param options  comma-separated mount options, or NULL:
- *                 cache=direct|writethrough|writeback|auto (default auto;
- *                 until the page cache exists every mode is direct),
+ *                 cache=direct|writethrough|writeback|auto (default auto:
+ *                 write-back when the server grants FUSE_WRITEBACK_CACHE,
+ *                 else write-through; direct: no page cache),
+ *                 cache_size=SIZE (the page cache's memory budget for the
+ *                 whole session; default 256m, at least 1m),
+ *                 block_size=SIZE (the unit a cache miss is read in, a power
+ *                 of two from 4k to max_read; default 4k),
+ *                 readahead=SIZE (largest sequential readahead window;
+ *                 default 1m, capped by the server's max_readahead and by
+ *                 an eighth of cache_size; 0 disables readahead),
+ *                 dirty_expire=SECONDS (write-back: dirty data older than
+ *                 this is written by the flusher; default 30),
  *                 timeout=SECONDS (per request; default 0 = none),
  *                 max_read=SIZE (default 128k), max_write=SIZE (default 1m;
  *                 caps on transfer sizes; SIZE takes k/m/g suffixes),
@@ -161,6 +171,25 @@ struct ufuse_conninfo {
                                           reply or the receiving role */
 };
 int ufuse_conninfo(ufuse_t *s, struct ufuse_conninfo *out);
+
+/** The page cache's counters (all zero under cache=direct). */
+struct ufuse_cacheinfo {
+    uint64_t budget;          /* cache_size in bytes */
+    uint32_t page_size;       /* bytes per page (4096) */
+    uint32_t block_size;      /* block_size option */
+    uint64_t pages;           /* pages holding data now */
+    uint64_t pages_max;       /* most pages ever held at once */
+    uint64_t dirty;           /* dirty pages now */
+    uint64_t writeback;       /* pages being written back now */
+    uint64_t hits, misses;    /* pages found / not found by reads */
+    uint64_t readahead;       /* pages read ahead of the reader */
+    uint64_t evictions;       /* clean pages evicted for room */
+    uint64_t written_back;    /* pages written back (clustered WRITEs) */
+    uint64_t writebacks;      /* write-back WRITE requests */
+    uint64_t throttled;       /* writers made to wait on dirty data */
+};
+/** Copy the cache counters. @return 0 or -EINVAL. Thread-safe. */
+int ufuse_cacheinfo(ufuse_t *s, struct ufuse_cacheinfo *out);
 
 /** What the calling thread's last failed request was. */
 struct ufuse_failure {

@@ -116,8 +116,18 @@ int ufuse_unmount(ufuse_t *s)
 
 int ufuse_sync(ufuse_t *s)
 {
-    /* Nothing is cached for writing yet: every write reached the server. */
-    return s ? 0 : -EINVAL;
+    return s ? io_mount_sync(&s->io) : -EINVAL;
+}
+
+int ufuse_cacheinfo(ufuse_t *s, struct ufuse_cacheinfo *out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    if (s->io.cache_on)
+        cache_info(&s->io.cache, out);
+    else
+        memset(out, 0, sizeof *out);
+    return 0;
 }
 
 int ufuse_interrupt(ufuse_t *s, pthread_t thread)

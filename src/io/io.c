@@ -83,20 +83,20 @@ int io_getattr(struct io_file *f, struct fuse_attr *a)
     return io_fetch_attr(f->conn, f->nodes, f->node, 1, f->fh, a);
 }
 
-ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov,
-                              int cnt, off_t off)
+ssize_t io_transfer_read(const struct io_target *t, const struct iovec *iov, int cnt,
+                         off_t off)
 {
-    struct conn *c = f->conn;
+    struct conn *c = t->conn;
     size_t want = iov_total(iov, cnt), done = 0;
     char *bounce = NULL;
     int rc = 0;
     while (done < want) {
         size_t chunk = UFUSE_MIN(want - done, (size_t)c->p.max_read);
         struct fuse_read_in ri = {
-            .fh = f->fh,
+            .fh = t->fh,
             .offset = (uint64_t)off + done,
             .size = (uint32_t)chunk,
-            .flags = (uint32_t)f->oflags,
+            .flags = t->oflags,
         };
         struct iovec in = {&ri, sizeof ri};
         struct iovec out[IO_MAX_PIECES];
@@ -110,7 +110,7 @@ ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov,
             out[0] = (struct iovec){bounce, chunk};
             k = 1;
         }
-        struct conn_req r = {.opcode = FUSE_READ, .nodeid = f->node->nodeid,
+        struct conn_req r = {.opcode = FUSE_READ, .nodeid = t->node->nodeid,
                              .in = &in, .incnt = 1, .out = out, .outcnt = k};
         rc = conn_call(c, &r);
         if (rc)
@@ -125,21 +125,21 @@ ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov,
     return done ? (ssize_t)done : rc;
 }
 
-ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov,
-                               int cnt, off_t off)
+ssize_t io_transfer_write(const struct io_target *t, const struct iovec *iov, int cnt,
+                          off_t off)
 {
-    struct conn *c = f->conn;
+    struct conn *c = t->conn;
     size_t want = iov_total(iov, cnt), done = 0;
     char *bounce = NULL;
     int rc = 0;
     while (done < want) {
         size_t chunk = UFUSE_MIN(want - done, (size_t)c->p.max_write);
         struct fuse_write_in wi = {
-            .fh = f->fh,
+            .fh = t->fh,
             .offset = (uint64_t)off + done,
             .size = (uint32_t)chunk,
-            .write_flags = 0,
-            .flags = (uint32_t)f->oflags,
+            .write_flags = t->write_flags,
+            .flags = t->oflags,
         };
         struct iovec in[1 + IO_MAX_PIECES];
         in[0] = (struct iovec){&wi, proto_write_in_size(c->p.minor)};
@@ -155,7 +155,7 @@ ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov,
         }
         struct fuse_write_out wo = {0};
         struct iovec out = {&wo, sizeof wo};
-        struct conn_req r = {.opcode = FUSE_WRITE, .nodeid = f->node->nodeid,
+        struct conn_req r = {.opcode = FUSE_WRITE, .nodeid = t->node->nodeid,
                              .in = in, .incnt = 1 + k, .out = &out, .outcnt = 1,
                              .out_exact = 1};
         rc = conn_call(c, &r);
@@ -164,15 +164,15 @@ ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov,
         if (wo.size > chunk) {
             /* The server claims to have written more than we sent. */
             ulog_once(c->log, 30, "WRITE acknowledged %u bytes of %zu sent", wo.size, chunk);
-            node_attr_changed(f->nodes, f->node);
+            node_attr_changed(t->nodes, t->node);
             rc = -EINVAL;
             break;
         }
         done += wo.size;
-        if (wo.size)
-            node_size_extend(f->nodes, f->node, (uint64_t)off + done);
+        if (wo.size && !(t->write_flags & FUSE_WRITE_CACHE))
+            node_size_extend(t->nodes, t->node, (uint64_t)off + done);
         if (wo.size < chunk) {
-            if (f->fopen_flags & FOPEN_DIRECT_IO)
+            if (t->short_ok)
                 break; /* direct_io: a short write is the answer */
             if (wo.size == 0) {
                 /* Resending would loop forever. */
@@ -187,6 +187,45 @@ ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov,
     return done ? (ssize_t)done : rc;
 }
 
+struct io_target io_target_of(const struct io_file *f)
+{
+    return (struct io_target){.conn = f->conn, .nodes = f->nodes, .node = f->node,
+                              .fh = f->fh, .oflags = (uint32_t)f->oflags,
+                              .short_ok = !!(f->fopen_flags & FOPEN_DIRECT_IO)};
+}
+
+/*
+ * genfs_directio beside the cache: a direct transfer first writes back the
+ * cached dirty pages it overlaps (others stay dirty); a direct write then
+ * drops the cached pages it covers.
+ */
+ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
+{
+    struct io_target t = io_target_of(f);
+    if (f->obj) {
+        int rc = cache_putpages(f->obj, (uint64_t)off, iov_total(iov, cnt), 1);
+        if (rc)
+            return rc;
+    }
+    return io_transfer_read(&t, iov, cnt, off);
+}
+
+ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
+{
+    struct io_target t = io_target_of(f);
+    if (!f->obj)
+        return io_transfer_write(&t, iov, cnt, off);
+    size_t len = iov_total(iov, cnt);
+    pthread_mutex_lock(&f->obj->wlock);
+    ssize_t rc = cache_putpages(f->obj, (uint64_t)off, len, 1);
+    if (rc == 0)
+        rc = io_transfer_write(&t, iov, cnt, off);
+    cache_attr_forget(f->obj);
+    cache_invalidate(f->obj, (uint64_t)off, len, 0);
+    pthread_mutex_unlock(&f->obj->wlock);
+    return rc;
+}
+
 ssize_t io_dispatch_read(struct io_file *f, const struct iovec *iov, int cnt,
                          off_t off)
 {
@@ -194,6 +233,8 @@ ssize_t io_dispatch_read(struct io_file *f, const struct iovec *iov, int cnt,
         return -EINVAL;
     if (iov_total(iov, cnt) == 0)
         return 0;
+    if (f->buffered)
+        return io_read_biobackend(f, iov, cnt, off);
     return io_read_directbackend(f, iov, cnt, off);
 }
 
@@ -207,6 +248,20 @@ ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
         *where = off;
         return 0;
     }
+    if (f->buffered && f->m->writeback) {
+        /* Write-back: O_APPEND offsets are ours (the size is local). */
+        pthread_mutex_lock(&f->obj->wlock);
+        if (f->oflags & O_APPEND)
+            off = (off_t)node_size(f->nodes, f->node);
+        ssize_t rc = (uint64_t)off + len > (uint64_t)INT64_MAX
+                         ? -EFBIG
+                         : io_write_biobackend(f, iov, cnt, off);
+        pthread_mutex_unlock(&f->obj->wlock);
+        *where = off;
+        if (rc > 0)
+            cache_balance_dirty(f->obj);
+        return rc;
+    }
     if (f->oflags & O_APPEND) {
         struct fuse_attr a;
         int rc = io_getattr(f, &a);
@@ -217,5 +272,11 @@ ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
     if ((uint64_t)off + len > (uint64_t)INT64_MAX)
         return -EFBIG;
     *where = off;
+    if (f->buffered) {
+        pthread_mutex_lock(&f->obj->wlock);
+        ssize_t rc = io_write_biobackend(f, iov, cnt, off);
+        pthread_mutex_unlock(&f->obj->wlock);
+        return rc;
+    }
     return io_write_directbackend(f, iov, cnt, off);
 }

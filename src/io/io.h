@@ -14,18 +14,72 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "cache/cache.h"
 #include "node/node.h"
+
+/* The session's data path: which backend, and the page cache. */
+struct io_mount {
+    struct conn *conn;
+    struct node_table *nodes;
+    int cache_on;            /* files use the page cache (not cache=direct) */
+    int writeback;           /* write-back (else write-through) */
+    int auto_inval;          /* AUTO_INVAL_DATA granted, EXPLICIT not */
+    uint32_t readahead;      /* largest readahead window, bytes */
+    struct cache cache;
+};
 
 /* What the data path needs to know of an open file. */
 struct io_file {
+    struct io_mount *m;
     struct conn *conn;
     struct node_table *nodes;
     struct node *node;       /* referenced by the handle */
     uint64_t fh;             /* the server's file handle */
     uint32_t fopen_flags;    /* FOPEN_* the server answered */
-    int oflags;              /* open(2) flags */
+    int oflags;              /* open(2) flags (as the caller gave them) */
     uint64_t lock_owner;
+    /* Page cache (obj NULL under cache=direct or for non-regular files). */
+    struct cache_obj *obj;   /* referenced */
+    struct cache_handle ch;  /* this file as a carrier of page I/O */
+    int buffered;            /* transfers go through the cache */
+    pthread_mutex_t ra_mu;   /* guards the sequential-read state below */
+    uint64_t seq_next;       /* where a sequential read would start */
+    unsigned seqcount;       /* consecutive sequential reads */
+    uint64_t ra_next;        /* readahead issued up to here */
 };
+
+/* Set up / tear down the session's data path (cache per @m's fields). */
+int io_mount_init(struct io_mount *m, const struct cache_params *p);
+/* Write back everything; 0 or the first error. */
+int io_mount_sync(struct io_mount *m);
+void io_mount_destroy(struct io_mount *m);
+
+/* Open flags as the server is to see them (write-back: O_WRONLY is sent
+ * as O_RDWR so read-modify-write can read; O_APPEND stays ours). */
+int io_open_flags(struct io_mount *m, int flags);
+/* A file was opened: attach it to the page cache (drops the cached data
+ * unless FOPEN_KEEP_CACHE).  0 or -errno. */
+int io_file_open(struct io_file *f);
+/* Before FLUSH: write back the file's dirty data; its error, if any. */
+int io_file_flush(struct io_file *f);
+/* After FLUSH, before RELEASE: detach from the cache. */
+void io_file_close(struct io_file *f);
+/* fsync: write back and wait; the write-back error, if any. */
+int io_file_sync(struct io_file *f);
+
+/*
+ * Changing the size of @n (SETATTR with FATTR_SIZE): io_setsize_begin
+ * serializes with writers and holds write-back off; io_setsize_end
+ * (with the SETATTR's result) truncates the cache.  Also used around
+ * operations that change data behind the cache (fallocate, copy_file_range).
+ */
+struct cache_obj *io_setsize_begin(struct io_mount *m, struct node *n);
+void io_setsize_end(struct io_mount *m, struct cache_obj *o, int rc, int size_set,
+                    uint64_t size);
+/* Write back and drop the cached pages of [@off, @off + @len) of @n
+ * (@len 0: to the end): data is about to change on the server. */
+int io_range_changed(struct io_mount *m, struct node *n, uint64_t off, uint64_t len,
+                     int drop);
 
 /* Read up to iov's length at @off: bytes read, or -errno. */
 ssize_t io_dispatch_read(struct io_file *f, const struct iovec *iov, int cnt,
@@ -39,6 +93,28 @@ ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov,
                               int cnt, off_t off);
 ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov,
                                int cnt, off_t off);
+/* fuse_read_biobackend / fuse_write_biobackend: through the page cache. */
+ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off);
+ssize_t io_write_biobackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off);
+
+/* READ / WRITE of @node through handle @fh (the direct backends' and the
+ * strategy's transfer loops).  @write_flags: FUSE_WRITE_CACHE for
+ * write-back.  @short_ok: a short WRITE is the answer (direct_io). */
+struct io_target {
+    struct conn *conn;
+    struct node_table *nodes;
+    struct node *node;
+    uint64_t fh;
+    uint32_t oflags;
+    uint32_t write_flags;
+    int short_ok;
+};
+/* The target of @f's own handle. */
+struct io_target io_target_of(const struct io_file *f);
+ssize_t io_transfer_read(const struct io_target *t, const struct iovec *iov, int cnt,
+                         off_t off);
+ssize_t io_transfer_write(const struct io_target *t, const struct iovec *iov, int cnt,
+                          off_t off);
 
 /*
  * Current attributes of the file: the cached ones if valid, else a

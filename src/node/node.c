@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 struct entry {
     struct node *parent;     /* referenced */
@@ -237,7 +238,18 @@ static int node_attr_store_locked(struct node_table *t, struct node *n,
         n->attr_until = 0;
         return 0;
     }
-    n->attr = *a;
+    if (n->local_attrs) {
+        /* Dirty data in the page cache: our size and times are newer. */
+        struct fuse_attr keep = n->attr;
+        n->attr = *a;
+        n->attr.size = keep.size;
+        n->attr.mtime = keep.mtime;
+        n->attr.mtimensec = keep.mtimensec;
+        n->attr.ctime = keep.ctime;
+        n->attr.ctimensec = keep.ctimensec;
+    } else {
+        n->attr = *a;
+    }
     n->attr_until = until;
     return 0;
 }
@@ -340,6 +352,41 @@ void node_size_extend(struct node_table *t, struct node *n, uint64_t size)
 {
     pthread_mutex_lock(&t->mu);
     node_size_extend_locked(t, n, size);
+    pthread_mutex_unlock(&t->mu);
+}
+
+uint64_t node_size(struct node_table *t, struct node *n)
+{
+    pthread_mutex_lock(&t->mu);
+    uint64_t size = n->attr.size;
+    pthread_mutex_unlock(&t->mu);
+    return size;
+}
+
+void node_size_set(struct node_table *t, struct node *n, uint64_t size)
+{
+    pthread_mutex_lock(&t->mu);
+    n->attr_version = ++t->attr_seq;
+    n->attr.size = size;
+    pthread_mutex_unlock(&t->mu);
+}
+
+void node_local_write(struct node_table *t, struct node *n, uint64_t end)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pthread_mutex_lock(&t->mu);
+    node_size_extend_locked(t, n, end);
+    n->local_attrs = 1;
+    n->attr.mtime = n->attr.ctime = (uint64_t)ts.tv_sec;
+    n->attr.mtimensec = n->attr.ctimensec = (uint32_t)ts.tv_nsec;
+    pthread_mutex_unlock(&t->mu);
+}
+
+void node_attr_local(struct node_table *t, struct node *n, int on)
+{
+    pthread_mutex_lock(&t->mu);
+    n->local_attrs = on;
     pthread_mutex_unlock(&t->mu);
 }
 

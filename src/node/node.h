@@ -31,6 +31,8 @@ struct node {
     uint64_t attr_until;     /* monotonic ns; attributes valid before it */
     uint64_t attr_version;   /* table sequence at the last local change */
     int stale;               /* replaced by a new generation: do not reuse */
+    int local_attrs;         /* the page cache holds dirty data: size, mtime
+                                and ctime are ours, not the server's */
     struct node *hnext;
     struct node *lru_prev, *lru_next;
 };
@@ -95,6 +97,14 @@ void node_attr_invalidate(struct node_table *t, struct node *n);
 void node_attr_changed(struct node_table *t, struct node *n);
 /* An extending write made the file @size bytes long (if larger). */
 void node_size_extend(struct node_table *t, struct node *n, uint64_t size);
+/* The size last known (ours while local_attrs). */
+uint64_t node_size(struct node_table *t, struct node *n);
+/* Set the size (truncate): bumps the version, keeps the validity. */
+void node_size_set(struct node_table *t, struct node *n, uint64_t size);
+/* A write-back write ended at @end: size, mtime and ctime become local
+ * (kept over the server's) until node_attr_local(t, n, 0). */
+void node_local_write(struct node_table *t, struct node *n, uint64_t end);
+void node_attr_local(struct node_table *t, struct node *n, int on);
 /* node_size_extend by nodeid, if the node is known (notification). */
 void node_size_extend_id(struct node_table *t, uint64_t nodeid, uint64_t size);
 /* Drop the attributes of nodeid (notification). */

@@ -41,6 +41,10 @@ static const uint64_t vfs_init_flags =
 #define SPLICE_FLAGS ((uint64_t)FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE | FUSE_SPLICE_READ)
 #define DEFAULT_MAX_WRITE (1024u * 1024)
 #define DEFAULT_MAX_READAHEAD (1024u * 1024)
+#define DEFAULT_CACHE_SIZE (256ull << 20)
+#define MIN_CACHE_SIZE (1ull << 20)
+#define DEFAULT_BLOCK_SIZE 4096u
+#define DEFAULT_DIRTY_EXPIRE_S 30
 #define UNMOUNT_DRAIN_MS 2000
 #define UNMOUNT_REAP_MS 5000
 
@@ -87,6 +91,32 @@ static int vfs_opt(struct ufuse_opts *o, const char *key, const char *val)
         o->splice = 1;
         return 0;
     }
+    if (strcmp(key, "cache_size") == 0 && val) {
+        uint64_t x;
+        if (ufuse_parse_size(val, &x) != 0 || x < MIN_CACHE_SIZE || x > (1ull << 40))
+            return -EINVAL;
+        o->cache_size = x;
+        return 0;
+    }
+    if (strcmp(key, "block_size") == 0 && val) {
+        int rc = vfs_opt_size(val, 4096, 1u << 20, &o->block_size);
+        return rc ? rc : (o->block_size & (o->block_size - 1)) ? -EINVAL : 0;
+    }
+    if (strcmp(key, "readahead") == 0 && val) {
+        uint64_t x;
+        if (ufuse_parse_size(val, &x) != 0 || x > (64u << 20))
+            return -EINVAL;
+        o->readahead = (uint32_t)x;
+        return 0;
+    }
+    if (strcmp(key, "dirty_expire") == 0 && val) {
+        char *end;
+        double sec = strtod(val, &end);
+        if (*end || end == val || !(sec >= 0) || sec > 86400)
+            return -EINVAL;
+        o->dirty_expire_ns = (uint64_t)(sec * 1e9);
+        return 0;
+    }
     if (strcmp(key, "max_write") == 0 && val)
         return vfs_opt_size(val, 4096, 1u << 24, &o->max_write);
     if (strcmp(key, "log") == 0 && val && *val) {
@@ -120,6 +150,10 @@ int vfs_parse_opts(const char *s, struct ufuse_opts *o)
     o->max_read = DEFAULT_MAX_READ;
     o->max_write = DEFAULT_MAX_WRITE;
     o->attach = CHAN_ATTACH_AUTO;
+    o->cache_size = DEFAULT_CACHE_SIZE;
+    o->block_size = DEFAULT_BLOCK_SIZE;
+    o->readahead = DEFAULT_MAX_READAHEAD;
+    o->dirty_expire_ns = (uint64_t)DEFAULT_DIRTY_EXPIRE_S * 1000000000u;
     if (!s || !*s)
         return 0;
     char *copy = strdup(s);
@@ -140,6 +174,34 @@ int vfs_parse_opts(const char *s, struct ufuse_opts *o)
     return rc;
 }
 
+/* The data path: which cache mode is in effect, and the page cache. */
+static int vfs_start_io(ufuse_t *s)
+{
+    struct io_mount *m = &s->io;
+    const struct conn_params *p = &s->conn.p;
+    m->conn = &s->conn;
+    m->nodes = &s->nodes;
+    m->cache_on = s->opts.cache != CACHE_DIRECT;
+    m->writeback = s->opts.cache == CACHE_WRITEBACK ||
+                   (s->opts.cache == CACHE_AUTO && (p->flags & FUSE_WRITEBACK_CACHE));
+    m->auto_inval = (p->flags & FUSE_AUTO_INVAL_DATA) && !(p->flags & FUSE_EXPLICIT_INVAL_DATA);
+    /* Readahead: the option, within INIT's max_readahead and an eighth
+     * of the budget (the rest stays for the data being reused). */
+    uint64_t ra = UFUSE_MIN((uint64_t)s->opts.readahead, (uint64_t)p->max_readahead);
+    m->readahead = (uint32_t)UFUSE_MIN(ra, s->opts.cache_size / 8);
+    struct cache_params cp = {
+        .budget = s->opts.cache_size,
+        .block_size = UFUSE_MIN(s->opts.block_size, p->max_read),
+        .max_read = p->max_read,
+        .max_write = p->max_write,
+        .readahead = m->readahead,
+        .dirty_expire_ns = s->opts.dirty_expire_ns,
+    };
+    if (cp.block_size < CACHE_PAGE_SIZE)
+        cp.block_size = CACHE_PAGE_SIZE;
+    return io_mount_init(m, &cp);
+}
+
 int vfs_start(ufuse_t *s, struct chan *ch)
 {
     const char *name = s->opts.server_name ? s->opts.server_name : ch->name;
@@ -158,6 +220,11 @@ int vfs_start(ufuse_t *s, struct chan *ch)
     int rc = conn_start(&s->conn, ch, &s->log, &w, vfs_notify, s);
     if (rc == 0)
         rc = node_table_init(&s->nodes, &s->conn);
+    if (rc == 0) {
+        rc = vfs_start_io(s);
+        if (rc)
+            node_table_destroy(&s->nodes);
+    }
     if (rc) {
         int st = chan_close(&s->conn.ch, 1000, &s->log);
         (void)st;
@@ -175,6 +242,9 @@ int vfs_unmount(ufuse_t *s)
         vfs_close(s->files);
     while (s->dirs)
         vfs_closedir(s->dirs);
+    /* Whatever is still dirty (nothing, once every file is closed). */
+    io_mount_sync(&s->io);
+    io_mount_destroy(&s->io);
     /* Outstanding FORGETs (batched).  No DESTROY: the kernel sends it only
      * for fuseblk mounts; every server ends on the socket's EOF. */
     node_table_destroy(&s->nodes);

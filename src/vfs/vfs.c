@@ -381,6 +381,9 @@ static int vfs_setattr_node(ufuse_t *s, struct node *n, struct fuse_setattr_in *
         in->mode = (in->mode & 07777) | n->type;
     if (s->conn.p.minor < 9) /* FATTR_*_NOW came with 7.9 */
         in->valid &= ~(uint32_t)(FATTR_ATIME_NOW | FATTR_MTIME_NOW);
+    int size_set = !!(in->valid & FATTR_SIZE);
+    /* A size change: writers and write-back wait, the cache follows. */
+    struct cache_obj *co = size_set ? io_setsize_begin(&s->io, n) : NULL;
     node_attr_changed(&s->nodes, n);
     uint64_t seq = node_attr_seq(&s->nodes);
     struct fuse_attr_out ao;
@@ -389,6 +392,7 @@ static int vfs_setattr_node(ufuse_t *s, struct node *n, struct fuse_setattr_in *
                       proto_attr_out_size(s->conn.p.minor), 1, NULL);
     if (rc == 0)
         rc = node_attr_store(&s->nodes, n, &ao.attr, ao.attr_valid, ao.attr_valid_nsec, seq);
+    io_setsize_end(&s->io, co, rc, size_set, in->size);
     return rc;
 }
 
@@ -836,8 +840,16 @@ static ufuse_file_t *vfs_new_file(ufuse_t *s, struct node *n, const struct fuse_
     f->io.fh = oo->fh;
     f->io.fopen_flags = oo->open_flags;
     f->io.oflags = flags;
+    f->io.m = &s->io;
     pthread_mutex_init(&f->pos_mu, NULL);
     vfs_link_file(s, f);
+    if (io_file_open(&f->io) != 0) {
+        io_file_close(&f->io);
+        vfs_unlink_file(s, f);
+        pthread_mutex_destroy(&f->pos_mu);
+        free(f);
+        return NULL;
+    }
     return f;
 }
 
@@ -855,7 +867,7 @@ static uint32_t vfs_open_flags(ufuse_t *s, int flags)
     flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
     if (!(s->conn.p.flags & FUSE_ATOMIC_O_TRUNC))
         flags &= ~O_TRUNC;
-    return (uint32_t)flags;
+    return (uint32_t)io_open_flags(&s->io, flags);
 }
 
 static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **out)
@@ -875,7 +887,10 @@ static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **o
         return rc;
     if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
         if (s->conn.p.flags & FUSE_ATOMIC_O_TRUNC) {
+            /* The server truncated it: so does the cache. */
+            struct cache_obj *co = io_setsize_begin(&s->io, n);
             node_attr_changed(&s->nodes, n);
+            io_setsize_end(&s->io, co, 0, 1, 0);
         } else {
             struct fuse_setattr_in si = {.valid = FATTR_SIZE | FATTR_FH, .fh = oo.fh,
                                          .size = 0};
@@ -908,7 +923,7 @@ static int vfs_create_new(ufuse_t *s, struct node *parent, const char *name, siz
     uint64_t seq = node_attr_seq(&s->nodes);
     int rc;
     if (!conn_enosys(&s->conn, FUSE_CREATE)) {
-        struct fuse_create_in ci = {.flags = (uint32_t)(flags & ~O_NOCTTY),
+        struct fuse_create_in ci = {.flags = (uint32_t)io_open_flags(&s->io, flags & ~O_NOCTTY),
                                     .mode = S_IFREG | (mode & 07777), .umask = 0};
         struct {
             struct fuse_entry_out e;
@@ -1030,11 +1045,16 @@ int vfs_close(ufuse_file_t *f)
 {
     ufuse_t *s = f->s;
     struct node *n = f->io.node;
+    /* Dirty data goes out before FLUSH (Linux's fuse_flush). */
+    int wb = io_file_flush(&f->io);
     struct fuse_flush_in fi = {.fh = f->io.fh, .lock_owner = f->io.lock_owner};
     int rc = vfs_call(s, FUSE_FLUSH, n->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0, NULL, 0, 0,
                       NULL);
     if (rc == -ENOSYS)
         rc = 0;
+    if (wb)
+        rc = wb;
+    io_file_close(&f->io);
     struct fuse_release_in ri = {.fh = f->io.fh, .flags = (uint32_t)f->io.oflags,
                                  .lock_owner = f->io.lock_owner};
     struct iovec iov = {&ri, sizeof ri};
@@ -1048,9 +1068,12 @@ int vfs_close(ufuse_file_t *f)
 
 int vfs_fsync(ufuse_file_t *f, int datasync)
 {
+    int wb = io_file_sync(&f->io);
     struct fuse_fsync_in fi = {.fh = f->io.fh, .fsync_flags = datasync ? 1 : 0};
     int rc = vfs_call(f->s, FUSE_FSYNC, f->io.node->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0,
                       NULL, 0, 0, NULL);
+    if (wb)
+        return wb;
     return rc == -ENOSYS ? 0 : rc;
 }
 
@@ -1073,9 +1096,14 @@ int vfs_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len)
         return -EBADF;
     struct fuse_fallocate_in fi = {.fh = f->io.fh, .offset = (uint64_t)off,
                                    .length = (uint64_t)len, .mode = (uint32_t)mode};
+    /* The range changes on the server: write back and drop our copy. */
+    int rc = io_range_changed(&f->s->io, f->io.node, (uint64_t)off, (uint64_t)len, 1);
+    if (rc)
+        return rc;
     node_attr_changed(&f->s->nodes, f->io.node);
-    int rc = vfs_call(f->s, FUSE_FALLOCATE, f->io.node->nodeid, &fi, sizeof fi, NULL, 0, NULL,
-                      0, NULL, 0, 0, NULL);
+    rc = vfs_call(f->s, FUSE_FALLOCATE, f->io.node->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0,
+                  NULL, 0, 0, NULL);
+    io_range_changed(&f->s->io, f->io.node, (uint64_t)off, (uint64_t)len, 1);
     return rc == -ENOSYS ? -EOPNOTSUPP : rc;
 }
 
@@ -1104,6 +1132,12 @@ off_t vfs_lseek(ufuse_file_t *f, off_t off, int whence)
     case SEEK_HOLE: {
         if (off < 0) {
             res = -ENXIO;
+            goto out;
+        }
+        /* The server knows only what was written back. */
+        rc = io_range_changed(&f->s->io, f->io.node, 0, 0, 0);
+        if (rc) {
+            res = rc;
             goto out;
         }
         struct fuse_lseek_in li = {.fh = f->io.fh, .offset = (uint64_t)off,
@@ -1194,11 +1228,19 @@ ssize_t vfs_copy_file_range(ufuse_file_t *in, off_t off_in, ufuse_file_t *out,
     struct fuse_copy_file_range_in ci = {
         .fh_in = in->io.fh, .off_in = (uint64_t)off_in, .nodeid_out = out->io.node->nodeid,
         .fh_out = out->io.fh, .off_out = (uint64_t)off_out, .len = len, .flags = 0};
+    /* The server copies what it has: write back the source range, and
+     * the destination's cached pages go (before and after). */
+    int rc = io_range_changed(&in->s->io, in->io.node, (uint64_t)off_in, len, 0);
+    if (rc == 0)
+        rc = io_range_changed(&out->s->io, out->io.node, (uint64_t)off_out, len, 1);
+    if (rc)
+        return rc;
     struct fuse_write_out wo = {0};
-    int rc = vfs_call(in->s, FUSE_COPY_FILE_RANGE, in->io.node->nodeid, &ci, sizeof ci, NULL,
+    rc = vfs_call(in->s, FUSE_COPY_FILE_RANGE, in->io.node->nodeid, &ci, sizeof ci, NULL,
                       0, NULL, 0, &wo, sizeof wo, 1, NULL);
     if (rc == -ENOSYS)
         return vfs_copy_by_rw(in, off_in, out, off_out, len);
+    io_range_changed(&out->s->io, out->io.node, (uint64_t)off_out, len, 1);
     if (rc)
         return rc;
     if (wo.size > len) {
@@ -1377,6 +1419,18 @@ void vfs_notify(void *ctx, int code, const void *body, size_t len)
     case FUSE_NOTIFY_INVAL_INODE: {
         const struct fuse_notify_inval_inode_out *o = body;
         node_invalidate_id(&s->nodes, o->ino);
+        struct cache_obj *co = s->io.cache_on ? cache_obj_find(&s->io.cache, o->ino) : NULL;
+        if (co && o->off >= 0) {
+            /* Clean data goes now; dirty data is written back first, by a
+             * worker (this thread receives the replies that needs). */
+            uint64_t off = (uint64_t)o->off, dlen = o->len > 0 ? (uint64_t)o->len : 0;
+            cache_drop_clean(co, off, dlen);
+            if (cache_obj_dirty(co))
+                cache_invalidate_async(co, off, dlen);
+            cache_attr_forget(co);
+        }
+        if (co)
+            cache_obj_put(co);
         break;
     }
     case FUSE_NOTIFY_INVAL_ENTRY: {
@@ -1393,17 +1447,32 @@ void vfs_notify(void *ctx, int code, const void *body, size_t len)
         break;
     }
     case FUSE_NOTIFY_STORE: {
-        /* No data cache yet: only the size can grow (as Linux's store does). */
+        /* The data goes into the cache; the size can grow (as Linux's). */
         const struct fuse_notify_store_out *o = body;
         node_size_extend_id(&s->nodes, o->nodeid, o->offset + o->size);
+        struct cache_obj *co = s->io.cache_on ? cache_obj_find(&s->io.cache, o->nodeid) : NULL;
+        if (co) {
+            cache_store(co, o->offset, o + 1, o->size, node_size(&s->nodes, co->node));
+            cache_obj_put(co);
+        }
         break;
     }
     case FUSE_NOTIFY_RETRIEVE: {
-        /* Nothing is cached: answer with no data. */
+        /* The cached pages from offset up to the first missing one. */
         const struct fuse_notify_retrieve_out *o = body;
         struct fuse_notify_retrieve_in ri = {.offset = o->offset, .size = 0};
-        struct iovec iov = {&ri, sizeof ri};
-        conn_send_noreply(&s->conn, FUSE_NOTIFY_REPLY, o->nodeid, o->notify_unique, &iov, 1);
+        struct cache_obj *co = s->io.cache_on ? cache_obj_find(&s->io.cache, o->nodeid) : NULL;
+        size_t max = UFUSE_MIN((size_t)o->size, (size_t)s->conn.p.max_write);
+        char *data = co && max ? malloc(max) : NULL;
+        if (data)
+            ri.size = (uint32_t)cache_retrieve(co, o->offset, max,
+                                               node_size(&s->nodes, co->node), data);
+        if (co)
+            cache_obj_put(co);
+        struct iovec iov[2] = {{&ri, sizeof ri}, {data, ri.size}};
+        conn_send_noreply(&s->conn, FUSE_NOTIFY_REPLY, o->nodeid, o->notify_unique, iov,
+                          ri.size ? 2 : 1);
+        free(data);
         break;
     }
     case FUSE_NOTIFY_POLL:

@@ -28,6 +28,10 @@ struct ufuse_opts {
     char *log_path;
     enum chan_attach attach;
     char *server_name;
+    uint64_t cache_size;     /* page cache budget, bytes */
+    uint32_t block_size;     /* a miss reads whole blocks */
+    uint32_t readahead;      /* largest readahead window */
+    uint64_t dirty_expire_ns;
 };
 
 struct ufuse {
@@ -36,6 +40,7 @@ struct ufuse {
     FILE *logfp;             /* log=FILE, or NULL */
     struct conn conn;
     struct node_table nodes;
+    struct io_mount io;         /* the data path and its page cache */
     pthread_mutex_t handles_mu; /* guards the handle lists */
     struct ufuse_file *files;   /* open files, for unmount */
     struct ufuse_dir *dirs;

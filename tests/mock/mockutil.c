@@ -15,7 +15,9 @@ struct mock *mu_mount(ufuse_t **s, const struct mock_init_cfg *cfg,
 {
     struct mock *m = mock_new(cfg);
     *s = NULL;
-    int rc = ufuse_mount_fd(s, mock_client_fd(m), opts);
+    /* The scenarios written for the direct path script every READ and
+     * WRITE: they run uncached unless they ask for a cache mode. */
+    int rc = ufuse_mount_fd(s, mock_client_fd(m), opts ? opts : "cache=direct");
     if (rc != 0) {
         mock_log_dump(m, stderr);
         fail_msg("ufuse_mount_fd: %d (%s)", rc, strerror(-rc));

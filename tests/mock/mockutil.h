@@ -22,7 +22,8 @@
 #define MU_INO 2
 #define MU_FH 7
 
-/** New mock (@cfg NULL: defaults) and a session attached to it. */
+/** New mock (@cfg NULL: defaults) and a session attached to it (@opts
+ *  NULL: "cache=direct"). */
 struct mock *mu_mount(ufuse_t **s, const struct mock_init_cfg *cfg,
                       const char *opts);
 /** Unmount, then verify and free the mock. */

@@ -162,7 +162,7 @@ static void t_no_max_pages(void **state)
     cfg.flags &= ~(uint64_t)FUSE_MAX_PAGES;
     cfg.max_pages = 256;
     ufuse_t *s;
-    struct mock *m = mu_mount(&s, &cfg, "max_read=1m");
+    struct mock *m = mu_mount(&s, &cfg, "cache=direct,max_read=1m");
     struct ufuse_conninfo ci;
     assert_int_equal(ufuse_conninfo(s, &ci), 0);
     assert_int_equal(ci.max_read, 131072);
@@ -222,7 +222,7 @@ static void t_max_write(void **state)
     mu_finish(m, s);
 
     mock_init_defaults(&cfg);
-    m = mu_mount(&s, &cfg, "max_write=16k");
+    m = mu_mount(&s, &cfg, "cache=direct,max_write=16k");
     assert_int_equal(ufuse_conninfo(s, &ci), 0);
     assert_int_equal(ci.max_write, 16384);
     mu_finish(m, s);

@@ -16,7 +16,7 @@
 static void t_read_chunks(void **state)
 {
     ufuse_t *s;
-    struct mock *m = mu_mount(&s, NULL, "max_read=8k");
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,max_read=8k");
     ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
     uint64_t off = 100;
     uint32_t sizes[] = {8192, 8192, 3616};
@@ -62,7 +62,7 @@ static void t_write_chunks(void **state)
 static void t_write_chunks_option(void **state)
 {
     ufuse_t *s;
-    struct mock *m = mu_mount(&s, NULL, "max_write=4k");
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,max_write=4k");
     ufuse_file_t *f = mu_open(m, s, O_WRONLY, 0, 3600, 0);
     unsigned char data[10000];
     mock_pattern(data, sizeof(data), 0);
@@ -80,7 +80,7 @@ static void t_write_chunks_option(void **state)
 static void t_short_read(void **state)
 {
     ufuse_t *s;
-    struct mock *m = mu_mount(&s, NULL, "max_read=8k");
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,max_read=8k");
     ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
     mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 0, 8192), 0, 8192);
     mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 8192, 8192), 8192,

@@ -23,7 +23,7 @@ static struct mock_exp *expect_interrupt(struct mock *m, struct mock_exp *of)
 static void t_silent(void **state)
 {
     ufuse_t *s;
-    struct mock *m = mu_mount(&s, NULL, "timeout=1");
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,timeout=1");
     ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
     struct mock_exp *rd = mock_expect_read(m, MU_INO, MU_FH, 0, 10);
     mock_no_reply(rd);
@@ -48,7 +48,7 @@ static void t_silent(void **state)
 static void t_interrupt_enosys(void **state)
 {
     ufuse_t *s;
-    struct mock *m = mu_mount(&s, NULL, "timeout=1");
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,timeout=1");
     ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
     struct mock_exp *rd = mock_expect_read(m, MU_INO, MU_FH, 0, 10);
     mock_no_reply(rd);
@@ -68,7 +68,7 @@ static void t_interrupt_enosys(void **state)
 static void t_interrupt_eagain(void **state)
 {
     ufuse_t *s;
-    struct mock *m = mu_mount(&s, NULL, "timeout=1");
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,timeout=1");
     ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
     struct mock_exp *rd = mock_expect_read(m, MU_INO, MU_FH, 0, 10);
     mock_no_reply(rd);
@@ -85,7 +85,7 @@ static void t_interrupt_eagain(void **state)
 static void t_reply_after_interrupt(void **state)
 {
     ufuse_t *s;
-    struct mock *m = mu_mount(&s, NULL, "timeout=1");
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,timeout=1");
     ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
     struct mock_exp *rd = mock_expect_read(m, MU_INO, MU_FH, 0, 10);
     mock_no_reply(rd);
@@ -101,7 +101,7 @@ static void t_reply_after_interrupt(void **state)
 static void t_lookup_timeout(void **state)
 {
     ufuse_t *s;
-    struct mock *m = mu_mount(&s, NULL, "timeout=1");
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,timeout=1");
     struct mock_exp *lk = mock_expect_lookup(m, 1, "slow");
     mock_no_reply(lk);
     mock_reply_err(expect_interrupt(m, lk), -ENOSYS);

@@ -1,0 +1,1552 @@
+/*
+ * cache.c - the page cache (see cache.h for the interface).
+ *
+ * Pages.  File data lives in 4 KiB frames carved out of one arena of
+ * budget bytes (mmap'd, touched on first use), so the cache can never hold
+ * more than its budget: a page is had by taking a free frame or evicting a
+ * clean one.  Each object (one per node with cached data or open files)
+ * indexes its resident pages in a hash by page number.
+ *
+ * Page states (flags in cache.h; PG_REF is orthogonal):
+ *
+ *             alloc (owner fills)         fill done
+ *    FREE ----------------------> BUSY ---------------> VALID <----------+
+ *     ^                            |  read failed /        |  write       |
+ *     |                            |  past the server EOF  v              |
+ *     +----------------------------+                     DIRTY            |
+ *     |   evict (clean, unpinned, no I/O) / invalidate     | putpages     |
+ *     +<-----------------------------------------------  WRITEBACK -------+
+ *                                                  done (or error: clean)
+ *   A write into a WRITEBACK page makes it DIRTY|WRITEBACK: it is written
+ *   again after the write in flight completes.  EINTR / ETIMEDOUT / EAGAIN
+ *   put a written-back page back to DIRTY.
+ *
+ * Eviction: CLOCK with a second chance over all frames.  A hit sets
+ * PG_REF under the object's lock only (no global lock), a new page enters
+ * without it, so a page read once by a scan is the first to go, and a page
+ * hit since the hand last passed gets another round: scan resistance for
+ * the price of one bit, where LRU would let one big sequential read flush
+ * the hot set.  (2Q/ARC resist better but need a global list touched on
+ * every hit.)  Dirty, busy, pinned and written-back pages are skipped;
+ * dirty data is cleaned by the flusher and by throttled writers, then
+ * evicted on a later pass.
+ *
+ * Readahead and write-back run in worker threads (readahead READs,
+ * invalidations asked by notifications) and one flusher thread (dirty data
+ * older than dirty_expire, or more than a quarter of the budget dirty, or
+ * memory pressure).  Writers are throttled above half the budget dirty.
+ *
+ * Locks, in order: o->wlock (writers, truncate) -> o->mu (the object's
+ * pages) -> c->mu (frames, objects, jobs) -> the node table's.  The clock
+ * hand, holding c->mu, only trylocks an object's mu (it runs against the
+ * order).  Nothing here holds a lock across a request to the server.
+ *
+ * Invariants (cache_obj_sane checks 1-6 of an object under o->mu):
+ *  1. A frame is either free (obj NULL, on the free list) or in exactly
+ *     one object's hash under its index; page->obj changes only with both
+ *     c->mu and that object's mu held.
+ *  2. PG_BUSY pages belong to the one thread or job filling them: they are
+ *     neither VALID nor DIRTY, and nobody else removes or evicts them.
+ *  3. PG_DIRTY implies PG_VALID and doff < dend <= page size; a page is on
+ *     its object's dirty list exactly when dirty; o->ndirty counts them.
+ *  4. o->nwriteback counts PG_WRITEBACK pages; they are never removed.
+ *  5. Pinned pages (pins > 0) are never evicted or removed.
+ *  6. o->npages counts the object's resident pages.
+ *  7. Bytes of a valid page past the file's size are zero.
+ *  8. An object with dirty pages has a writable handle registered (the
+ *     last close writes back first).
+ *  9. An object lives while refs > 0 or it has pages.
+ */
+#include "cache/cache.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define CACHE_WORKERS 4
+#define CACHE_OHASH_INIT 64
+#define CACHE_FLUSH_PERIOD_MS 1000
+#define CACHE_FRAME_WAIT_MS 50
+#define CACHE_FRAME_TRIES 4
+#define CACHE_SYNC_PASSES 8
+
+enum cache_job_kind { JOB_READ, JOB_INVALIDATE };
+
+struct cache_job {
+    enum cache_job_kind kind;
+    struct cache_obj *o;         /* referenced */
+    struct cache_handle h;       /* a copy: fh and flags to read with */
+    uint64_t off, len;           /* JOB_INVALIDATE */
+    int n;                       /* JOB_READ: pages, busy, owned by the job */
+    struct cache_page **pages;
+    struct cache_job *next;
+};
+
+static uint64_t cache_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void cache_deadline(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+static void cache_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static int cache_transient(int err)
+{
+    return err == -EINTR || err == -ETIMEDOUT || err == -EAGAIN || err == -ENOMEM;
+}
+
+/* ---- the object's page index (o->mu held) ----------------------------------------------- */
+
+static unsigned cache_slot(const struct cache_obj *o, uint64_t index)
+{
+    return (unsigned)((index * 0x9E3779B97F4A7C15ull) >> 40) & o->hmask;
+}
+
+static struct cache_page *cache_lookup(const struct cache_obj *o, uint64_t index)
+{
+    for (struct cache_page *p = o->hash[cache_slot(o, index)]; p; p = p->hnext)
+        if (p->index == index)
+            return p;
+    return NULL;
+}
+
+static void cache_index_grow(struct cache_obj *o)
+{
+    unsigned ncap = (o->hmask + 1) * 2;
+    struct cache_page **nh = calloc(ncap, sizeof *nh);
+    if (!nh)
+        return; /* longer chains, still correct */
+    struct cache_page **old = o->hash;
+    unsigned ocap = o->hmask + 1;
+    o->hash = nh;
+    o->hmask = ncap - 1;
+    for (unsigned i = 0; i < ocap; i++)
+        for (struct cache_page *p = old[i], *next; p; p = next) {
+            next = p->hnext;
+            unsigned s = cache_slot(o, p->index);
+            p->hnext = nh[s];
+            nh[s] = p;
+        }
+    free(old);
+}
+
+static void cache_index_insert(struct cache_obj *o, struct cache_page *p)
+{
+    unsigned s = cache_slot(o, p->index);
+    p->hnext = o->hash[s];
+    o->hash[s] = p;
+    o->npages++;
+}
+
+static void cache_index_remove(struct cache_obj *o, struct cache_page *p)
+{
+    struct cache_page **pp = &o->hash[cache_slot(o, p->index)];
+    while (*pp != p)
+        pp = &(*pp)->hnext;
+    *pp = p->hnext;
+    o->npages--;
+}
+
+static void cache_dirty_add(struct cache_obj *o, struct cache_page *p, unsigned from,
+                            unsigned to)
+{
+    if (p->flags & PG_DIRTY) {
+        p->doff = (uint16_t)UFUSE_MIN(p->doff, from);
+        p->dend = (uint16_t)UFUSE_MAX(p->dend, to);
+        return;
+    }
+    /*
+     * One range per page, the hull of what was written: the page is wholly
+     * valid (read first if it was not), so the bytes between two ranges
+     * are the file's current contents and writing them back is harmless,
+     * as the Linux client writes whole pages.
+     */
+    p->flags |= PG_DIRTY;
+    p->doff = (uint16_t)from;
+    p->dend = (uint16_t)to;
+    p->dprev = NULL;
+    p->dnext = o->dirty;
+    if (o->dirty)
+        o->dirty->dprev = p;
+    o->dirty = p;
+    if (o->ndirty++ == 0 && o->nwriteback == 0)
+        o->dirtied_ns = cache_now_ns();
+    atomic_fetch_add(&o->c->ndirty, 1);
+}
+
+static void cache_dirty_remove(struct cache_obj *o, struct cache_page *p)
+{
+    if (p->dprev)
+        p->dprev->dnext = p->dnext;
+    else
+        o->dirty = p->dnext;
+    if (p->dnext)
+        p->dnext->dprev = p->dprev;
+    p->dnext = p->dprev = NULL;
+    p->flags &= ~PG_DIRTY;
+    o->ndirty--;
+    atomic_fetch_sub(&o->c->ndirty, 1);
+}
+
+int cache_obj_sane(struct cache_obj *o)
+{
+    unsigned n = 0, nd = 0, nwb = 0;
+    for (unsigned i = 0; i <= o->hmask; i++)
+        for (struct cache_page *p = o->hash[i]; p; p = p->hnext) {
+            n++;
+            if (p->obj != o || cache_slot(o, p->index) != i)
+                return 0;                                         /* 1 */
+            if ((p->flags & PG_BUSY) && (p->flags & (PG_VALID | PG_DIRTY)))
+                return 0;                                         /* 2 */
+            if (p->flags & PG_DIRTY) {
+                nd++;
+                if (!(p->flags & PG_VALID) || p->doff >= p->dend ||
+                    p->dend > CACHE_PAGE_SIZE)
+                    return 0;                                     /* 3 */
+            }
+            if (p->flags & PG_WRITEBACK)
+                nwb++;
+        }
+    unsigned listed = 0;
+    for (struct cache_page *p = o->dirty; p; p = p->dnext, listed++)
+        if (!(p->flags & PG_DIRTY) || p->obj != o)
+            return 0;                                             /* 3 */
+    return n == o->npages && nd == o->ndirty && listed == nd &&   /* 3, 6 */
+           nwb == o->nwriteback;                                  /* 4 */
+}
+
+/* ---- frames: allocation, CLOCK eviction --------------------------------------------------- */
+
+static void cache_obj_free(struct cache_obj *o);
+
+/* Unlink @v from the object table (c->mu held; v unreferenced, empty). */
+static void cache_obj_unlink(struct cache *c, struct cache_obj *v)
+{
+    struct cache_obj **pp = &c->ohash[v->node->nodeid & c->ohash_mask];
+    while (*pp != v)
+        pp = &(*pp)->hnext;
+    *pp = v->hnext;
+    if (v->prev)
+        v->prev->next = v->next;
+    else
+        c->objs = v->next;
+    if (v->next)
+        v->next->prev = v->prev;
+}
+
+/*
+ * Evict one clean page (c->mu held; @self's mu held by the caller).  An
+ * object left empty and unreferenced is unlinked and put on *@dead for
+ * the caller to free after dropping the locks.
+ */
+static struct cache_page *cache_clock_evict(struct cache *c, struct cache_obj *self,
+                                            struct cache_obj **dead)
+{
+    for (size_t step = 0; step < 2 * c->nframes; step++) {
+        struct cache_page *p = &c->pages[c->hand];
+        c->hand = (c->hand + 1) % c->nframes;
+        struct cache_obj *v = p->obj;
+        if (!v)
+            continue;
+        if (v != self && pthread_mutex_trylock(&v->mu) != 0)
+            continue;
+        int victim = 0;
+        if (p->flags & (PG_BUSY | PG_DIRTY | PG_WRITEBACK) || p->pins)
+            ;
+        else if (p->flags & PG_REF)
+            p->flags &= ~PG_REF;
+        else
+            victim = 1;
+        if (victim) {
+            cache_index_remove(v, p);
+            p->obj = NULL;
+            atomic_fetch_add(&c->st.evictions, 1);
+            if (v != self && v->refs == 0 && v->npages == 0) {
+                cache_obj_unlink(c, v);
+                v->hnext = *dead;
+                *dead = v;
+            }
+        }
+        if (v != self)
+            pthread_mutex_unlock(&v->mu);
+        if (victim)
+            return p;
+    }
+    return NULL;
+}
+
+static void cache_free_dead(struct cache_obj *dead)
+{
+    while (dead) {
+        struct cache_obj *next = dead->hnext;
+        cache_obj_free(dead);
+        dead = next;
+    }
+}
+
+/* Kick the flusher: memory pressure or dirty data over the background mark. */
+static void cache_kick_flusher(struct cache *c)
+{
+    c->flusher_kick = 1;
+    pthread_cond_signal(&c->flusher_cv);
+}
+
+/*
+ * A page for @index in @o (o->mu held), PG_BUSY and owned by the caller,
+ * or NULL when every frame is busy, dirty or pinned.
+ */
+static struct cache_page *cache_page_alloc(struct cache_obj *o, uint64_t index)
+{
+    struct cache *c = o->c;
+    struct cache_obj *dead = NULL;
+    pthread_mutex_lock(&c->mu);
+    struct cache_page *p = c->free_list;
+    if (p) {
+        c->free_list = p->hnext;
+        c->nfree--;
+    } else {
+        p = cache_clock_evict(c, o, &dead);
+    }
+    if (p) {
+        p->obj = o;
+        p->index = index;
+        p->flags = PG_BUSY;
+        p->pins = 0;
+        p->doff = p->dend = 0;
+        if (o->npages + 1 > 2 * (o->hmask + 1))
+            cache_index_grow(o);
+        cache_index_insert(o, p);
+        size_t used = c->nframes - c->nfree;
+        if (used > c->pages_max)
+            c->pages_max = used;
+    } else {
+        cache_kick_flusher(c);
+    }
+    pthread_mutex_unlock(&c->mu);
+    cache_free_dead(dead);
+    return p;
+}
+
+/* Remove @p from @o and free its frame (o->mu held; p not pinned, no I/O). */
+static void cache_page_free(struct cache_obj *o, struct cache_page *p)
+{
+    struct cache *c = o->c;
+    if (p->flags & PG_DIRTY)
+        cache_dirty_remove(o, p);
+    cache_index_remove(o, p);
+    pthread_mutex_lock(&c->mu);
+    p->obj = NULL;
+    p->flags = 0;
+    p->hnext = c->free_list;
+    c->free_list = p;
+    c->nfree++;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Wait a little for frames to be freed (no object lock held). */
+static void cache_wait_frames(struct cache *c)
+{
+    struct timespec ts;
+    cache_deadline(&ts, CACHE_FRAME_WAIT_MS);
+    pthread_mutex_lock(&c->mu);
+    cache_kick_flusher(c);
+    pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- objects ------------------------------------------------------------------------------- */
+
+static void cache_obj_free(struct cache_obj *o)
+{
+    node_put(o->c->nodes, o->node);
+    pthread_mutex_destroy(&o->mu);
+    pthread_mutex_destroy(&o->wlock);
+    pthread_cond_destroy(&o->cv);
+    free(o->hash);
+    free(o);
+}
+
+struct cache_obj *cache_obj_find(struct cache *c, uint64_t nodeid)
+{
+    pthread_mutex_lock(&c->mu);
+    struct cache_obj *o = c->ohash[nodeid & c->ohash_mask];
+    while (o && o->node->nodeid != nodeid)
+        o = o->hnext;
+    if (o)
+        o->refs++;
+    pthread_mutex_unlock(&c->mu);
+    return o;
+}
+
+struct cache_obj *cache_obj_get(struct cache *c, struct node *n)
+{
+    struct cache_obj *o = cache_obj_find(c, n->nodeid);
+    if (o && o->node == n)
+        return o;
+    if (o) {
+        /* A retired node of the same id still has pages: they are the
+         * old file's.  Drop them; the new node gets its own object. */
+        cache_invalidate(o, 0, 0, 1);
+        cache_obj_put(o);
+    }
+    struct cache_obj *no = calloc(1, sizeof *no);
+    if (!no)
+        return NULL;
+    no->c = c;
+    no->hmask = 15;
+    no->hash = calloc(no->hmask + 1, sizeof *no->hash);
+    if (!no->hash) {
+        free(no);
+        return NULL;
+    }
+    pthread_mutex_init(&no->mu, NULL);
+    pthread_mutex_init(&no->wlock, NULL);
+    cache_cond_init(&no->cv);
+    node_get(c->nodes, n);
+    no->node = n;
+    no->refs = 1;
+    pthread_mutex_lock(&c->mu);
+    /* Raced with another opener, or with the old object leaving? */
+    struct cache_obj **head = &c->ohash[n->nodeid & c->ohash_mask];
+    for (o = *head; o; o = o->hnext)
+        if (o->node == n) {
+            o->refs++;
+            pthread_mutex_unlock(&c->mu);
+            cache_obj_free(no);
+            return o;
+        }
+    /* Ahead of a retired node's object still draining: lookups by id
+     * find the newest first. */
+    no->hnext = *head;
+    *head = no;
+    no->next = c->objs;
+    if (c->objs)
+        c->objs->prev = no;
+    c->objs = no;
+    pthread_mutex_unlock(&c->mu);
+    return no;
+}
+
+void cache_obj_put(struct cache_obj *o)
+{
+    struct cache *c = o->c;
+    /* Lock order: o->mu before c->mu (npages is the object's). */
+    pthread_mutex_lock(&o->mu);
+    pthread_mutex_lock(&c->mu);
+    int last = --o->refs == 0 && o->npages == 0;
+    if (last)
+        cache_obj_unlink(c, o);
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&o->mu);
+    if (last)
+        cache_obj_free(o);
+}
+
+void cache_handle_add(struct cache_obj *o, struct cache_handle *h)
+{
+    pthread_mutex_lock(&o->mu);
+    h->users = 0;
+    h->err_seen = o->err_seq;
+    h->next = o->handles;
+    o->handles = h;
+    pthread_mutex_unlock(&o->mu);
+}
+
+void cache_handle_remove(struct cache_obj *o, struct cache_handle *h)
+{
+    pthread_mutex_lock(&o->mu);
+    while (h->users)
+        pthread_cond_wait(&o->cv, &o->mu);
+    struct cache_handle **pp = &o->handles;
+    while (*pp != h)
+        pp = &(*pp)->next;
+    *pp = h->next;
+    pthread_mutex_unlock(&o->mu);
+}
+
+int cache_handle_check_error(struct cache_obj *o, struct cache_handle *h)
+{
+    pthread_mutex_lock(&o->mu);
+    int err = h->err_seen != o->err_seq ? o->err : 0;
+    h->err_seen = o->err_seq;
+    pthread_mutex_unlock(&o->mu);
+    return err;
+}
+
+int cache_obj_dirty(struct cache_obj *o)
+{
+    pthread_mutex_lock(&o->mu);
+    int d = o->ndirty || o->nwriteback;
+    pthread_mutex_unlock(&o->mu);
+    return d;
+}
+
+void cache_wait_reads(struct cache_obj *o)
+{
+    pthread_mutex_lock(&o->mu);
+    while (o->reads_async)
+        pthread_cond_wait(&o->cv, &o->mu);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* ---- page-in: getpages ---------------------------------------------------------------------- */
+
+/* Pages one READ fills at most. */
+static unsigned cache_run_pages(const struct cache *c)
+{
+    return UFUSE_MIN(CACHE_MAX_RUN, UFUSE_MAX(1u, c->p.max_read >> CACHE_PAGE_SHIFT));
+}
+
+/* Describe @n pages as an iovec, the first from byte @skip, @len bytes in all. */
+static int cache_iov(struct cache_page **pages, int n, size_t skip, size_t len,
+                     struct iovec *iov)
+{
+    int k = 0;
+    for (int i = 0; i < n && len; i++) {
+        size_t from = i == 0 ? skip : 0;
+        size_t take = UFUSE_MIN(CACHE_PAGE_SIZE - from, len);
+        iov[k++] = (struct iovec){pages[i]->data + from, take};
+        len -= take;
+    }
+    return k;
+}
+
+/*
+ * Read @n busy pages (contiguous, owned by the caller) through @h, no lock
+ * held, nothing past @fsize.  Returns bytes read or -errno; the bytes of
+ * the pages not read are zeroed.
+ */
+static ssize_t cache_read_run(struct cache_obj *o, const struct cache_handle *h,
+                              struct cache_page **pages, int n, uint64_t fsize)
+{
+    struct cache *c = o->c;
+    uint64_t start = pages[0]->index << CACHE_PAGE_SHIFT;
+    uint64_t end = UFUSE_MIN((pages[n - 1]->index + 1) << CACHE_PAGE_SHIFT, fsize);
+    size_t want = end > start ? (size_t)(end - start) : 0;
+    struct iovec iov[CACHE_MAX_RUN];
+    size_t got = 0;
+    ssize_t rc = 0;
+    /* One READ per max_read bytes (the caller's runs are bounded already). */
+    while (got < want) {
+        size_t chunk = UFUSE_MIN(want - got, (size_t)c->p.max_read);
+        int first = (int)(got >> CACHE_PAGE_SHIFT);
+        int cnt = cache_iov(pages + first, n - first, 0, chunk, iov);
+        rc = c->ops->read(c, o, h, iov, cnt, start + got);
+        if (rc < 0)
+            break;
+        got += (size_t)rc;
+        if ((size_t)rc < chunk)
+            break;
+        rc = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t ps = (size_t)i << CACHE_PAGE_SHIFT;
+        if (got < ps + CACHE_PAGE_SIZE) {
+            size_t from = got > ps ? got - ps : 0;
+            memset(pages[i]->data + from, 0, CACHE_PAGE_SIZE - from);
+        }
+    }
+    return rc < 0 && got == 0 ? rc : (ssize_t)got;
+}
+
+/*
+ * Settle @n busy pages after a read of @got bytes (o->mu held): on error
+ * they go; on a short read of a clean file, pages wholly past the server's
+ * EOF go (it truncated the file); a dirty file's holes are zeros.
+ * Returns the server's EOF if it ended early, else UINT64_MAX.
+ */
+static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, int n,
+                                ssize_t got, uint64_t fsize)
+{
+    uint64_t start = pages[0]->index << CACHE_PAGE_SHIFT;
+    uint64_t end = UFUSE_MIN((pages[n - 1]->index + 1) << CACHE_PAGE_SHIFT, fsize);
+    uint64_t eof = UINT64_MAX;
+    int local_hole = o->ndirty || o->nwriteback;
+    if (got >= 0 && start + (uint64_t)got < end && !local_hole)
+        eof = start + (uint64_t)got;
+    for (int i = 0; i < n; i++) {
+        struct cache_page *p = pages[i];
+        p->flags &= ~PG_BUSY;
+        if (got < 0 || (p->index << CACHE_PAGE_SHIFT) >= eof)
+            cache_page_free(o, p);
+        else
+            p->flags |= PG_VALID;
+    }
+    pthread_cond_broadcast(&o->cv);
+    return eof;
+}
+
+/* Collect the busy pages this caller owns in @own into runs and read them
+ * (o->mu held on entry and exit, dropped during I/O). */
+static int cache_fill(struct cache_obj *o, const struct cache_handle *h,
+                      struct cache_page **own, int nown, uint64_t fsize, uint64_t *eof)
+{
+    struct cache *c = o->c;
+    int rc = 0;
+    unsigned max_pages = cache_run_pages(c);
+    for (int i = 0; i < nown;) {
+        int k = 1;
+        while (i + k < nown && own[i + k]->index == own[i + k - 1]->index + 1 &&
+               (unsigned)k < max_pages)
+            k++;
+        pthread_mutex_unlock(&o->mu);
+        ssize_t got = rc ? rc : cache_read_run(o, h, own + i, k, fsize);
+        pthread_mutex_lock(&o->mu);
+        if (got < 0)
+            rc = (int)got;
+        uint64_t e = cache_read_done(o, own + i, k, got, fsize);
+        if (e < *eof)
+            *eof = e;
+        i += k;
+    }
+    assert(cache_obj_sane(o));
+    return rc;
+}
+
+/* Wait until none of pages [@first, @first + @n) is busy (o->mu held). */
+static void cache_wait_unbusy(struct cache_obj *o, uint64_t first, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct cache_page *p;
+        while ((p = cache_lookup(o, first + (uint64_t)i)) && (p->flags & PG_BUSY))
+            pthread_cond_wait(&o->cv, &o->mu);
+    }
+}
+
+int cache_getpages(struct cache_obj *o, const struct cache_handle *h, uint64_t off,
+                   size_t len, uint64_t fsize, struct cache_page **pages, uint64_t *eof)
+{
+    struct cache *c = o->c;
+    uint64_t first = off >> CACHE_PAGE_SHIFT;
+    uint64_t last = (off + len - 1) >> CACHE_PAGE_SHIFT;
+    int n = (int)UFUSE_MIN(last - first + 1, (uint64_t)CACHE_MAX_HOLD);
+    uint64_t eof_page = fsize ? (fsize - 1) >> CACHE_PAGE_SHIFT : 0;
+    uint64_t bpages = c->p.block_size >> CACHE_PAGE_SHIFT;
+    struct cache_page *own[CACHE_MAX_HOLD * 2];
+    int tries = 0, rc = 0;
+    uint64_t missed = 0;
+    *eof = UINT64_MAX;
+    pthread_mutex_lock(&o->mu);
+again:
+    cache_wait_unbusy(o, first, n);
+    int missing = -1;
+    for (int i = 0; i < n && missing < 0; i++)
+        if (!cache_lookup(o, first + (uint64_t)i))
+            missing = i;
+    if (missing >= 0) {
+        /* genfs_getpages: grow to whole blocks, busy the missing pages of
+         * them (and no page past EOF), read those. */
+        uint64_t gfirst = (first + (uint64_t)missing) / bpages * bpages;
+        uint64_t glast = ((first + (uint64_t)n - 1) / bpages + 1) * bpages - 1;
+        glast = UFUSE_MIN(glast, eof_page);
+        if (glast - gfirst + 1 > (uint64_t)CACHE_MAX_HOLD * 2) {
+            /* A block larger than we hold at once: start at the miss. */
+            gfirst = first + (uint64_t)missing;
+            glast = UFUSE_MIN(glast, gfirst + CACHE_MAX_HOLD * 2 - 1);
+        }
+        int nown = 0, starved = 0;
+        for (uint64_t idx = gfirst; idx <= glast; idx++) {
+            if (cache_lookup(o, idx))
+                continue;
+            struct cache_page *p = cache_page_alloc(o, idx);
+            if (!p) {
+                /* Read what we got; the pages we asked for that found no
+                 * frame are tried again after it. */
+                starved = idx < first + (uint64_t)n;
+                break;
+            }
+            own[nown++] = p;
+            if (idx >= first && idx < first + (uint64_t)n)
+                missed++;
+        }
+        rc = nown ? cache_fill(o, h, own, nown, fsize, eof) : 0;
+        if (rc) {
+            pthread_mutex_unlock(&o->mu);
+            return rc;
+        }
+        if (*eof != UINT64_MAX) {
+            uint64_t lim = (*eof + CACHE_PAGE_SIZE - 1) >> CACHE_PAGE_SHIFT;
+            n = lim > first ? (int)UFUSE_MIN((uint64_t)n, lim - first) : 0;
+            if (n == 0) {
+                pthread_mutex_unlock(&o->mu);
+                return 0;
+            }
+        }
+        if (starved) {
+            /* Everything is busy, dirty or pinned: give the flusher and
+             * the other readers a moment, then let the caller go direct. */
+            pthread_mutex_unlock(&o->mu);
+            if (++tries > CACHE_FRAME_TRIES)
+                return -ENOBUFS;
+            cache_wait_frames(c);
+            pthread_mutex_lock(&o->mu);
+        }
+        goto again;
+    }
+    for (int i = 0; i < n; i++) {
+        struct cache_page *p = cache_lookup(o, first + (uint64_t)i);
+        p->pins++;
+        p->flags |= PG_REF;
+        pages[i] = p;
+    }
+    pthread_mutex_unlock(&o->mu);
+    atomic_fetch_add(&c->st.misses, missed);
+    atomic_fetch_add(&c->st.hits, (uint64_t)n > missed ? (uint64_t)n - missed : 0);
+    return n;
+}
+
+int cache_getpages_write(struct cache_obj *o, const struct cache_handle *h, uint64_t off,
+                         size_t len, uint64_t fsize, int rmw, struct cache_page **pages)
+{
+    uint64_t first = off >> CACHE_PAGE_SHIFT;
+    uint64_t last = (off + len - 1) >> CACHE_PAGE_SHIFT;
+    int n = (int)UFUSE_MIN(last - first + 1, (uint64_t)CACHE_MAX_HOLD);
+    int tries = 0;
+    pthread_mutex_lock(&o->mu);
+again:
+    cache_wait_unbusy(o, first, n);
+    /* Read-modify-write first: only the write's edge pages can be partial.
+     * fuse_write_biobackend reads a block that is neither cached nor
+     * wholly overwritten, unless it lies at or past EOF. */
+    for (int e = 0; rmw && e < 2; e++) {
+        uint64_t idx = e ? first + (uint64_t)n - 1 : first;
+        uint64_t ps = idx << CACHE_PAGE_SHIFT;
+        int whole = off <= ps && off + len >= ps + CACHE_PAGE_SIZE;
+        if (whole || ps >= fsize || cache_lookup(o, idx))
+            continue;
+        struct cache_page *p = cache_page_alloc(o, idx);
+        if (!p)
+            break; /* the main loop below deals with it */
+        uint64_t eof = UINT64_MAX;
+        struct cache_page *one[1] = {p};
+        int rc = cache_fill(o, h, one, 1, fsize, &eof);
+        if (rc) {
+            pthread_mutex_unlock(&o->mu);
+            return rc;
+        }
+        if (eof != UINT64_MAX) {
+            /* A short read during RMW: the server's file is shorter than
+             * we knew.  Take its size and retry (fuse_write_biobackend). */
+            fsize = UFUSE_MIN(fsize, eof);
+            node_attr_invalidate(o->c->nodes, o->node);
+        }
+        goto again;
+    }
+    for (int i = 0; i < n; i++) {
+        uint64_t idx = first + (uint64_t)i;
+        uint64_t ps = idx << CACHE_PAGE_SHIFT;
+        struct cache_page *p = cache_lookup(o, idx);
+        if (p) {
+            p->pins++;
+            p->flags |= PG_REF;
+            pages[i] = p;
+            continue;
+        }
+        int whole = off <= ps && off + len >= ps + CACHE_PAGE_SIZE;
+        if (!whole && ps < fsize) {
+            /* Write-through does not read: the page is left uncached. */
+            pages[i] = NULL;
+            if (!rmw)
+                continue;
+        }
+        p = whole || ps >= fsize ? cache_page_alloc(o, idx) : NULL;
+        if (!p) {
+            if (i == 0) {
+                pthread_mutex_unlock(&o->mu);
+                if (++tries > CACHE_FRAME_TRIES)
+                    return -ENOBUFS;
+                cache_wait_frames(o->c);
+                pthread_mutex_lock(&o->mu);
+                goto again;
+            }
+            n = i;
+            break;
+        }
+        /* Wholly overwritten, or a hole past EOF: no read, zeros. */
+        memset(p->data, 0, CACHE_PAGE_SIZE);
+        p->pins++;
+        pages[i] = p; /* stays busy until cache_write_done */
+    }
+    pthread_mutex_unlock(&o->mu);
+    return n;
+}
+
+void cache_write_done(struct cache_obj *o, struct cache_page **pages, int n, uint64_t off,
+                      size_t len, size_t done, int dirty)
+{
+    pthread_mutex_lock(&o->mu);
+    for (int i = 0; i < n; i++) {
+        struct cache_page *p = pages[i];
+        if (!p)
+            continue;
+        uint64_t ps = p->index << CACHE_PAGE_SHIFT, pe = ps + CACHE_PAGE_SIZE;
+        uint64_t want = UFUSE_MIN(off + len, pe);
+        uint64_t from = UFUSE_MAX(off, ps), to = UFUSE_MIN(off + done, pe);
+        p->pins--;
+        if (p->flags & PG_BUSY) {
+            p->flags &= ~PG_BUSY;
+            if (to < want) {
+                /* The copy did not reach all it meant to fill. */
+                cache_page_free(o, p);
+                continue;
+            }
+            p->flags |= PG_VALID;
+        }
+        if (dirty && from < to)
+            cache_dirty_add(o, p, (unsigned)(from - ps), (unsigned)(to - ps));
+    }
+    pthread_cond_broadcast(&o->cv);
+    assert(cache_obj_sane(o));
+    pthread_mutex_unlock(&o->mu);
+}
+
+void cache_release(struct cache_obj *o, struct cache_page **pages, int n)
+{
+    pthread_mutex_lock(&o->mu);
+    int wake = 0;
+    for (int i = 0; i < n; i++)
+        if (pages[i] && --pages[i]->pins == 0)
+            wake = 1;
+    if (wake)
+        pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* ---- readahead ------------------------------------------------------------------------------ */
+
+static void cache_job_queue(struct cache *c, struct cache_job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&c->mu);
+    j->o->refs++;
+    if (c->jobs_tail)
+        c->jobs_tail->next = j;
+    else
+        c->jobs = j;
+    c->jobs_tail = j;
+    pthread_cond_signal(&c->jobs_cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void cache_readahead(struct cache_obj *o, const struct cache_handle *h, uint64_t off,
+                     size_t len, uint64_t fsize)
+{
+    struct cache *c = o->c;
+    if (off >= fsize || len == 0)
+        return;
+    len = (size_t)UFUSE_MIN((uint64_t)len, fsize - off);
+    uint64_t first = off >> CACHE_PAGE_SHIFT;
+    uint64_t last = (off + len - 1) >> CACHE_PAGE_SHIFT;
+    unsigned max_pages = cache_run_pages(c);
+    pthread_mutex_lock(&o->mu);
+    struct cache_job *j = NULL;
+    for (uint64_t idx = first; idx <= last; idx++) {
+        if (cache_lookup(o, idx)) {
+            if (j) {
+                pthread_mutex_unlock(&o->mu);
+                cache_job_queue(c, j);
+                pthread_mutex_lock(&o->mu);
+                j = NULL;
+            }
+            continue;
+        }
+        if (!j) {
+            j = calloc(1, sizeof *j);
+            if (j)
+                j->pages = calloc(max_pages, sizeof *j->pages);
+            if (!j || !j->pages) {
+                free(j);
+                j = NULL;
+                break;
+            }
+            j->kind = JOB_READ;
+            j->o = o;
+            j->h = *h;
+            o->reads_async++;
+        }
+        struct cache_page *p = cache_page_alloc(o, idx);
+        if (!p)
+            break;
+        j->pages[j->n++] = p;
+        if ((unsigned)j->n == max_pages) {
+            pthread_mutex_unlock(&o->mu);
+            cache_job_queue(c, j);
+            pthread_mutex_lock(&o->mu);
+            j = NULL;
+        }
+    }
+    if (j && j->n == 0) {
+        o->reads_async--;
+        free(j->pages);
+        free(j);
+        j = NULL;
+    }
+    pthread_mutex_unlock(&o->mu);
+    if (j)
+        cache_job_queue(c, j);
+}
+
+static void cache_job_read(struct cache *c, struct cache_job *j)
+{
+    struct cache_obj *o = j->o;
+    uint64_t fsize = node_size(c->nodes, o->node);
+    ssize_t got = cache_read_run(o, &j->h, j->pages, j->n, fsize);
+    pthread_mutex_lock(&o->mu);
+    uint64_t eof = cache_read_done(o, j->pages, j->n, got, fsize);
+    o->reads_async--;
+    pthread_cond_broadcast(&o->cv);
+    assert(cache_obj_sane(o));
+    pthread_mutex_unlock(&o->mu);
+    if (eof != UINT64_MAX)
+        node_attr_invalidate(c->nodes, o->node);
+    if (got > 0)
+        atomic_fetch_add(&c->st.readahead, (uint64_t)j->n);
+}
+
+static void *cache_worker_main(void *arg)
+{
+    struct cache *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->jobs && !c->stopping)
+            pthread_cond_wait(&c->jobs_cv, &c->mu);
+        struct cache_job *j = c->jobs;
+        if (!j)
+            break;
+        c->jobs = j->next;
+        if (!c->jobs)
+            c->jobs_tail = NULL;
+        pthread_mutex_unlock(&c->mu);
+        if (j->kind == JOB_READ)
+            cache_job_read(c, j);
+        else
+            cache_invalidate(j->o, j->off, j->len, 0);
+        cache_obj_put(j->o);
+        free(j->pages);
+        free(j);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+void cache_invalidate_async(struct cache_obj *o, uint64_t off, uint64_t len)
+{
+    struct cache_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        /* Cannot write back from here: drop what is clean, keep the rest. */
+        return;
+    }
+    j->kind = JOB_INVALIDATE;
+    j->o = o;
+    j->off = off;
+    j->len = len;
+    cache_job_queue(o->c, j);
+}
+
+/* ---- write-back: putpages ------------------------------------------------------------------- */
+
+/* A writable handle for write-back, in use (o->mu held); NULL if none. */
+static struct cache_handle *cache_writer(struct cache_obj *o)
+{
+    for (struct cache_handle *h = o->handles; h; h = h->next)
+        if (h->writable) {
+            h->users++;
+            return h;
+        }
+    return NULL;
+}
+
+static int cache_index_cmp(const void *a, const void *b)
+{
+    const struct cache_page *x = *(struct cache_page *const *)a;
+    const struct cache_page *y = *(struct cache_page *const *)b;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * Write one cluster: @n pages, contiguous and dirty-contiguous, marked
+ * PG_WRITEBACK by the caller (o->mu held on entry and exit).
+ */
+static int cache_write_cluster(struct cache_obj *o, struct cache_page **pages, int n,
+                               const uint16_t *doff, const uint16_t *dend)
+{
+    struct cache *c = o->c;
+    struct cache_handle *h = cache_writer(o);
+    uint64_t start = (pages[0]->index << CACHE_PAGE_SHIFT) + doff[0];
+    uint64_t end = (pages[n - 1]->index << CACHE_PAGE_SHIFT) + dend[n - 1];
+    pthread_mutex_unlock(&o->mu);
+    uint64_t fsize = node_size(c->nodes, o->node);
+    end = UFUSE_MIN(end, fsize); /* fuse_io_strategy: clip at the size */
+    ssize_t rc = 0;
+    if (!h) {
+        rc = -EBADF;
+    } else if (end > start) {
+        struct iovec *iov = malloc((size_t)n * sizeof *iov);
+        if (!iov) {
+            rc = -ENOMEM;
+        } else {
+            int cnt = cache_iov(pages, n, doff[0], (size_t)(end - start), iov);
+            rc = c->ops->write(c, o, h, iov, cnt, start);
+            free(iov);
+        }
+    }
+    pthread_mutex_lock(&o->mu);
+    if (h)
+        h->users--;
+    for (int i = 0; i < n; i++) {
+        struct cache_page *p = pages[i];
+        p->flags &= ~PG_WRITEBACK;
+        o->nwriteback--;
+        atomic_fetch_sub(&c->nwriteback, 1);
+        if (rc < 0 && cache_transient((int)rc))
+            cache_dirty_add(o, p, doff[i], dend[i]);
+    }
+    if (rc < 0 && !cache_transient((int)rc)) {
+        /* Like Linux: the pages stay valid but clean, the error is kept
+         * for the next fsync and close of every handle (errseq). */
+        o->err = (int)rc;
+        o->err_seq++;
+    }
+    if (rc >= 0) {
+        atomic_fetch_add(&c->st.written_back, (uint64_t)n);
+        atomic_fetch_add(&c->st.writebacks, 1);
+    }
+    if (o->ndirty == 0 && o->nwriteback == 0)
+        node_attr_local(c->nodes, o->node, 0);
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_lock(&c->mu);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return rc < 0 ? (int)rc : 0;
+}
+
+/* Any page of [first, last] under write-back? (o->mu held) */
+static int cache_range_writeback(struct cache_obj *o, uint64_t first, uint64_t last)
+{
+    if (!o->nwriteback)
+        return 0;
+    for (unsigned i = 0; i <= o->hmask; i++)
+        for (struct cache_page *p = o->hash[i]; p; p = p->hnext)
+            if ((p->flags & PG_WRITEBACK) && p->index >= first && p->index <= last)
+                return 1;
+    return 0;
+}
+
+/* One pass over the dirty pages of [first, last] (o->mu held).  *@skipped
+ * counts the dirty pages left because they were busy or under write. */
+static int cache_putpages_pass(struct cache_obj *o, uint64_t first, uint64_t last,
+                               int *skipped)
+{
+    struct cache *c = o->c;
+    unsigned k = 0;
+    struct cache_page **d = malloc((size_t)o->ndirty * sizeof *d + 1);
+    if (!d)
+        return -ENOMEM;
+    for (struct cache_page *p = o->dirty; p; p = p->dnext)
+        if (p->index >= first && p->index <= last)
+            d[k++] = p;
+    qsort(d, k, sizeof *d, cache_index_cmp);
+    unsigned max_pages = UFUSE_MAX(1u, c->p.max_write >> CACHE_PAGE_SHIFT);
+    struct cache_page **cl = malloc(max_pages * sizeof *cl);
+    uint16_t *doff = malloc(max_pages * sizeof *doff), *dend = malloc(max_pages * sizeof *dend);
+    int rc = 0;
+    *skipped = 0;
+    for (unsigned i = 0; cl && doff && dend && i < k;) {
+        struct cache_page *p = d[i];
+        if (p->flags & (PG_WRITEBACK | PG_BUSY)) {
+            (*skipped)++;
+            i++;
+            continue;
+        }
+        /* genfs_do_putpages: gather the contiguous dirty neighbours (the
+         * list is sorted, so backward neighbours came first). */
+        unsigned n = 0;
+        while (i < k && n < max_pages) {
+            struct cache_page *q = d[i];
+            if (q->flags & (PG_WRITEBACK | PG_BUSY))
+                break;
+            if (n && (q->index != cl[n - 1]->index + 1 || dend[n - 1] != CACHE_PAGE_SIZE ||
+                      q->doff != 0))
+                break;
+            cl[n] = q;
+            doff[n] = q->doff;
+            dend[n] = q->dend;
+            cache_dirty_remove(o, q);
+            q->flags |= PG_WRITEBACK;
+            o->nwriteback++;
+            atomic_fetch_add(&c->nwriteback, 1);
+            n++;
+            i++;
+        }
+        int e = cache_write_cluster(o, cl, (int)n, doff, dend);
+        if (e && !rc)
+            rc = e;
+    }
+    if (!cl || !doff || !dend)
+        rc = -ENOMEM;
+    free(cl);
+    free(doff);
+    free(dend);
+    free(d);
+    return rc;
+}
+
+int cache_putpages(struct cache_obj *o, uint64_t off, uint64_t len, int sync)
+{
+    uint64_t first = off >> CACHE_PAGE_SHIFT;
+    uint64_t last = len ? (off + len - 1) >> CACHE_PAGE_SHIFT : UINT64_MAX;
+    int rc = 0;
+    pthread_mutex_lock(&o->mu);
+    /* One pass at a time owns the dirty list (the pages it collected stay
+     * dirty and resident while it writes, unlocked); a truncate in
+     * progress (nowrite) holds write-back off. */
+    while (sync && (o->putting || o->nowrite))
+        pthread_cond_wait(&o->cv, &o->mu);
+    if (o->putting || o->nowrite) {
+        pthread_mutex_unlock(&o->mu);
+        return 0;
+    }
+    o->putting = 1;
+    for (int pass = 0; pass < CACHE_SYNC_PASSES; pass++) {
+        int skipped = 0;
+        int e = o->ndirty ? cache_putpages_pass(o, first, last, &skipped) : 0;
+        if (e && !rc)
+            rc = e;
+        if (!sync || e)
+            break;
+        /* An integrity sync also waits for write-backs others started. */
+        while (cache_range_writeback(o, first, last))
+            pthread_cond_wait(&o->cv, &o->mu);
+        if (!skipped)
+            break;
+    }
+    o->putting = 0;
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+    return rc;
+}
+
+/* ---- invalidation and truncation ------------------------------------------------------------ */
+
+/* A resident page of [first, last], or NULL (o->mu held). */
+static struct cache_page *cache_find_in(struct cache_obj *o, uint64_t first, uint64_t last)
+{
+    if (last - first < 4 * (uint64_t)(o->hmask + 1)) {
+        for (uint64_t idx = first; idx <= last; idx++) {
+            struct cache_page *p = cache_lookup(o, idx);
+            if (p)
+                return p;
+            if (idx == UINT64_MAX)
+                break;
+        }
+        return NULL;
+    }
+    for (unsigned i = 0; i <= o->hmask; i++)
+        for (struct cache_page *p = o->hash[i]; p; p = p->hnext)
+            if (p->index >= first && p->index <= last)
+                return p;
+    return NULL;
+}
+
+/* Drop every page of [first, last], dirty ones too (o->mu held). */
+static void cache_drop_range(struct cache_obj *o, uint64_t first, uint64_t last)
+{
+    struct cache_page *p;
+    while (o->putting)
+        pthread_cond_wait(&o->cv, &o->mu);
+    while ((p = cache_find_in(o, first, last))) {
+        if ((p->flags & (PG_BUSY | PG_WRITEBACK)) || p->pins) {
+            pthread_cond_wait(&o->cv, &o->mu);
+            continue;
+        }
+        cache_page_free(o, p);
+    }
+}
+
+/* Drop the clean, idle pages of [first, last] (o->mu held). */
+static void cache_drop_clean_locked(struct cache_obj *o, uint64_t first, uint64_t last)
+{
+    for (unsigned i = 0; i <= o->hmask; i++)
+        for (struct cache_page *p = o->hash[i], *next; p; p = next) {
+            next = p->hnext;
+            if (p->index >= first && p->index <= last && !p->pins &&
+                !(p->flags & (PG_BUSY | PG_DIRTY | PG_WRITEBACK)))
+                cache_page_free(o, p);
+        }
+}
+
+void cache_drop_clean(struct cache_obj *o, uint64_t off, uint64_t len)
+{
+    pthread_mutex_lock(&o->mu);
+    cache_drop_clean_locked(o, off >> CACHE_PAGE_SHIFT,
+                            len ? (off + len - 1) >> CACHE_PAGE_SHIFT : UINT64_MAX);
+    pthread_mutex_unlock(&o->mu);
+}
+
+int cache_attr_check(struct cache_obj *o, uint64_t size, uint64_t mtime, uint32_t mtimensec)
+{
+    pthread_mutex_lock(&o->mu);
+    int changed = o->snap_valid && (o->snap_size != size || o->snap_mtime != mtime ||
+                                    o->snap_mtimensec != mtimensec);
+    o->snap_valid = 1;
+    o->snap_size = size;
+    o->snap_mtime = mtime;
+    o->snap_mtimensec = mtimensec;
+    if (changed && !o->ndirty && !o->nwriteback)
+        cache_drop_clean_locked(o, 0, UINT64_MAX);
+    pthread_mutex_unlock(&o->mu);
+    return changed;
+}
+
+void cache_attr_forget(struct cache_obj *o)
+{
+    pthread_mutex_lock(&o->mu);
+    o->snap_valid = 0;
+    pthread_mutex_unlock(&o->mu);
+}
+
+int cache_invalidate(struct cache_obj *o, uint64_t off, uint64_t len, int discard)
+{
+    uint64_t first = off >> CACHE_PAGE_SHIFT;
+    uint64_t last = len ? (off + len - 1) >> CACHE_PAGE_SHIFT : UINT64_MAX;
+    int rc = discard ? 0 : cache_putpages(o, off, len, 1);
+    pthread_mutex_lock(&o->mu);
+    if (rc && !discard) {
+        /* Keep what could not be written (still dirty): drop the rest. */
+        cache_drop_clean_locked(o, first, last);
+    } else {
+        cache_drop_range(o, first, last);
+    }
+    if (o->ndirty == 0 && o->nwriteback == 0)
+        node_attr_local(o->c->nodes, o->node, 0);
+    assert(cache_obj_sane(o));
+    pthread_mutex_unlock(&o->mu);
+    return rc;
+}
+
+void cache_nowrite_begin(struct cache_obj *o)
+{
+    pthread_mutex_lock(&o->mu);
+    while (o->nowrite || o->putting)
+        pthread_cond_wait(&o->cv, &o->mu);
+    o->nowrite = 1;
+    while (o->nwriteback)
+        pthread_cond_wait(&o->cv, &o->mu);
+    pthread_mutex_unlock(&o->mu);
+}
+
+void cache_nowrite_end(struct cache_obj *o)
+{
+    pthread_mutex_lock(&o->mu);
+    o->nowrite = 0;
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+void cache_truncate(struct cache_obj *o, uint64_t size)
+{
+    uint64_t keep = (size + CACHE_PAGE_SIZE - 1) >> CACHE_PAGE_SHIFT;
+    pthread_mutex_lock(&o->mu);
+    cache_drop_range(o, keep, UINT64_MAX);
+    unsigned tail = (unsigned)(size & (CACHE_PAGE_SIZE - 1));
+    struct cache_page *p;
+    if (tail) {
+        while ((p = cache_lookup(o, size >> CACHE_PAGE_SHIFT)) && (p->flags & PG_BUSY))
+            pthread_cond_wait(&o->cv, &o->mu);
+        if (p) {
+            memset(p->data + tail, 0, CACHE_PAGE_SIZE - tail);
+            if (p->flags & PG_DIRTY) {
+                if (p->dend > tail)
+                    p->dend = (uint16_t)tail;
+                if (p->doff >= p->dend)
+                    cache_dirty_remove(o, p);
+            }
+        }
+    }
+    if (o->ndirty == 0 && o->nwriteback == 0)
+        node_attr_local(o->c->nodes, o->node, 0);
+    assert(cache_obj_sane(o));
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* ---- throttling, the flusher, sync ---------------------------------------------------------- */
+
+void cache_balance_dirty(struct cache_obj *o)
+{
+    struct cache *c = o->c;
+    if (atomic_load(&c->ndirty) > c->dirty_background) {
+        pthread_mutex_lock(&c->mu);
+        cache_kick_flusher(c);
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (atomic_load(&c->ndirty) <= c->dirty_limit)
+        return;
+    /* Over the limit: this writer cleans its own file first (Linux's
+     * balance_dirty_pages makes the dirtier pay), then waits for the
+     * flusher if others' dirty data still holds the session over. */
+    atomic_fetch_add(&c->st.throttled, 1);
+    cache_putpages(o, 0, 0, 0);
+    for (int i = 0; i < CACHE_FRAME_TRIES && atomic_load(&c->ndirty) > c->dirty_limit; i++)
+        cache_wait_frames(c);
+}
+
+/* Referenced snapshot of the objects (NULL-terminated), or NULL. */
+static struct cache_obj **cache_objs_snapshot(struct cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = 0;
+    for (struct cache_obj *o = c->objs; o; o = o->next)
+        n++;
+    struct cache_obj **v = malloc((n + 1) * sizeof *v);
+    if (v) {
+        n = 0;
+        for (struct cache_obj *o = c->objs; o; o = o->next) {
+            o->refs++;
+            v[n++] = o;
+        }
+        v[n] = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
+static void *cache_flusher_main(void *arg)
+{
+    struct cache *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        if (!c->flusher_kick) {
+            struct timespec ts;
+            cache_deadline(&ts, CACHE_FLUSH_PERIOD_MS);
+            pthread_cond_timedwait(&c->flusher_cv, &c->mu, &ts);
+        }
+        if (c->stopping)
+            break;
+        int kicked = c->flusher_kick;
+        c->flusher_kick = 0;
+        pthread_mutex_unlock(&c->mu);
+        struct cache_obj **v = cache_objs_snapshot(c);
+        uint64_t now = cache_now_ns();
+        for (size_t i = 0; v && v[i]; i++) {
+            struct cache_obj *o = v[i];
+            pthread_mutex_lock(&o->mu);
+            int due = o->ndirty &&
+                      (kicked || now - o->dirtied_ns >= c->p.dirty_expire_ns ||
+                       atomic_load(&c->ndirty) > c->dirty_background);
+            pthread_mutex_unlock(&o->mu);
+            if (due)
+                cache_putpages(o, 0, 0, 0);
+            cache_obj_put(o);
+        }
+        free(v);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int cache_sync_all(struct cache *c)
+{
+    struct cache_obj **v = cache_objs_snapshot(c);
+    if (!v)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; v[i]; i++) {
+        int e = cache_putpages(v[i], 0, 0, 1);
+        if (e && !rc)
+            rc = e;
+        cache_obj_put(v[i]);
+    }
+    free(v);
+    return rc;
+}
+
+void cache_info(struct cache *c, struct ufuse_cacheinfo *out)
+{
+    memset(out, 0, sizeof *out);
+    out->budget = c->nframes * CACHE_PAGE_SIZE;
+    out->page_size = CACHE_PAGE_SIZE;
+    out->block_size = c->p.block_size;
+    pthread_mutex_lock(&c->mu);
+    out->pages = c->nframes - c->nfree;
+    out->pages_max = c->pages_max;
+    pthread_mutex_unlock(&c->mu);
+    out->dirty = atomic_load(&c->ndirty);
+    out->writeback = atomic_load(&c->nwriteback);
+    out->hits = atomic_load(&c->st.hits);
+    out->misses = atomic_load(&c->st.misses);
+    out->readahead = atomic_load(&c->st.readahead);
+    out->evictions = atomic_load(&c->st.evictions);
+    out->written_back = atomic_load(&c->st.written_back);
+    out->writebacks = atomic_load(&c->st.writebacks);
+    out->throttled = atomic_load(&c->st.throttled);
+}
+
+/* ---- notifications -------------------------------------------------------------------------- */
+
+int cache_store(struct cache_obj *o, uint64_t off, const void *data, size_t len,
+                uint64_t fsize)
+{
+    const char *src = data;
+    uint64_t end = off + len;
+    pthread_mutex_lock(&o->mu);
+    for (uint64_t pos = off; pos < end;) {
+        uint64_t idx = pos >> CACHE_PAGE_SHIFT;
+        uint64_t ps = idx << CACHE_PAGE_SHIFT;
+        size_t from = (size_t)(pos - ps);
+        size_t take = (size_t)UFUSE_MIN(end - pos, (uint64_t)(CACHE_PAGE_SIZE - from));
+        struct cache_page *p = cache_lookup(o, idx);
+        if (p && (p->flags & PG_BUSY)) {
+            pos += take; /* being read: that read's data will do */
+            continue;
+        }
+        if (!p) {
+            /* A new page is valid only if the data covers all of it that
+             * lies inside the file (as Linux's fuse_notify_store). */
+            if (from != 0 || (take < CACHE_PAGE_SIZE && ps + take < fsize)) {
+                pos += take;
+                continue;
+            }
+            p = cache_page_alloc(o, idx);
+            if (!p)
+                break;
+            memset(p->data, 0, CACHE_PAGE_SIZE);
+            p->flags = PG_VALID;
+        }
+        memcpy(p->data + from, src + (pos - off), take);
+        pos += take;
+    }
+    pthread_cond_broadcast(&o->cv);
+    assert(cache_obj_sane(o));
+    pthread_mutex_unlock(&o->mu);
+    return 0;
+}
+
+size_t cache_retrieve(struct cache_obj *o, uint64_t off, size_t size, uint64_t fsize,
+                      void *buf)
+{
+    size_t done = 0;
+    if (off >= fsize)
+        return 0;
+    size = (size_t)UFUSE_MIN((uint64_t)size, fsize - off);
+    pthread_mutex_lock(&o->mu);
+    while (done < size) {
+        uint64_t pos = off + done;
+        struct cache_page *p = cache_lookup(o, pos >> CACHE_PAGE_SHIFT);
+        if (!p || !(p->flags & PG_VALID))
+            break;
+        size_t from = (size_t)(pos & (CACHE_PAGE_SIZE - 1));
+        size_t take = UFUSE_MIN(size - done, CACHE_PAGE_SIZE - from);
+        memcpy((char *)buf + done, p->data + from, take);
+        done += take;
+    }
+    pthread_mutex_unlock(&o->mu);
+    return done;
+}
+
+/* ---- life ----------------------------------------------------------------------------------- */
+
+int cache_init(struct cache *c, const struct cache_params *p,
+               const struct cache_pager_ops *ops, void *ctx, struct node_table *nodes)
+{
+    memset(c, 0, sizeof *c);
+    c->p = *p;
+    c->ops = ops;
+    c->ctx = ctx;
+    c->nodes = nodes;
+    c->nframes = (size_t)(p->budget >> CACHE_PAGE_SHIFT);
+    if (c->nframes < 16)
+        return -EINVAL;
+    c->arena = mmap(NULL, c->nframes << CACHE_PAGE_SHIFT, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (c->arena == MAP_FAILED)
+        return -ENOMEM;
+    c->pages = calloc(c->nframes, sizeof *c->pages);
+    c->ohash_mask = CACHE_OHASH_INIT * 16 - 1;
+    c->ohash = calloc(c->ohash_mask + 1, sizeof *c->ohash);
+    c->workers = calloc(CACHE_WORKERS, sizeof *c->workers);
+    if (!c->pages || !c->ohash || !c->workers) {
+        free(c->pages);
+        free(c->ohash);
+        free(c->workers);
+        munmap(c->arena, c->nframes << CACHE_PAGE_SHIFT);
+        return -ENOMEM;
+    }
+    /* The free list hands out low frames first, so the arena is touched
+     * from its start and RSS grows only as far as the cache fills. */
+    for (size_t i = c->nframes; i-- > 0;) {
+        c->pages[i].data = c->arena + (i << CACHE_PAGE_SHIFT);
+        c->pages[i].hnext = c->free_list;
+        c->free_list = &c->pages[i];
+    }
+    c->nfree = c->nframes;
+    c->dirty_limit = c->nframes / 2;
+    c->dirty_background = c->nframes / 4;
+    pthread_mutex_init(&c->mu, NULL);
+    cache_cond_init(&c->cv);
+    cache_cond_init(&c->jobs_cv);
+    cache_cond_init(&c->flusher_cv);
+    for (int i = 0; i < CACHE_WORKERS; i++)
+        if (pthread_create(&c->workers[i], NULL, cache_worker_main, c) == 0)
+            c->nworkers = i + 1;
+        else
+            break;
+    c->flusher_running = pthread_create(&c->flusher, NULL, cache_flusher_main, c) == 0;
+    if (!c->nworkers || !c->flusher_running) {
+        c->stopping = 1;
+        cache_destroy(c);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+void cache_destroy(struct cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->stopping = 1;
+    pthread_cond_broadcast(&c->jobs_cv);
+    pthread_cond_broadcast(&c->flusher_cv);
+    pthread_mutex_unlock(&c->mu);
+    for (int i = 0; i < c->nworkers; i++)
+        pthread_join(c->workers[i], NULL);
+    if (c->flusher_running)
+        pthread_join(c->flusher, NULL);
+    /* Every handle is closed: objects hold only clean (or failed) pages. */
+    while (c->objs) {
+        struct cache_obj *o = c->objs;
+        c->objs = o->next;
+        cache_obj_free(o);
+    }
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->jobs_cv);
+    pthread_cond_destroy(&c->flusher_cv);
+    free(c->pages);
+    free(c->ohash);
+    free(c->workers);
+    munmap(c->arena, c->nframes << CACHE_PAGE_SHIFT);
+}
