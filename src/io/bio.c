@@ -230,11 +230,23 @@ int io_range_changed(struct io_mount *m, struct node *n, uint64_t off, uint64_t 
  */
 static int io_cached_size(struct io_file *f, uint64_t *size)
 {
-    struct fuse_attr a;
-    if (node_attr_cached(f->nodes, f->node, &a)) {
-        *size = a.size;
+    uint64_t gen = node_attr_gen(f->node), until, sz;
+    pthread_mutex_lock(&f->ra_mu);
+    int hit = f->size_gen == gen && f->size_until && ufuse_now_ns() < f->size_until;
+    *size = f->size_copy;
+    pthread_mutex_unlock(&f->ra_mu);
+    if (hit)
+        return 0;
+    if (node_size_cached(f->nodes, f->node, &sz, &gen, &until)) {
+        pthread_mutex_lock(&f->ra_mu);
+        f->size_copy = sz;
+        f->size_gen = gen;
+        f->size_until = until;
+        pthread_mutex_unlock(&f->ra_mu);
+        *size = sz;
         return 0;
     }
+    struct fuse_attr a;
     int rc = io_fetch_attr(f->conn, f->nodes, f->node, 1, f->fh, &a);
     if (rc)
         return rc;

@@ -46,6 +46,10 @@ struct io_file {
     uint64_t seq_next;       /* where a sequential read would start */
     unsigned seqcount;       /* consecutive sequential reads */
     uint64_t ra_next;        /* readahead issued up to here */
+    /* A copy of the node's valid size, so that a cache hit takes no
+     * session-wide lock: good while the node's attr_gen is unchanged
+     * and before size_until. */
+    uint64_t size_copy, size_gen, size_until;
 };
 
 /* Set up / tear down the session's data path (cache per @m's fields). */

@@ -226,6 +226,13 @@ static struct node *node_new(struct node_table *t, uint64_t id, uint64_t gen,
     return n;
 }
 
+/* Any change of n->attr or its validity (lock held): lock-free readers
+ * of a copy (node_attr_gen) know theirs is stale. */
+static void node_attr_touch(struct node *n)
+{
+    atomic_fetch_add_explicit(&n->attr_gen, 1, memory_order_release);
+}
+
 /* Store attributes; lock held.  0 or -EIO. */
 static int node_attr_store_locked(struct node_table *t, struct node *n,
                                   const struct fuse_attr *a, uint64_t until,
@@ -233,6 +240,7 @@ static int node_attr_store_locked(struct node_table *t, struct node *n,
 {
     if (!proto_attr_valid(a) || (a->mode & S_IFMT) != n->type)
         return -EIO;
+    node_attr_touch(n);
     if (n->attr_version > seq) {
         /* A local change raced with this reply: ours is newer. */
         n->attr_until = 0;
@@ -329,6 +337,7 @@ int node_attr_store(struct node_table *t, struct node *n, const struct fuse_attr
 void node_attr_invalidate(struct node_table *t, struct node *n)
 {
     pthread_mutex_lock(&t->mu);
+    node_attr_touch(n);
     n->attr_until = 0;
     pthread_mutex_unlock(&t->mu);
 }
@@ -337,6 +346,7 @@ void node_attr_changed(struct node_table *t, struct node *n)
 {
     pthread_mutex_lock(&t->mu);
     n->attr_version = ++t->attr_seq;
+    node_attr_touch(n);
     n->attr_until = 0;
     pthread_mutex_unlock(&t->mu);
 }
@@ -344,6 +354,7 @@ void node_attr_changed(struct node_table *t, struct node *n)
 static void node_size_extend_locked(struct node_table *t, struct node *n, uint64_t size)
 {
     n->attr_version = ++t->attr_seq;
+    node_attr_touch(n);
     if (size > n->attr.size)
         n->attr.size = size;
 }
@@ -353,6 +364,18 @@ void node_size_extend(struct node_table *t, struct node *n, uint64_t size)
     pthread_mutex_lock(&t->mu);
     node_size_extend_locked(t, n, size);
     pthread_mutex_unlock(&t->mu);
+}
+
+int node_size_cached(struct node_table *t, struct node *n, uint64_t *size, uint64_t *gen,
+                     uint64_t *until)
+{
+    pthread_mutex_lock(&t->mu);
+    *gen = atomic_load_explicit(&n->attr_gen, memory_order_relaxed);
+    *until = n->attr_until;
+    *size = n->attr.size;
+    int ok = n->attr_until > ufuse_now_ns();
+    pthread_mutex_unlock(&t->mu);
+    return ok;
 }
 
 uint64_t node_size(struct node_table *t, struct node *n)
@@ -367,6 +390,7 @@ void node_size_set(struct node_table *t, struct node *n, uint64_t size)
 {
     pthread_mutex_lock(&t->mu);
     n->attr_version = ++t->attr_seq;
+    node_attr_touch(n);
     n->attr.size = size;
     pthread_mutex_unlock(&t->mu);
 }
@@ -405,6 +429,7 @@ void node_invalidate_id(struct node_table *t, uint64_t nodeid)
     struct node *n = node_find(t, nodeid);
     if (n) {
         n->attr_version = ++t->attr_seq;
+        node_attr_touch(n);
         n->attr_until = 0;
     }
     pthread_mutex_unlock(&t->mu);

@@ -17,6 +17,7 @@
 #define UFUSE_NODE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ipc/ipc.h"
@@ -31,6 +32,7 @@ struct node {
     uint64_t attr_until;     /* monotonic ns; attributes valid before it */
     uint64_t attr_version;   /* table sequence at the last local change */
     int stale;               /* replaced by a new generation: do not reuse */
+    _Atomic uint64_t attr_gen; /* bumped by every change of attr / attr_until */
     int local_attrs;         /* the page cache holds dirty data: size, mtime
                                 and ctime are ours, not the server's */
     struct node *hnext;
@@ -97,6 +99,14 @@ void node_attr_invalidate(struct node_table *t, struct node *n);
 void node_attr_changed(struct node_table *t, struct node *n);
 /* An extending write made the file @size bytes long (if larger). */
 void node_size_extend(struct node_table *t, struct node *n, uint64_t size);
+/* Valid cached size: 1 with *@size, the generation and the validity end
+ * (for a copy checked later with node_attr_gen), else 0. */
+int node_size_cached(struct node_table *t, struct node *n, uint64_t *size, uint64_t *gen,
+                     uint64_t *until);
+static inline uint64_t node_attr_gen(struct node *n)
+{
+    return atomic_load_explicit(&n->attr_gen, memory_order_acquire);
+}
 /* The size last known (ours while local_attrs). */
 uint64_t node_size(struct node_table *t, struct node *n);
 /* Set the size (truncate): bumps the version, keeps the validity. */
