@@ -601,7 +601,7 @@ static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, 
 
 /* Collect the busy pages this caller owns in @own into runs and read them
  * (o->mu held on entry and exit, dropped during I/O). */
-static int cache_fill(struct cache_obj *o, const struct cache_handle *h,
+static int cache_getpages_read(struct cache_obj *o, const struct cache_handle *h,
                       struct cache_page **own, int nown, uint64_t fsize, uint64_t *eof)
 {
     struct cache *c = o->c;
@@ -682,7 +682,7 @@ again:
             if (idx >= first && idx < first + (uint64_t)n)
                 missed++;
         }
-        rc = nown ? cache_fill(o, h, own, nown, fsize, eof) : 0;
+        rc = nown ? cache_getpages_read(o, h, own, nown, fsize, eof) : 0;
         if (rc) {
             pthread_mutex_unlock(&o->mu);
             return rc;
@@ -742,7 +742,7 @@ again:
             break; /* the main loop below deals with it */
         uint64_t eof = UINT64_MAX;
         struct cache_page *one[1] = {p};
-        int rc = cache_fill(o, h, one, 1, fsize, &eof);
+        int rc = cache_getpages_read(o, h, one, 1, fsize, &eof);
         if (rc) {
             pthread_mutex_unlock(&o->mu);
             return rc;
@@ -991,7 +991,7 @@ static int cache_index_cmp(const void *a, const void *b)
  * Write one cluster: @n pages, contiguous and dirty-contiguous, marked
  * PG_WRITEBACK by the caller (o->mu held on entry and exit).
  */
-static int cache_write_cluster(struct cache_obj *o, struct cache_page **pages, int n,
+static int cache_do_io(struct cache_obj *o, struct cache_page **pages, int n,
                                const uint16_t *doff, const uint16_t *dend)
 {
     struct cache *c = o->c;
@@ -1102,7 +1102,7 @@ static int cache_putpages_pass(struct cache_obj *o, uint64_t first, uint64_t las
             n++;
             i++;
         }
-        int e = cache_write_cluster(o, cl, (int)n, doff, dend);
+        int e = cache_do_io(o, cl, (int)n, doff, dend);
         if (e && !rc)
             rc = e;
     }
