@@ -81,6 +81,7 @@ struct cache_job {
     struct cache_handle h;       /* a copy: fh and flags to read with */
     uint64_t off, len;           /* JOB_INVALIDATE */
     int n;                       /* JOB_READ: pages, busy, owned by the job */
+    unsigned wb_seq;             /* cache_wb_seq when the READ was queued */
     struct cache_page **pages;
     struct cache_job *next;
 };
@@ -235,6 +236,20 @@ int cache_obj_sane(struct cache_obj *o)
             return 0;                                             /* 3 */
     return n == o->npages && nd == o->ndirty && listed == nd &&   /* 3, 6 */
            nwb == o->nwriteback;                                  /* 4 */
+}
+
+/*
+ * The file is clean: its size and times are the server's again (o->mu
+ * held).  Not while a writer is between extending the size and marking
+ * its pages dirty (it holds wlock; trylock, against the lock order, only
+ * tests that): a GETATTR answered then would shrink the file under it.
+ */
+static void cache_clean_attrs(struct cache_obj *o)
+{
+    if (o->ndirty || o->nwriteback || pthread_mutex_trylock(&o->wlock) != 0)
+        return;
+    node_attr_local(o->c->nodes, o->node, 0);
+    pthread_mutex_unlock(&o->wlock);
 }
 
 /* ---- frames: allocation, CLOCK eviction --------------------------------------------------- */
@@ -572,6 +587,14 @@ static ssize_t cache_read_run(struct cache_obj *o, const struct cache_handle *h,
     return rc < 0 && got == 0 ? rc : (ssize_t)got;
 }
 
+/* The write-back sequence, its top bit set if the file is dirty now
+ * (o->mu held): a READ's short answer is trusted only if this is
+ * unchanged and unmarked from before the READ to after it. */
+static unsigned cache_wb_seq(const struct cache_obj *o)
+{
+    return (o->wb_seq & 0x7fffffffu) | (o->ndirty || o->nwriteback ? 0x80000000u : 0);
+}
+
 /*
  * Settle @n busy pages after a read of @got bytes (o->mu held): on error
  * they go; on a short read of a clean file, pages wholly past the server's
@@ -579,12 +602,15 @@ static ssize_t cache_read_run(struct cache_obj *o, const struct cache_handle *h,
  * Returns the server's EOF if it ended early, else UINT64_MAX.
  */
 static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, int n,
-                                ssize_t got, uint64_t fsize)
+                                ssize_t got, uint64_t fsize, unsigned wb_seq)
 {
     uint64_t start = pages[0]->index << CACHE_PAGE_SHIFT;
     uint64_t end = UFUSE_MIN((pages[n - 1]->index + 1) << CACHE_PAGE_SHIFT, fsize);
     uint64_t eof = UINT64_MAX;
-    int local_hole = o->ndirty || o->nwriteback;
+    /* Dirty data when the READ left or now, or written back since (see
+     * cache_wb_seq): the server's EOF may be behind ours, and what it
+     * lacks is a hole. */
+    int local_hole = cache_wb_seq(o) != wb_seq || (wb_seq & 0x80000000u);
     if (got >= 0 && start + (uint64_t)got < end && !local_hole)
         eof = start + (uint64_t)got;
     for (int i = 0; i < n; i++) {
@@ -612,12 +638,13 @@ static int cache_getpages_read(struct cache_obj *o, const struct cache_handle *h
         while (i + k < nown && own[i + k]->index == own[i + k - 1]->index + 1 &&
                (unsigned)k < max_pages)
             k++;
+        unsigned seq = cache_wb_seq(o);
         pthread_mutex_unlock(&o->mu);
         ssize_t got = rc ? rc : cache_read_run(o, h, own + i, k, fsize);
         pthread_mutex_lock(&o->mu);
         if (got < 0)
             rc = (int)got;
-        uint64_t e = cache_read_done(o, own + i, k, got, fsize);
+        uint64_t e = cache_read_done(o, own + i, k, got, fsize, seq);
         if (e < *eof)
             *eof = e;
         i += k;
@@ -885,6 +912,7 @@ void cache_readahead(struct cache_obj *o, const struct cache_handle *h, uint64_t
             j->kind = JOB_READ;
             j->o = o;
             j->h = *h;
+            j->wb_seq = cache_wb_seq(o);
             o->reads_async++;
         }
         struct cache_page *p = cache_page_alloc(o, idx);
@@ -915,7 +943,7 @@ static void cache_job_read(struct cache *c, struct cache_job *j)
     uint64_t fsize = node_size(c->nodes, o->node);
     ssize_t got = cache_read_run(o, &j->h, j->pages, j->n, fsize);
     pthread_mutex_lock(&o->mu);
-    uint64_t eof = cache_read_done(o, j->pages, j->n, got, fsize);
+    uint64_t eof = cache_read_done(o, j->pages, j->n, got, fsize, j->wb_seq);
     o->reads_async--;
     pthread_cond_broadcast(&o->cv);
     assert(cache_obj_sane(o));
@@ -1031,12 +1059,12 @@ static int cache_do_io(struct cache_obj *o, struct cache_page **pages, int n,
         o->err = (int)rc;
         o->err_seq++;
     }
+    o->wb_seq++;
     if (rc >= 0) {
         atomic_fetch_add(&c->st.written_back, (uint64_t)n);
         atomic_fetch_add(&c->st.writebacks, 1);
     }
-    if (o->ndirty == 0 && o->nwriteback == 0)
-        node_attr_local(c->nodes, o->node, 0);
+    cache_clean_attrs(o);
     pthread_cond_broadcast(&o->cv);
     pthread_mutex_lock(&c->mu);
     pthread_cond_broadcast(&c->cv);
@@ -1241,8 +1269,7 @@ int cache_invalidate(struct cache_obj *o, uint64_t off, uint64_t len, int discar
     } else {
         cache_drop_range(o, first, last);
     }
-    if (o->ndirty == 0 && o->nwriteback == 0)
-        node_attr_local(o->c->nodes, o->node, 0);
+    cache_clean_attrs(o);
     assert(cache_obj_sane(o));
     pthread_mutex_unlock(&o->mu);
     return rc;
@@ -1287,8 +1314,7 @@ void cache_truncate(struct cache_obj *o, uint64_t size)
             }
         }
     }
-    if (o->ndirty == 0 && o->nwriteback == 0)
-        node_attr_local(o->c->nodes, o->node, 0);
+    cache_clean_attrs(o);
     assert(cache_obj_sane(o));
     pthread_mutex_unlock(&o->mu);
 }

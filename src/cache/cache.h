@@ -84,6 +84,7 @@ struct cache_obj {
     struct cache_handle *handles;
     int err;                     /* last write-back error (-errno) */
     unsigned err_seq;            /* bumped per failed write-back */
+    unsigned wb_seq;             /* bumped per completed write-back WRITE */
     /* AUTO_INVAL_DATA: the attributes the cached data was read under. */
     int snap_valid;
     uint64_t snap_size, snap_mtime;

@@ -230,29 +230,31 @@ int io_range_changed(struct io_mount *m, struct node *n, uint64_t off, uint64_t 
  */
 static int io_cached_size(struct io_file *f, uint64_t *size)
 {
-    uint64_t gen = node_attr_gen(f->node), until, sz;
+    uint64_t gen = node_attr_gen(f->node), until;
     pthread_mutex_lock(&f->ra_mu);
     int hit = f->size_gen == gen && f->size_until && ufuse_now_ns() < f->size_until;
     *size = f->size_copy;
     pthread_mutex_unlock(&f->ra_mu);
     if (hit)
         return 0;
-    if (node_size_cached(f->nodes, f->node, &sz, &gen, &until)) {
-        pthread_mutex_lock(&f->ra_mu);
-        f->size_copy = sz;
-        f->size_gen = gen;
-        f->size_until = until;
-        pthread_mutex_unlock(&f->ra_mu);
-        *size = sz;
-        return 0;
-    }
     struct fuse_attr a;
-    int rc = io_fetch_attr(f->conn, f->nodes, f->node, 1, f->fh, &a);
-    if (rc)
-        return rc;
+    if (!node_attr_cached_gen(f->nodes, f->node, &a, &gen, &until)) {
+        int rc = io_fetch_attr(f->conn, f->nodes, f->node, 1, f->fh, &a);
+        if (rc)
+            return rc;
+        if (!node_attr_cached_gen(f->nodes, f->node, &a, &gen, &until))
+            until = 0; /* valid for this call only (attr_valid 0) */
+    }
+    /* Whoever fetched these attributes (this read, a stat, a LOOKUP),
+     * AUTO_INVAL_DATA compares them with those the data was read under. */
     if (f->m->auto_inval)
         cache_attr_check(f->obj, a.size, a.mtime, a.mtimensec);
-    *size = node_size(f->nodes, f->node); /* ours while dirty */
+    pthread_mutex_lock(&f->ra_mu);
+    f->size_copy = a.size; /* ours while dirty (node.c keeps it) */
+    f->size_gen = gen;
+    f->size_until = until;
+    pthread_mutex_unlock(&f->ra_mu);
+    *size = a.size;
     return 0;
 }
 
@@ -338,6 +340,7 @@ ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, 
         return 0;
     size_t want = (size_t)UFUSE_MIN((uint64_t)iov_total(iov, cnt), fsize - pos);
     size_t done = 0;
+    int short_read = 0;
     struct cache_page *pages[CACHE_MAX_HOLD];
     while (done < want) {
         uint64_t at = pos + done;
@@ -372,10 +375,11 @@ ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, 
         if (eof != UINT64_MAX) {
             /* A short READ of a clean file: the server truncated it. */
             node_attr_invalidate(f->nodes, f->node);
+            short_read = 1;
             break;
         }
     }
-    if (done)
+    if (done && !short_read) /* no readahead past an EOF just met */
         io_readahead(f, pos, pos + done, fsize);
     return done ? (ssize_t)done : rc;
 }

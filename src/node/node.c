@@ -366,13 +366,13 @@ void node_size_extend(struct node_table *t, struct node *n, uint64_t size)
     pthread_mutex_unlock(&t->mu);
 }
 
-int node_size_cached(struct node_table *t, struct node *n, uint64_t *size, uint64_t *gen,
-                     uint64_t *until)
+int node_attr_cached_gen(struct node_table *t, struct node *n, struct fuse_attr *a,
+                         uint64_t *gen, uint64_t *until)
 {
     pthread_mutex_lock(&t->mu);
     *gen = atomic_load_explicit(&n->attr_gen, memory_order_relaxed);
     *until = n->attr_until;
-    *size = n->attr.size;
+    *a = n->attr;
     int ok = n->attr_until > ufuse_now_ns();
     pthread_mutex_unlock(&t->mu);
     return ok;

@@ -99,10 +99,10 @@ void node_attr_invalidate(struct node_table *t, struct node *n);
 void node_attr_changed(struct node_table *t, struct node *n);
 /* An extending write made the file @size bytes long (if larger). */
 void node_size_extend(struct node_table *t, struct node *n, uint64_t size);
-/* Valid cached size: 1 with *@size, the generation and the validity end
- * (for a copy checked later with node_attr_gen), else 0. */
-int node_size_cached(struct node_table *t, struct node *n, uint64_t *size, uint64_t *gen,
-                     uint64_t *until);
+/* Valid cached attributes: 1 with *@a, the generation and the validity
+ * end (for a copy checked later with node_attr_gen), else 0. */
+int node_attr_cached_gen(struct node_table *t, struct node *n, struct fuse_attr *a,
+                         uint64_t *gen, uint64_t *until);
 static inline uint64_t node_attr_gen(struct node *n)
 {
     return atomic_load_explicit(&n->attr_gen, memory_order_acquire);
