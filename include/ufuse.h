@@ -77,7 +77,7 @@ typedef struct ufuse_dir ufuse_dir_t;
  *                 block_size=SIZE (the unit a cache miss is read in, a power
  *                 of two from 4k to max_read; default 4k),
  *                 readahead=SIZE (largest sequential readahead window;
- *                 default 1m, capped by the server's max_readahead and by
+ *                 default 4m, capped by the server's max_readahead and by
  *                 an eighth of cache_size; 0 disables readahead),
  *                 dirty_expire=SECONDS (write-back: dirty data older than
  *                 this is written by the flusher; default 30),

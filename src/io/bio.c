@@ -24,7 +24,10 @@
  * (capped by INIT's max_readahead and an eighth of the budget); it is
  * refilled when less than half of it is left ahead of the reader, so
  * several READs (one per max_read) stay in flight and the reader waits
- * only for pages it asked for.  Random reads read their own blocks only.
+ * only for pages it asked for.  A read larger than max_read also
+ * hands its own pages past the first max_read to the workers, so they are read
+ * in parallel (measured on memfs, 1 GiB in 1 MiB reads: 841 -> 1106
+ * MiB/s; a 4 MiB window: 1471).  Random reads read their own blocks only.
  *
  * Locks: f->ra_mu (sequential state); the cache's and node table's
  * through their APIs; writers hold obj->wlock (taken by io_dispatch_write).
@@ -342,6 +345,12 @@ ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, 
     size_t done = 0;
     int short_read = 0;
     struct cache_page *pages[CACHE_MAX_HOLD];
+    /* A read larger than one READ: its pages past the first max_read go
+     * to the workers now, so their READs run in parallel while this
+     * thread reads the first run itself. */
+    uint64_t second = (pos & ~(uint64_t)(CACHE_PAGE_SIZE - 1)) + f->conn->p.max_read;
+    if (f->m->readahead && pos + want > second)
+        cache_readahead(f->obj, &f->ch, second, (size_t)(pos + want - second), fsize);
     while (done < want) {
         uint64_t at = pos + done;
         uint64_t eof;

@@ -40,7 +40,7 @@ static const uint64_t vfs_init_flags =
 #define SPLICE_MAX_READ (56u * 1024)
 #define SPLICE_FLAGS ((uint64_t)FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE | FUSE_SPLICE_READ)
 #define DEFAULT_MAX_WRITE (1024u * 1024)
-#define DEFAULT_MAX_READAHEAD (1024u * 1024)
+#define DEFAULT_MAX_READAHEAD (4096u * 1024)
 #define DEFAULT_CACHE_SIZE (256ull << 20)
 #define MIN_CACHE_SIZE (1ull << 20)
 #define DEFAULT_BLOCK_SIZE 4096u
@@ -214,7 +214,7 @@ int vfs_start(ufuse_t *s, struct chan *ch)
         .flags = vfs_init_flags | (s->opts.splice ? SPLICE_FLAGS : 0),
         .max_read = max_read,
         .max_write = s->opts.max_write,
-        .max_readahead = DEFAULT_MAX_READAHEAD,
+        .max_readahead = UFUSE_MAX(s->opts.readahead, DEFAULT_MAX_READAHEAD),
         .timeout_ns = s->opts.timeout_ns,
     };
     int rc = conn_start(&s->conn, ch, &s->log, &w, vfs_notify, s);

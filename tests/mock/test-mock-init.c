@@ -31,7 +31,7 @@ static void t_offer(void **state)
     assert_true(mock_init_request(m, &in, &len));
     assert_int_equal(in.major, 7);
     assert_int_equal(in.minor, FUSE_KERNEL_MINOR_VERSION);
-    assert_int_equal(in.max_readahead, 1 << 20);
+    assert_int_equal(in.max_readahead, 4 << 20);
     /* FUSE_INIT_EXT offered: the 7.36+ INIT body, 64 bytes. */
     assert_int_equal(len, sizeof(struct fuse_init_in));
     for (size_t i = 0; i < sizeof(offered_flags) / sizeof(offered_flags[0]); i++) {
