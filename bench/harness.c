@@ -6,18 +6,24 @@
  * usage: ufuse-bench [--quick] [--out DIR] [--bin DIR] [--only SERVER] [--work IDS]
  *
  * For every server (ufuse-memfs; libfuse3's passthrough_ll over a tmpfs
- * directory) and every cache mode of modes[] (a table: it grows when the
- * page cache of issue 3 lands), every workload of workloads[] runs on a
- * "kernel" side (plain POSIX calls on a kernel FUSE mount) and a "ufuse"
- * side (the C API), each as a warm-up run then P.runs measured runs
- * (median, min, max).  Cold workloads remount the server and drop the page
- * cache (drop_caches) before every run, on both sides.  Each workload also
- * runs the same way straight on the tmpfs directory (the server-side ceiling);
- * memcpy gives one core's copy bandwidth.  A round-trip probe times single
+ * directory) and every cache mode of modes[] (direct, writethrough,
+ * writeback: ufuse's cache= option against the kernel client in the same
+ * mode), every workload of workloads[] runs on a "kernel" side (plain POSIX
+ * calls on a kernel FUSE mount) and a "ufuse" side (the C API), each as a
+ * warm-up run then P.runs measured runs (median, min, max).  Cold workloads
+ * start every run on a fresh session: the kernel side remounts the server
+ * and drops the page cache (drop_caches), the ufuse side unmounts and mounts
+ * again (an empty page cache).  Hot workloads first read their region
+ * through the handle they time (untimed).  Each workload also runs the same
+ * way straight on the tmpfs directory (the server-side ceiling); memcpy
+ * gives one core's copy bandwidth.  A round-trip probe times single
  * uncached GETATTRs (attribute timeout 0) on both sides and counts
  * ufuse's wake-ups per request (ufuse_conninfo(); also reported for every
- * ufuse workload).  RLIMIT_NOFILE is raised (inherited by the servers):
- * passthrough_ll holds a descriptor per inode it knows.
+ * ufuse workload, as are the page cache's hits, misses, readahead and
+ * write-back counters from ufuse_cacheinfo(), over the timed part of each
+ * run).  RLIMIT_NOFILE is raised
+ * (inherited by the servers): passthrough_ll holds a descriptor per inode
+ * it knows.
  *
  * Outputs: a progress line per workload on stderr, the table on stdout, and
  * in --out DIR: latest.json, latest.md (the README table), latest.dat
@@ -125,26 +131,22 @@ struct ctx {
     struct side *sd;
     int run;                 /* -1 for the warm-up */
     unsigned char *buf;      /* 1 MiB, filled */
+    /* ufuse side: the counters where the timed part began */
+    struct ufuse_conninfo ci0;
+    struct ufuse_cacheinfo ca0;
 };
 
 #define DRV(c) ((c)->sd->drv)
 
-/* Read the first @len bytes of /big sequentially (untimed warming). */
-static int warm_region(struct ctx *c, off_t len)
+/* The timed part starts: counters of the ufuse side are taken from here
+ * (run_workload() takes them before the run; a workload with an untimed
+ * prelude calls this after it). */
+static void timed_start(struct ctx *c)
 {
-    void *fh;
-    int r = DRV(c)->open(c->sd, "/big", O_RDONLY, 0, &fh);
-    if (r < 0)
-        return r;
-    for (off_t off = 0; off < len; off += MIB) {
-        ssize_t n = DRV(c)->pread(fh, c->buf, MIB, off);
-        if (n <= 0) {
-            r = n < 0 ? (int)n : -EIO;
-            break;
-        }
+    if (c->sd->s) {
+        ufuse_conninfo(c->sd->s, &c->ci0);
+        ufuse_cacheinfo(c->sd->s, &c->ca0);
     }
-    DRV(c)->close(c->sd, fh);
-    return r;
 }
 
 static int w_seqread(struct ctx *c, double *rate)
@@ -193,13 +195,34 @@ static int w_seqwrite(struct ctx *c, double *rate)
     return r ? r : r2;
 }
 
-/* 4 KiB random reads (or writes) within the first @region bytes of /big. */
-static int rand_io(struct ctx *c, off_t region, bool write, double *rate)
+/* Read the first @len bytes of the open /big sequentially (untimed): the
+ * hot workloads warm the handle they then time, because an open without
+ * FOPEN_KEEP_CACHE drops the file's cached pages, on both sides (the kernel
+ * in fuse_finish_open(), ufuse likewise), so warming through another open
+ * would leave nothing hot. */
+static int warm_fh(struct ctx *c, void *fh, off_t len)
+{
+    for (off_t off = 0; off < len; off += MIB) {
+        ssize_t n = DRV(c)->pread(fh, c->buf, MIB, off);
+        if (n <= 0)
+            return n < 0 ? (int)n : -EIO;
+    }
+    return 0;
+}
+
+/* 4 KiB random reads (or writes) within the first @region bytes of /big;
+ * @hot: warm that region through the same handle first (untimed). */
+static int rand_io(struct ctx *c, off_t region, bool write, bool hot, double *rate)
 {
     void *fh;
     int r = DRV(c)->open(c->sd, "/big", write ? O_WRONLY : O_RDONLY, 0, &fh);
     if (r < 0)
         return r;
+    if (hot && (r = warm_fh(c, fh, region)) < 0) {
+        DRV(c)->close(c->sd, fh);
+        return r;
+    }
+    timed_start(c);
     uint64_t x = 0x9e3779b97f4a7c15ULL + (uint64_t)(c->run + 2) * 7919;
     uint64_t blocks = (uint64_t)region / 4096;
     long ops = 0;
@@ -224,22 +247,19 @@ static int rand_io(struct ctx *c, off_t region, bool write, double *rate)
 
 static int w_randread_cold(struct ctx *c, double *rate)
 {
-    return rand_io(c, P.big, false, rate);
-}
-
-static int setup_hot(struct ctx *c)
-{
-    return warm_region(c, P.hot);
+    return rand_io(c, P.big, false, false, rate);
 }
 
 static int w_randread_hot(struct ctx *c, double *rate)
 {
-    return rand_io(c, P.hot, false, rate);
+    return rand_io(c, P.hot, false, true, rate);
 }
 
+/* Write-through or write-back is the mode's: ufuse's cache= option, the
+ * server's writeback option for the kernel. */
 static int w_randwrite(struct ctx *c, double *rate)
 {
-    return rand_io(c, P.big, true, rate);
+    return rand_io(c, P.big, true, false, rate);
 }
 
 static int w_stat(struct ctx *c, double *rate)
@@ -341,6 +361,7 @@ struct worker {
     pthread_barrier_t *bar;
     long ops;
     int err;
+    double t0, t1;          /* this worker's timed span */
 };
 
 static void *worker_main(void *arg)
@@ -352,6 +373,7 @@ static void *worker_main(void *arg)
     long max = P.rand_ops / P.threads;
     pthread_barrier_wait(w->bar);
     double t0 = now_s();
+    w->t0 = t0;
     while (w->ops < max && now_s() - t0 < P.cap) {
         off_t off = (off_t)(rng_next(&x) % blocks) * 4096;
         ssize_t n = DRV(w->c)->pread(w->fh, buf, sizeof(buf), off);
@@ -361,15 +383,21 @@ static void *worker_main(void *arg)
         }
         w->ops++;
     }
+    w->t1 = now_s();
     return NULL;
 }
 
-static int threaded_read(struct ctx *c, off_t region, double *rate)
+static int threaded_read(struct ctx *c, off_t region, bool hot, double *rate)
 {
     void *fh;
     int r = DRV(c)->open(c->sd, "/big", O_RDONLY, 0, &fh);
     if (r < 0)
         return r;
+    if (hot && (r = warm_fh(c, fh, region)) < 0) {
+        DRV(c)->close(c->sd, fh);
+        return r;
+    }
+    timed_start(c);
     pthread_barrier_t bar;
     pthread_barrier_init(&bar, NULL, (unsigned)P.threads + 1);
     struct worker w[16];
@@ -382,15 +410,20 @@ static int threaded_read(struct ctx *c, off_t region, double *rate)
         }
     }
     pthread_barrier_wait(&bar);
-    double t0 = now_s();
+    /* The span from the first worker's start to the last one's end: the
+     * main thread may be scheduled after short runs are over. */
+    double t0 = 0, t1 = 0;
     long ops = 0;
     for (int i = 0; i < P.threads; i++) {
         pthread_join(t[i], NULL);
         ops += w[i].ops;
         if (w[i].err && !r)
             r = w[i].err;
+        if (i == 0 || w[i].t0 < t0)
+            t0 = w[i].t0;
+        if (i == 0 || w[i].t1 > t1)
+            t1 = w[i].t1;
     }
-    double t1 = now_s();
     pthread_barrier_destroy(&bar);
     DRV(c)->close(c->sd, fh);
     *rate = ops / (t1 - t0);
@@ -399,12 +432,12 @@ static int threaded_read(struct ctx *c, off_t region, double *rate)
 
 static int w_threads_cold(struct ctx *c, double *rate)
 {
-    return threaded_read(c, P.big, rate);
+    return threaded_read(c, P.big, false, rate);
 }
 
 static int w_threads_hot(struct ctx *c, double *rate)
 {
-    return threaded_read(c, P.hot, rate);
+    return threaded_read(c, P.hot, true, rate);
 }
 
 struct workload {
@@ -422,13 +455,13 @@ static const struct workload workloads[] = {
     {"seqread_cold", "seq read 1 MiB, 1 GiB file, cold", "MiB/s", true, NULL, w_seqread},
     {"seqwrite_fsync", "seq write 1 MiB + fsync", "MiB/s", false, NULL, w_seqwrite},
     {"randread_cold", "4 KiB random read, cold", "ops/s", true, NULL, w_randread_cold},
-    {"randread_hot", "4 KiB random read, hot", "ops/s", false, setup_hot, w_randread_hot},
+    {"randread_hot", "4 KiB random read, hot", "ops/s", false, NULL, w_randread_hot},
     {"randwrite_fsync", "4 KiB random write + fsync", "ops/s", false, NULL, w_randwrite},
     {"stat_cached", "stat of a cached path", "ops/s", false, NULL, w_stat},
     {"create_small", "create+write 4 KiB+close, 10k files", "files/s", false, NULL, w_create},
     {"readdir", "readdir, 10k-entry directory", "entries/s", false, setup_readdir, w_readdir},
     {"threads4_cold", "4 threads x 4 KiB random read, cold", "ops/s", true, NULL, w_threads_cold},
-    {"threads4_hot", "4 threads x 4 KiB random read, hot", "ops/s", false, setup_hot, w_threads_hot},
+    {"threads4_hot", "4 threads x 4 KiB random read, hot", "ops/s", false, NULL, w_threads_hot},
 };
 #define NWORK ((int)(sizeof(workloads) / sizeof(workloads[0])))
 
@@ -448,11 +481,17 @@ static const struct server servers[] = {
 };
 #define NSRV ((int)(sizeof(servers) / sizeof(servers[0])))
 
-/* A cache mode: the server's options (per server, same on both sides) and
- * ufuse's.  Until the page cache exists (issue 3) ufuse runs every mode
- * with cache=direct; when it lands, "writethrough" gets cache=writethrough
- * and a "writeback" row ({"writeback", "cache=writeback", {"writeback",
- * "writeback"}}) is added. */
+/* A cache mode: ufuse's cache= option against the kernel client in the same
+ * mode, set through the server's options (the same on both sides):
+ *   direct        ufuse cache=direct; the kernel with direct I/O (memfs
+ *                 -o direct_io, passthrough_ll -o cache=never)
+ *   writethrough  ufuse cache=writethrough; the kernel's default cached mode
+ *                 (page cache, writes sent at once: no writeback cache)
+ *   writeback     ufuse cache=writeback; the kernel's writeback cache, which
+ *                 the server asks for at INIT (-o writeback on both servers;
+ *                 ufuse then has the grant too)
+ * Neither server sets FOPEN_KEEP_CACHE in these modes, so every open drops
+ * the file's cached pages on both sides. */
 struct mode {
     const char *name;
     const char *ufuse_opts;
@@ -461,7 +500,8 @@ struct mode {
 
 static const struct mode modes[] = {
     {"direct", "cache=direct", {"direct_io", "cache=never"}},
-    {"writethrough", "cache=direct", {"", ""}},
+    {"writethrough", "cache=writethrough", {"", ""}},
+    {"writeback", "cache=writeback", {"writeback", "writeback"}},
 };
 #define NMODE ((int)(sizeof(modes) / sizeof(modes[0])))
 
@@ -475,6 +515,9 @@ struct result {
     int err;                    /* first error (-errno), 0 */
     bool done;
     uint64_t requests, wakeups; /* ufuse side: sums over the measured runs */
+    struct ufuse_cacheinfo cache;  /* ufuse side: counters summed over the
+                                    * measured runs (their timed parts);
+                                    * pages_max the largest */
 };
 
 enum { K = 0, U = 1 };
@@ -553,6 +596,36 @@ static bool valid(const struct result *r)
     return r->done && !r->err && r->n > 0;
 }
 
+/* Add the counters' change from @a to @z to @sum (budget and sizes are
+ * copied; pages_max is the largest seen). */
+static void cache_add(struct ufuse_cacheinfo *sum, const struct ufuse_cacheinfo *a,
+                      const struct ufuse_cacheinfo *z)
+{
+    sum->budget = z->budget;
+    sum->page_size = z->page_size;
+    sum->block_size = z->block_size;
+    if (z->pages_max > sum->pages_max)
+        sum->pages_max = z->pages_max;
+    sum->hits += z->hits - a->hits;
+    sum->misses += z->misses - a->misses;
+    sum->readahead += z->readahead - a->readahead;
+    sum->evictions += z->evictions - a->evictions;
+    sum->written_back += z->written_back - a->written_back;
+    sum->writebacks += z->writebacks - a->writebacks;
+    sum->throttled += z->throttled - a->throttled;
+}
+
+/* The pages found by reads, as a percentage of those looked up; false when
+ * no read looked a page up. */
+static bool hit_pct(const struct ufuse_cacheinfo *c, char *b, size_t n)
+{
+    uint64_t looked = c->hits + c->misses;
+    if (!looked)
+        return false;
+    snprintf(b, n, "%.1f%%", 100.0 * (double)c->hits / (double)looked);
+    return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* Running                                                             */
 
@@ -585,26 +658,31 @@ static void run_workload(struct side *sd, const char *what, int wi, struct resul
         c.run = i;
         if (W->cold && (r = side_remount(sd)) < 0)
             break;
-        struct ufuse_conninfo a = {0}, z = {0};
-        if (sd->s)
-            ufuse_conninfo(sd->s, &a);
+        struct ufuse_conninfo z = {0};
+        struct ufuse_cacheinfo cz = {0};
+        timed_start(&c);
         r = W->run(&c, &rate);
-        if (sd->s)
+        if (sd->s) {
             ufuse_conninfo(sd->s, &z);
+            ufuse_cacheinfo(sd->s, &cz);
+        }
         if (r == 0 && i >= 0) {
             res->v[res->n++] = rate;
-            res->requests += z.requests - a.requests;
-            res->wakeups += z.wakeups - a.wakeups;
+            res->requests += z.requests - c.ci0.requests;
+            res->wakeups += z.wakeups - c.ci0.wakeups;
+            cache_add(&res->cache, &c.ca0, &cz);
         }
     }
     res->err = r;
     summarize(res);
-    char b[64], wk[48] = "";
+    char b[64], wk[48] = "", hr[16], ch[64] = "";
     if (sd->s && res->requests)
         snprintf(wk, sizeof(wk), " (%.2f wake-ups/request)",
                  (double)res->wakeups / (double)res->requests);
-    fprintf(stderr, "[%3d/%d] %-36s %-38s %s %s%s\n", ++progress_i, progress_n, what,
-            W->title, cell(res, b, sizeof(b)), r ? "" : W->unit, wk);
+    if (sd->s && res->cache.budget && hit_pct(&res->cache, hr, sizeof(hr)))
+        snprintf(ch, sizeof(ch), " (cache hits %s)", hr);
+    fprintf(stderr, "[%3d/%d] %-36s %-38s %s %s%s%s\n", ++progress_i, progress_n, what,
+            W->title, cell(res, b, sizeof(b)), r ? "" : W->unit, wk, ch);
     if (r) {
         failures++;
         fprintf(stderr, "bench: %s: %s failed: %s\n", what, W->id, strerror(-r));
@@ -850,12 +928,12 @@ static void print_tables(FILE *f, bool md)
             mode_desc(si, mi, d, sizeof(d));
             if (md) {
                 fprintf(f, "\n**%s, %s** (%s)\n\n", servers[si].name, modes[mi].name, d);
-                fprintf(f, "| workload | unit | kernel | ufuse | ratio | ceiling (tmpfs) | ufuse wake-ups/req |\n");
-                fprintf(f, "|---|---|---|---|---|---|---|\n");
+                fprintf(f, "| workload | unit | kernel | ufuse | ratio | ceiling (tmpfs) | ufuse wake-ups/req | ufuse cache hits |\n");
+                fprintf(f, "|---|---|---|---|---|---|---|---|\n");
             } else {
                 fprintf(f, "\n%s, %s (%s)\n", servers[si].name, modes[mi].name, d);
-                fprintf(f, "%-38s %-9s %-24s %-24s %-6s %-8s %s\n", "workload", "unit",
-                        "kernel", "ufuse", "ratio", "ceiling", "wake/req");
+                fprintf(f, "%-38s %-9s %-24s %-24s %-6s %-8s %-8s %s\n", "workload", "unit",
+                        "kernel", "ufuse", "ratio", "ceiling", "wake/req", "hits");
             }
             for (int wi = 0; wi < NWORK; wi++) {
                 double q = ratio(si, mi, wi);
@@ -873,15 +951,20 @@ static void print_tables(FILE *f, bool md)
                 char wk[16] = "-";
                 if (valid(u) && u->requests)
                     snprintf(wk, sizeof(wk), "%.2f", (double)u->wakeups / (double)u->requests);
+                char hr[16] = "-";
+                if (valid(u) && u->cache.budget)
+                    hit_pct(&u->cache, hr, sizeof(hr));
                 const char *k = cell(&R[si][mi][wi][K], b[0], 64);
                 if (kernel_why)
                     k = "n/a";
                 if (md)
-                    fprintf(f, "| %s | %s | %s | %s | %s | %s | %s |\n", workloads[wi].title,
-                            workloads[wi].unit, k, cell(u, b[1], 64), rs, ceil_s, wk);
+                    fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                            workloads[wi].title, workloads[wi].unit, k, cell(u, b[1], 64), rs,
+                            ceil_s, wk, hr);
                 else
-                    fprintf(f, "%-38s %-9s %-24s %-24s %-6s %-8s %s\n", workloads[wi].title,
-                            workloads[wi].unit, k, cell(u, b[1], 64), rs, ceil_s, wk);
+                    fprintf(f, "%-38s %-9s %-24s %-24s %-6s %-8s %-8s %s\n",
+                            workloads[wi].title, workloads[wi].unit, k, cell(u, b[1], 64), rs,
+                            ceil_s, wk, hr);
             }
         }
     }
@@ -946,6 +1029,17 @@ static void json_result(FILE *f, const struct result *r)
         fprintf(f, ", \"requests\": %llu, \"wakeups\": %llu, \"wakeups_per_request\": %.3f",
                 (unsigned long long)r->requests, (unsigned long long)r->wakeups,
                 (double)r->wakeups / (double)r->requests);
+    const struct ufuse_cacheinfo *c = &r->cache;
+    if (c->budget)      /* a ufuse run with the page cache (budget 0: cache=direct) */
+        fprintf(f, ",\n       \"cache\": {\"hits\": %llu, \"misses\": %llu, \"readahead\": %llu, "
+                   "\"evictions\": %llu, \"written_back\": %llu, \"writebacks\": %llu, "
+                   "\"throttled\": %llu, \"pages_max\": %llu, \"budget\": %llu, "
+                   "\"page_size\": %u, \"block_size\": %u}",
+                (unsigned long long)c->hits, (unsigned long long)c->misses,
+                (unsigned long long)c->readahead, (unsigned long long)c->evictions,
+                (unsigned long long)c->written_back, (unsigned long long)c->writebacks,
+                (unsigned long long)c->throttled, (unsigned long long)c->pages_max,
+                (unsigned long long)c->budget, c->page_size, c->block_size);
     fprintf(f, "}");
 }
 

@@ -1,5 +1,6 @@
 # plot.gp - the benchmark's chart: ufuse / kernel ratio per workload, one bar
-# per server and cache mode, from latest.dat (written by ufuse-bench).
+# per server and cache mode (direct, writethrough, writeback), from latest.dat
+# (written by ufuse-bench); the key stands right of the plot.
 # usage: gnuplot -e "dat='DIR/latest.dat'; out='DIR/latest.svg'; subtitle='...'" bench/plot.gp
 if (!exists("dat")) dat = 'bench/results/latest.dat'
 if (!exists("out")) out = 'bench/results/latest.svg'
@@ -15,10 +16,9 @@ set boxwidth 0.9
 set logscale y 2
 set yrange [0.0078125:32]
 set ytics ("1/128" 0.0078125, "1/32" 0.03125, "1/8" 0.125, "1/4" 0.25, "1/2" 0.5, "1" 1, "2" 2, "4" 4, "8" 8, "16" 16, "32" 32)
-set rmargin 16
 set grid ytics
 set ylabel "ufuse / kernel"
 set xtics rotate by -30 scale 0 font ",10"
-set key top left
+set key outside right top
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "black"
 plot for [c=2:*] dat using c:xtic(1) title columnheader(c)

@@ -653,13 +653,17 @@ static int cache_getpages_read(struct cache_obj *o, const struct cache_handle *h
     return rc;
 }
 
-/* Wait until none of pages [@first, @first + @n) is busy (o->mu held). */
+/* Wait until none of pages [@first, @first + @n) is busy (o->mu held).
+ * Every wait drops the lock, and a page seen idle before it may have
+ * been evicted and busied again since: scan again from the start. */
 static void cache_wait_unbusy(struct cache_obj *o, uint64_t first, int n)
 {
     for (int i = 0; i < n; i++) {
-        struct cache_page *p;
-        while ((p = cache_lookup(o, first + (uint64_t)i)) && (p->flags & PG_BUSY))
+        struct cache_page *p = cache_lookup(o, first + (uint64_t)i);
+        if (p && (p->flags & PG_BUSY)) {
             pthread_cond_wait(&o->cv, &o->mu);
+            i = -1;
+        }
     }
 }
 
@@ -1180,58 +1184,71 @@ int cache_putpages(struct cache_obj *o, uint64_t off, uint64_t len, int sync)
 
 /* ---- invalidation and truncation ------------------------------------------------------------ */
 
-/* A resident page of [first, last], or NULL (o->mu held). */
-static struct cache_page *cache_find_in(struct cache_obj *o, uint64_t first, uint64_t last)
+enum cache_drop {
+    DROP_IDLE,   /* clean pages nobody uses; no waiting */
+    DROP_CLEAN,  /* clean pages, waiting for those in use or under I/O */
+    DROP_ALL,    /* every page, dirty ones too, waiting likewise */
+};
+
+/*
+ * One pass over the pages of [first, last] (o->mu held): drop what @how
+ * allows.  Returns 1 if a page had to be left because it was in use.
+ */
+static int cache_drop_pass(struct cache_obj *o, uint64_t first, uint64_t last,
+                           enum cache_drop how)
 {
-    if (last - first < 4 * (uint64_t)(o->hmask + 1)) {
-        for (uint64_t idx = first; idx <= last; idx++) {
-            struct cache_page *p = cache_lookup(o, idx);
-            if (p)
-                return p;
-            if (idx == UINT64_MAX)
+    int busy = 0;
+    int by_index = last - first < 4 * (uint64_t)(o->hmask + 1);
+    unsigned nb = by_index ? 0 : o->hmask + 1;
+    uint64_t idx = first;
+    for (unsigned b = 0;;) {
+        struct cache_page *p, *next;
+        if (by_index) {
+            p = cache_lookup(o, idx);
+            next = NULL;
+        } else {
+            if (b >= nb)
                 break;
+            p = o->hash[b++];
         }
-        return NULL;
+        for (; p; p = next) {
+            if (!by_index)
+                next = p->hnext;
+            if (p->index < first || p->index > last)
+                continue;
+            if ((p->flags & PG_DIRTY) && how != DROP_ALL)
+                continue;
+            if ((p->flags & (PG_BUSY | PG_WRITEBACK)) || p->pins) {
+                busy = 1;
+                continue;
+            }
+            cache_page_free(o, p);
+        }
+        if (by_index && (idx++ == last))
+            break;
     }
-    for (unsigned i = 0; i <= o->hmask; i++)
-        for (struct cache_page *p = o->hash[i]; p; p = p->hnext)
-            if (p->index >= first && p->index <= last)
-                return p;
-    return NULL;
+    return busy;
 }
 
-/* Drop every page of [first, last], dirty ones too (o->mu held). */
-static void cache_drop_range(struct cache_obj *o, uint64_t first, uint64_t last)
+/* Drop the pages of [first, last] as @how says (o->mu held).  A putpages
+ * pass owns the dirty pages it collected: wait for it, at every round. */
+static void cache_drop_range(struct cache_obj *o, uint64_t first, uint64_t last,
+                             enum cache_drop how)
 {
-    struct cache_page *p;
-    while (o->putting)
-        pthread_cond_wait(&o->cv, &o->mu);
-    while ((p = cache_find_in(o, first, last))) {
-        if ((p->flags & (PG_BUSY | PG_WRITEBACK)) || p->pins) {
+    for (;;) {
+        while (how != DROP_IDLE && o->putting)
             pthread_cond_wait(&o->cv, &o->mu);
-            continue;
-        }
-        cache_page_free(o, p);
+        if (!cache_drop_pass(o, first, last, how) || how == DROP_IDLE)
+            break;
+        pthread_cond_wait(&o->cv, &o->mu);
     }
-}
-
-/* Drop the clean, idle pages of [first, last] (o->mu held). */
-static void cache_drop_clean_locked(struct cache_obj *o, uint64_t first, uint64_t last)
-{
-    for (unsigned i = 0; i <= o->hmask; i++)
-        for (struct cache_page *p = o->hash[i], *next; p; p = next) {
-            next = p->hnext;
-            if (p->index >= first && p->index <= last && !p->pins &&
-                !(p->flags & (PG_BUSY | PG_DIRTY | PG_WRITEBACK)))
-                cache_page_free(o, p);
-        }
 }
 
 void cache_drop_clean(struct cache_obj *o, uint64_t off, uint64_t len)
 {
     pthread_mutex_lock(&o->mu);
-    cache_drop_clean_locked(o, off >> CACHE_PAGE_SHIFT,
-                            len ? (off + len - 1) >> CACHE_PAGE_SHIFT : UINT64_MAX);
+    cache_drop_range(o, off >> CACHE_PAGE_SHIFT,
+                     len ? (off + len - 1) >> CACHE_PAGE_SHIFT : UINT64_MAX, DROP_IDLE);
     pthread_mutex_unlock(&o->mu);
 }
 
@@ -1244,8 +1261,8 @@ int cache_attr_check(struct cache_obj *o, uint64_t size, uint64_t mtime, uint32_
     o->snap_size = size;
     o->snap_mtime = mtime;
     o->snap_mtimensec = mtimensec;
-    if (changed && !o->ndirty && !o->nwriteback)
-        cache_drop_clean_locked(o, 0, UINT64_MAX);
+    if (changed)
+        cache_drop_range(o, 0, UINT64_MAX, DROP_IDLE);
     pthread_mutex_unlock(&o->mu);
     return changed;
 }
@@ -1263,12 +1280,8 @@ int cache_invalidate(struct cache_obj *o, uint64_t off, uint64_t len, int discar
     uint64_t last = len ? (off + len - 1) >> CACHE_PAGE_SHIFT : UINT64_MAX;
     int rc = discard ? 0 : cache_putpages(o, off, len, 1);
     pthread_mutex_lock(&o->mu);
-    if (rc && !discard) {
-        /* Keep what could not be written (still dirty): drop the rest. */
-        cache_drop_clean_locked(o, first, last);
-    } else {
-        cache_drop_range(o, first, last);
-    }
+    /* Pages dirtied again since (or whose write-back failed) stay. */
+    cache_drop_range(o, first, last, discard ? DROP_ALL : DROP_CLEAN);
     cache_clean_attrs(o);
     assert(cache_obj_sane(o));
     pthread_mutex_unlock(&o->mu);
@@ -1298,7 +1311,7 @@ void cache_truncate(struct cache_obj *o, uint64_t size)
 {
     uint64_t keep = (size + CACHE_PAGE_SIZE - 1) >> CACHE_PAGE_SHIFT;
     pthread_mutex_lock(&o->mu);
-    cache_drop_range(o, keep, UINT64_MAX);
+    cache_drop_range(o, keep, UINT64_MAX, DROP_ALL);
     unsigned tail = (unsigned)(size & (CACHE_PAGE_SIZE - 1));
     struct cache_page *p;
     if (tail) {

@@ -210,6 +210,21 @@ void io_setsize_end(struct io_mount *m, struct cache_obj *o, int rc, int size_se
     cache_obj_put(o);
 }
 
+void io_drop_unused(struct io_mount *m, struct node *n)
+{
+    if (!m->cache_on || n->type != S_IFREG)
+        return;
+    struct cache_obj *o = cache_obj_find(&m->cache, n->nodeid);
+    if (!o)
+        return;
+    pthread_mutex_lock(&o->mu);
+    int open = o->handles != NULL;
+    pthread_mutex_unlock(&o->mu);
+    if (!open && o->node == n)
+        cache_invalidate(o, 0, 0, 0);
+    cache_obj_put(o);
+}
+
 int io_range_changed(struct io_mount *m, struct node *n, uint64_t off, uint64_t len, int drop)
 {
     if (!m->cache_on || n->type != S_IFREG)

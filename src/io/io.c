@@ -72,7 +72,9 @@ int io_fetch_attr(struct conn *c, struct node_table *t, struct node *n,
     rc = node_attr_store(t, n, &ao.attr, ao.attr_valid, ao.attr_valid_nsec, seq);
     if (rc)
         return rc;
-    *a = ao.attr;
+    /* The node's, not the reply's: a local size (dirty data) or a newer
+     * local change wins over what the server said. */
+    node_attr_get(t, n, a);
     return 0;
 }
 
@@ -202,12 +204,24 @@ struct io_target io_target_of(const struct io_file *f)
 ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
 {
     struct io_target t = io_target_of(f);
-    if (f->obj) {
-        int rc = cache_putpages(f->obj, (uint64_t)off, iov_total(iov, cnt), 1);
-        if (rc)
-            return rc;
+    if (!f->obj)
+        return io_transfer_read(&t, iov, cnt, off);
+    size_t want = iov_total(iov, cnt);
+    int rc = cache_putpages(f->obj, (uint64_t)off, want, 1);
+    if (rc)
+        return rc;
+    ssize_t got = io_transfer_read(&t, iov, cnt, off);
+    if (got >= 0 && (size_t)got < want && cache_obj_dirty(f->obj)) {
+        /* Dirty data past the server's EOF: what it lacks up to our size
+         * is a hole (as in the buffered path). */
+        uint64_t size = node_size(f->nodes, f->node), end = (uint64_t)off + (uint64_t)got;
+        if (size > end) {
+            size_t zeros = (size_t)UFUSE_MIN(size - end, (uint64_t)(want - (size_t)got));
+            iov_copy_in(iov, cnt, (size_t)got, NULL, zeros);
+            got += (ssize_t)zeros;
+        }
     }
-    return io_transfer_read(&t, iov, cnt, off);
+    return got;
 }
 
 ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off)

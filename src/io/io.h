@@ -80,6 +80,9 @@ int io_file_sync(struct io_file *f);
 struct cache_obj *io_setsize_begin(struct io_mount *m, struct node *n);
 void io_setsize_end(struct io_mount *m, struct cache_obj *o, int rc, int size_set,
                     uint64_t size);
+/* @n lost a name: if nobody has it open, drop its cached data (and so
+ * the cache's reference on it). */
+void io_drop_unused(struct io_mount *m, struct node *n);
 /* Write back and drop the cached pages of [@off, @off + @len) of @n
  * (@len 0: to the end): data is about to change on the server. */
 int io_range_changed(struct io_mount *m, struct node *n, uint64_t off, uint64_t len,

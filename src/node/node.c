@@ -378,6 +378,13 @@ int node_attr_cached_gen(struct node_table *t, struct node *n, struct fuse_attr 
     return ok;
 }
 
+void node_attr_get(struct node_table *t, struct node *n, struct fuse_attr *a)
+{
+    pthread_mutex_lock(&t->mu);
+    *a = n->attr;
+    pthread_mutex_unlock(&t->mu);
+}
+
 uint64_t node_size(struct node_table *t, struct node *n)
 {
     pthread_mutex_lock(&t->mu);

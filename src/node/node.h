@@ -107,6 +107,8 @@ static inline uint64_t node_attr_gen(struct node *n)
 {
     return atomic_load_explicit(&n->attr_gen, memory_order_acquire);
 }
+/* The attributes last known, valid or not. */
+void node_attr_get(struct node_table *t, struct node *n, struct fuse_attr *a);
 /* The size last known (ours while local_attrs). */
 uint64_t node_size(struct node_table *t, struct node *n);
 /* Set the size (truncate): bumps the version, keeps the validity. */

@@ -99,7 +99,10 @@ size_t iov_copy_in(const struct iovec *dst, int cnt, size_t off,
             continue;
         }
         size_t n = UFUSE_MIN(dst[i].iov_len - off, len - done);
-        memcpy((char *)dst[i].iov_base + off, p + done, n);
+        if (p)
+            memcpy((char *)dst[i].iov_base + off, p + done, n);
+        else
+            memset((char *)dst[i].iov_base + off, 0, n);
         done += n;
         off = 0;
     }

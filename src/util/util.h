@@ -43,8 +43,8 @@ int ufuse_parse_size(const char *s, uint64_t *out);
 size_t iov_total(const struct iovec *iov, int cnt);
 /*
  * Copy @len bytes from the flat buffer @src into the iovec array @dst,
- * starting @off bytes into it.  Returns the bytes copied (less than @len
- * when @dst is shorter).
+ * starting @off bytes into it (@src NULL: zeros).  Returns the bytes
+ * copied (less than @len when @dst is shorter).
  */
 size_t iov_copy_in(const struct iovec *dst, int cnt, size_t off,
                    const void *src, size_t len);

@@ -192,7 +192,9 @@ static int vfs_start_io(ufuse_t *s)
     struct cache_params cp = {
         .budget = s->opts.cache_size,
         .block_size = UFUSE_MIN(s->opts.block_size, p->max_read),
-        .max_read = p->max_read,
+        /* Readahead runs READs in parallel: under splice they must each
+         * fit one datagram, or their split replies would interleave. */
+        .max_read = s->opts.splice ? UFUSE_MIN(p->max_read, SPLICE_MAX_READ) : p->max_read,
         .max_write = p->max_write,
         .readahead = m->readahead,
         .dirty_expire_ns = s->opts.dirty_expire_ns,

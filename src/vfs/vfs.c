@@ -123,8 +123,8 @@ static int vfs_lookup(ufuse_t *s, struct node *parent, const char *name, size_t 
     if (!n)
         return rc;
     *child = n;
-    if (attr)
-        *attr = e.attr;
+    if (attr) /* the node's: local size and times win over the reply's */
+        node_attr_get(&s->nodes, n, attr);
     if (fresh)
         *fresh = 1;
     return 0;
@@ -545,6 +545,9 @@ static void vfs_name_gone(ufuse_t *s, struct node *parent, const char *name, siz
     struct node *child;
     if (entry_lookup(&s->nodes, parent, name, len, &child, 0) == ENTRY_POSITIVE) {
         node_attr_changed(&s->nodes, child); /* nlink and ctime changed */
+        /* Cached data of a file nobody has open must not keep its node
+         * (and the server's inode) alive once the name is gone. */
+        io_drop_unused(&s->io, child);
         node_put(&s->nodes, child);
     }
     entry_drop(&s->nodes, parent->nodeid, name, len);
@@ -1104,6 +1107,8 @@ int vfs_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len)
     rc = vfs_call(f->s, FUSE_FALLOCATE, f->io.node->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0,
                   NULL, 0, 0, NULL);
     io_range_changed(&f->s->io, f->io.node, (uint64_t)off, (uint64_t)len, 1);
+    if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE)) /* our size may be the local one */
+        node_size_extend(&f->s->nodes, f->io.node, (uint64_t)off + (uint64_t)len);
     return rc == -ENOSYS ? -EOPNOTSUPP : rc;
 }
 

@@ -167,6 +167,31 @@ check "--stats total equals the sum of the rows" \
 run -c pwd
 expect_empty err "no table without --stats"
 
+# --stats with the page cache: "cache WORD:" lines after the table, from
+# ufuse_cacheinfo().  The open drops the pages put left (ufuse-memfs sets no
+# keep_cache), the first pread misses, the second finds all 16 pages.
+run -o cache=writethrough --stats -c "put $T/64k /f" -c "open -r /f" -c "pread 0 64k" \
+    -c "pread 0 64k"
+expect_rc 0 "--stats, cache=writethrough"
+expect_line err "cache budget: 256 MiB (65536 pages of 4 KiB), 4 KiB blocks" \
+    "--stats cache budget line: the defaults"
+check "--stats cache reads: the second pread hit every page, the first missed" \
+    awk '/^cache reads: / { ok = ($3 >= 16 && $6 >= 1) } END { exit !ok }' "$T/err"
+expect_match err '^cache memory: at most [1-9][0-9]* of 65536 pages held, [0-9]+ evicted; now [0-9]+ held, 0 dirty, 0 under write-back$' \
+    "--stats cache memory line"
+# Write-back: put's 16 dirty pages go out when its file is closed, every
+# WRITE of the session is a write-back WRITE.
+run -o cache=writeback,cache_size=1m,block_size=16k --stats -c "put $T/64k /f"
+expect_rc 0 "--stats, cache=writeback"
+expect_line err "cache budget: 1 MiB (256 pages of 4 KiB), 16 KiB blocks" \
+    "--stats cache budget line: cache_size= and block_size="
+check "--stats cache writes: 16 pages written back, in as many WRITEs as the WRITE row" \
+    awk '$1 == "WRITE" { w = $2 } /^cache writes: / { p = $3; n = $8 }
+         END { exit !(p == 16 && n >= 1 && n == w) }' "$T/err"
+run -o cache=direct --stats -c pwd
+check "--stats: no cache lines under cache=direct" \
+    awk '/^cache / { bad = 1 } END { exit bad }' "$T/err"
+
 # -o log=FILE: the server's stderr and ufuse's own messages go to the file,
 # not to our stderr.  A server that rejects its options says so there.
 rm -f "$T/server.log"

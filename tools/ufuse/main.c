@@ -240,6 +240,52 @@ static int run_stdin(struct cli *c)
 
 /* ---- --stats ----------------------------------------------------------- */
 
+/* A byte count as "256 MiB", "4 KiB" or "100 B". */
+static const char *human_bytes(unsigned long long n, char *b, size_t size)
+{
+    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int u = 0;
+    while (u < 4 && n >= 1024 && n % 1024 == 0) {
+        n /= 1024;
+        u++;
+    }
+    snprintf(b, size, "%llu %s", n, unit[u]);
+    return b;
+}
+
+/* The page cache's counters, unless the session runs without it
+ * (cache=direct: ufuse_cacheinfo() reports a zero budget).  Every line
+ * starts "cache WORD:", so the second field is never a number and the
+ * opcode table's columns stay the only numeric rows. */
+static void print_cache_stats(ufuse_t *fs)
+{
+    struct ufuse_cacheinfo c;
+    if (ufuse_cacheinfo(fs, &c) != 0 || c.budget == 0)
+        return;
+    unsigned long long page = c.page_size ? c.page_size : 4096;
+    unsigned long long budget_pages = c.budget / page;
+    unsigned long long looked = c.hits + c.misses;
+    char b[3][32], ratio[32] = "no reads";
+    if (looked)
+        snprintf(ratio, sizeof(ratio), "%.1f%% hit ratio", 100.0 * (double)c.hits / (double)looked);
+    fprintf(stderr, "cache budget: %s (%llu pages of %s), %s blocks\n",
+            human_bytes(c.budget, b[0], sizeof(b[0])), budget_pages,
+            human_bytes(page, b[1], sizeof(b[1])),
+            human_bytes(c.block_size, b[2], sizeof(b[2])));
+    fprintf(stderr, "cache reads: %llu pages hit, %llu missed (%s), %llu read ahead\n",
+            (unsigned long long)c.hits, (unsigned long long)c.misses, ratio,
+            (unsigned long long)c.readahead);
+    fprintf(stderr, "cache writes: %llu pages written back in %llu WRITEs, "
+                    "%llu writers throttled\n",
+            (unsigned long long)c.written_back, (unsigned long long)c.writebacks,
+            (unsigned long long)c.throttled);
+    fprintf(stderr, "cache memory: at most %llu of %llu pages held, %llu evicted; "
+                    "now %llu held, %llu dirty, %llu under write-back\n",
+            (unsigned long long)c.pages_max, budget_pages, (unsigned long long)c.evictions,
+            (unsigned long long)c.pages, (unsigned long long)c.dirty,
+            (unsigned long long)c.writeback);
+}
+
 static void print_stats(ufuse_t *fs)
 {
     struct ufuse_opstat st[256];
@@ -271,6 +317,7 @@ static void print_stats(ufuse_t *fs)
     if (ufuse_conninfo(fs, &ci) == 0 && ci.requests)
         fprintf(stderr, "thread wake-ups: %llu (%.2f per request)\n",
                 (unsigned long long)ci.wakeups, (double)ci.wakeups / (double)ci.requests);
+    print_cache_stats(fs);
 }
 
 /* ---- ufuse's own arguments --------------------------------------------- */
@@ -291,7 +338,8 @@ static void usage(FILE *f)
 "                 server, ufuse-memfs (an in-memory file system).\n"
 "  -o OPT[,OPT]   mount options, see -o help (several -o are joined)\n"
 "  -c CMD         a command line to run (may be repeated)\n"
-"  --stats        at exit, print per-opcode request statistics to stderr\n"
+"  --stats        at exit, print per-opcode request statistics (and the page\n"
+"                 cache's counters) to stderr\n"
 "  -h, --help     print this help\n"
 "  -V, --version  print the version\n"
 "\n"
@@ -312,7 +360,18 @@ static void option_help(void)
     printf(
 "Mount options (-o OPT[,OPT...]; defaults in brackets):\n"
 "  cache=direct|writethrough|writeback|auto\n"
-"                     caching mode [auto]\n"
+"                     caching mode [auto]: auto is writeback when the server\n"
+"                     grants FUSE_WRITEBACK_CACHE, else writethrough; direct\n"
+"                     uses no page cache\n"
+"  cache_size=SIZE    memory budget of the page cache (k/m/g), at least 1m\n"
+"                     [256m]\n"
+"  block_size=SIZE    unit a cache miss is read in: a power of two from 4k\n"
+"                     to max_read [4k]\n"
+"  readahead=SIZE     largest sequential readahead window, capped by the\n"
+"                     server's max_readahead and cache_size/8; 0 = none [1m]\n"
+"  dirty_expire=SECONDS\n"
+"                     writeback: dirty data older than this is written\n"
+"                     back [30]\n"
 "  timeout=SECONDS    time limit of each request, 0 = none [0]\n"
 "  max_read=SIZE      cap on the size of READ requests (k/m/g) [128k]\n"
 "  max_write=SIZE     cap on the size of WRITE requests (k/m/g) [1m]\n"
