@@ -80,6 +80,8 @@ struct cache_obj {
     unsigned reads_async;        /* readahead READs in flight */
     int nowrite;                 /* a truncate is in progress: no write-back */
     int putting;                 /* a putpages pass owns the dirty list */
+    unsigned writes_async;       /* its clusters queued or on the workers */
+    int pass_err;                /* the pass's first write-back error */
     uint64_t dirtied_ns;         /* when the obj went from clean to dirty */
     struct cache_handle *handles;
     int err;                     /* last write-back error (-errno) */
