@@ -606,6 +606,19 @@ static unsigned cache_wb_seq(const struct cache_obj *o)
     return (o->wb_seq & 0x7fffffffu) | (o->ndirty || o->nwriteback ? 0x80000000u : 0);
 }
 
+unsigned cache_wb_mark(struct cache_obj *o)
+{
+    pthread_mutex_lock(&o->mu);
+    unsigned m = cache_wb_seq(o);
+    pthread_mutex_unlock(&o->mu);
+    return m;
+}
+
+int cache_wb_unsettled(struct cache_obj *o, unsigned mark)
+{
+    return (mark & 0x80000000u) || cache_wb_mark(o) != mark;
+}
+
 /*
  * Settle @n busy pages after a read of @got bytes (o->mu held): on error
  * they go; on a short read of a clean file, pages wholly past the server's
@@ -621,7 +634,7 @@ static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, 
     /* Dirty data when the READ left or now, or written back since (see
      * cache_wb_seq): the server's EOF may be behind ours, and what it
      * lacks is a hole. */
-    int local_hole = cache_wb_seq(o) != wb_seq || (wb_seq & 0x80000000u);
+    int local_hole = (wb_seq & 0x80000000u) || cache_wb_seq(o) != wb_seq;
     if (got >= 0 && start + (uint64_t)got < end && !local_hole)
         eof = start + (uint64_t)got;
     for (int i = 0; i < n; i++) {

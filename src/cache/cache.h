@@ -242,6 +242,11 @@ void cache_nowrite_end(struct cache_obj *o);
 void cache_balance_dirty(struct cache_obj *o);
 /* Is @o dirty (dirty or under write-back pages)? */
 int cache_obj_dirty(struct cache_obj *o);
+/* A READ's short answer is the server's EOF only if the file was clean
+ * and no write-back completed while it ran: take cache_wb_mark before
+ * it, ask cache_wb_unsettled after. */
+unsigned cache_wb_mark(struct cache_obj *o);
+int cache_wb_unsettled(struct cache_obj *o, unsigned mark);
 /* Wait until no readahead READ of @o is in flight. */
 void cache_wait_reads(struct cache_obj *o);
 

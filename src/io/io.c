@@ -210,10 +210,12 @@ ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov, int cn
     int rc = cache_putpages(f->obj, (uint64_t)off, want, 1);
     if (rc)
         return rc;
+    unsigned seq = cache_wb_mark(f->obj);
     ssize_t got = io_transfer_read(&t, iov, cnt, off);
-    if (got >= 0 && (size_t)got < want && cache_obj_dirty(f->obj)) {
-        /* Dirty data past the server's EOF: what it lacks up to our size
-         * is a hole (as in the buffered path). */
+    if (got >= 0 && (size_t)got < want && cache_wb_unsettled(f->obj, seq)) {
+        /* Dirty data past the server's EOF (now, or written back while
+         * the READ ran): what it lacks up to our size is a hole, as in
+         * the buffered path. */
         uint64_t size = node_size(f->nodes, f->node), end = (uint64_t)off + (uint64_t)got;
         if (size > end) {
             size_t zeros = (size_t)UFUSE_MIN(size - end, (uint64_t)(want - (size_t)got));
