@@ -17,9 +17,14 @@
  *     |   evict (clean, unpinned, no I/O) / invalidate     | putpages     |
  *     +<-----------------------------------------------  WRITEBACK -------+
  *                                                  done (or error: clean)
- *   A write into a WRITEBACK page makes it DIRTY|WRITEBACK: it is written
- *   again after the write in flight completes.  EINTR / ETIMEDOUT / EAGAIN
- *   put a written-back page back to DIRTY.
+ *   A writer waits for a WRITEBACK page to come back before copying into
+ *   it, so a WRITE never carries a half-written page.  EINTR / ETIMEDOUT /
+ *   EAGAIN put a written-back page back to DIRTY.
+ *
+ * Copies out of a valid page (readers, write-back) and into it (a writer,
+ * who holds the file's wlock) take no lock: like the Linux page cache, a
+ * read racing a write of the same bytes may see part of each, never bytes
+ * of another page (pins keep the frame).
  *
  * Eviction: CLOCK with a second chance over all frames.  A hit sets
  * PG_REF under the object's lock only (no global lock), a new page enters
@@ -32,7 +37,8 @@
  * evicted on a later pass.
  *
  * Readahead and write-back run in worker threads (readahead READs,
- * invalidations asked by notifications) and one flusher thread (dirty data
+ * clustered write-back WRITEs, up to 4 per putpages pass, invalidations
+ * asked by notifications) and one flusher thread (dirty data
  * older than dirty_expire, or more than a quarter of the budget dirty, or
  * memory pressure).  Writers are throttled above half the budget dirty.
  *
@@ -677,14 +683,15 @@ static int cache_getpages_read(struct cache_obj *o, const struct cache_handle *h
     return rc;
 }
 
-/* Wait until none of pages [@first, @first + @n) is busy (o->mu held).
- * Every wait drops the lock, and a page seen idle before it may have
- * been evicted and busied again since: scan again from the start. */
-static void cache_wait_unbusy(struct cache_obj *o, uint64_t first, int n)
+/* Wait until no page of [@first, @first + @n) has a flag of @mask
+ * (o->mu held).  Every wait drops the lock, and a page seen idle before
+ * it may have been evicted and busied again since: scan again from the
+ * start. */
+static void cache_wait_unbusy(struct cache_obj *o, uint64_t first, int n, uint32_t mask)
 {
     for (int i = 0; i < n; i++) {
         struct cache_page *p = cache_lookup(o, first + (uint64_t)i);
-        if (p && (p->flags & PG_BUSY)) {
+        if (p && (p->flags & mask)) {
             pthread_cond_wait(&o->cv, &o->mu);
             i = -1;
         }
@@ -706,7 +713,7 @@ int cache_getpages(struct cache_obj *o, const struct cache_handle *h, uint64_t o
     *eof = UINT64_MAX;
     pthread_mutex_lock(&o->mu);
 again:
-    cache_wait_unbusy(o, first, n);
+    cache_wait_unbusy(o, first, n, PG_BUSY);
     int missing = -1;
     for (int i = 0; i < n && missing < 0; i++)
         if (!cache_lookup(o, first + (uint64_t)i))
@@ -782,7 +789,10 @@ int cache_getpages_write(struct cache_obj *o, const struct cache_handle *h, uint
     int tries = 0;
     pthread_mutex_lock(&o->mu);
 again:
-    cache_wait_unbusy(o, first, n);
+    /* A writer also waits for write-backs of its pages (as Linux's
+     * fuse_wait_on_page_writeback): the WRITE in flight sends the page as
+     * it was, never a mix. */
+    cache_wait_unbusy(o, first, n, PG_BUSY | PG_WRITEBACK);
     /* Read-modify-write first: only the write's edge pages can be partial.
      * fuse_write_biobackend reads a block that is neither cached nor
      * wholly overwritten, unless it lies at or past EOF. */
@@ -1559,8 +1569,8 @@ int cache_store(struct cache_obj *o, uint64_t off, const void *data, size_t len,
         size_t from = (size_t)(pos - ps);
         size_t take = (size_t)UFUSE_MIN(end - pos, (uint64_t)(CACHE_PAGE_SIZE - from));
         struct cache_page *p = cache_lookup(o, idx);
-        if (p && (p->flags & PG_BUSY)) {
-            pos += take; /* being read: that read's data will do */
+        if (p && (p->flags & (PG_BUSY | PG_WRITEBACK))) {
+            pos += take; /* being read or written: leave it be */
             continue;
         }
         if (!p) {

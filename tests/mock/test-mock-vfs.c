@@ -240,6 +240,9 @@ static void forget_case(uint32_t minor)
     assert_int_equal(ufuse_stat(s, "/b", &st), 0);
     assert_int_equal(mock_log_count(m, FUSE_BATCH_FORGET) + mock_log_count(m, FUSE_FORGET), 0);
     assert_int_equal(ufuse_unmount(s), 0);
+    /* The mock logs what it reads on its own thread: let it catch up. */
+    mock_wait_log(m, minor >= 16 ? FUSE_BATCH_FORGET : FUSE_FORGET, minor >= 16 ? 1 : 2,
+                  MOCK_WAIT_MS);
     uint64_t owed[2] = {0, 0};
     struct mock_req r;
     for (size_t i = 0; mock_log_get(m, i, &r); i++) {
