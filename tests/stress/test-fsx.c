@@ -46,15 +46,7 @@
 
 #include "ufuse.h"
 
-#ifndef FALLOC_FL_KEEP_SIZE
-#define FALLOC_FL_KEEP_SIZE 0x01
-#endif
-#ifndef FALLOC_FL_PUNCH_HOLE
-#define FALLOC_FL_PUNCH_HOLE 0x02
-#endif
-#ifndef FALLOC_FL_ZERO_RANGE
-#define FALLOC_FL_ZERO_RANGE 0x10
-#endif
+#include <linux/falloc.h>
 
 #define MAXLEN (4u << 20)      /* largest file size */
 #define MAXOP (256u << 10)     /* largest single transfer */
