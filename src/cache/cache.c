@@ -37,7 +37,7 @@
  * evicted on a later pass.
  *
  * Readahead and write-back run in worker threads (readahead READs,
- * clustered write-back WRITEs, up to 4 per putpages pass, invalidations
+ * clustered write-back WRITEs, up to 12 per putpages pass, invalidations
  * asked by notifications) and one flusher thread (dirty data
  * older than dirty_expire, or more than a quarter of the budget dirty, or
  * memory pressure).  Writers are throttled above half the budget dirty.
@@ -72,13 +72,13 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define CACHE_WORKERS 4
+#define CACHE_WORKERS 8
 #define CACHE_OHASH_INIT 64
 #define CACHE_FLUSH_PERIOD_MS 1000
 #define CACHE_FRAME_WAIT_MS 50
 #define CACHE_FRAME_TRIES 4
 #define CACHE_SYNC_PASSES 8
-#define CACHE_WB_INFLIGHT 4      /* write-back WRITEs of one pass on the workers */
+#define CACHE_WB_INFLIGHT 12      /* write-back WRITEs of one pass on the workers */
 
 enum cache_job_kind { JOB_READ, JOB_WRITE, JOB_INVALIDATE };
 
