@@ -368,7 +368,7 @@ static void option_help(void)
 "  block_size=SIZE    unit a cache miss is read in: a power of two from 4k\n"
 "                     to max_read [4k]\n"
 "  readahead=SIZE     largest sequential readahead window, capped by the\n"
-"                     server's max_readahead and cache_size/8; 0 = none [1m]\n"
+"                     server's max_readahead and cache_size/8; 0 = none [4m]\n"
 "  dirty_expire=SECONDS\n"
 "                     writeback: dirty data older than this is written\n"
 "                     back [30]\n"
