@@ -102,13 +102,6 @@ struct cache_job {
     struct cache_job *next;
 };
 
-static uint64_t cache_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void cache_deadline(struct timespec *ts, unsigned ms)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);
@@ -209,7 +202,7 @@ static void cache_dirty_add(struct cache_obj *o, struct cache_page *p, unsigned 
         o->dirty->dprev = p;
     o->dirty = p;
     if (o->ndirty++ == 0 && o->nwriteback == 0)
-        o->dirtied_ns = cache_now_ns();
+        o->dirtied_ns = ufuse_now_ns();
     atomic_fetch_add(&o->c->ndirty, 1);
 }
 
@@ -1499,7 +1492,7 @@ static void *cache_flusher_main(void *arg)
         c->flusher_kick = 0;
         pthread_mutex_unlock(&c->mu);
         struct cache_obj **v = cache_objs_snapshot(c);
-        uint64_t now = cache_now_ns();
+        uint64_t now = ufuse_now_ns();
         for (size_t i = 0; v && v[i]; i++) {
             struct cache_obj *o = v[i];
             pthread_mutex_lock(&o->mu);
