@@ -56,7 +56,9 @@
  *  3. PG_DIRTY implies PG_VALID and doff < dend <= page size; a page is on
  *     its object's dirty list exactly when dirty; o->ndirty counts them.
  *  4. o->nwriteback counts PG_WRITEBACK pages; they are never removed.
- *  5. Pinned pages (pins > 0) are never evicted or removed.
+ *  5. Pinned pages (pins > 0) are never evicted or removed.  PG_WRITING
+ *     pages are pinned by the writer copying into them; putpages leaves
+ *     them for its next pass (the WRITE must not read a half-copied page).
  *  6. o->npages counts the object's resident pages.
  *  7. Bytes of a valid page past the file's size are zero.
  *  8. An object with dirty pages has a writable handle registered (the
@@ -230,6 +232,8 @@ int cache_obj_sane(struct cache_obj *o)
                 return 0;                                         /* 1 */
             if ((p->flags & PG_BUSY) && (p->flags & (PG_VALID | PG_DIRTY)))
                 return 0;                                         /* 2 */
+            if ((p->flags & PG_WRITING) && !p->pins)
+                return 0;                                         /* 5 */
             if (p->flags & PG_DIRTY) {
                 nd++;
                 if (!(p->flags & PG_VALID) || p->doff >= p->dend ||
@@ -819,7 +823,7 @@ again:
         struct cache_page *p = cache_lookup(o, idx);
         if (p) {
             p->pins++;
-            p->flags |= PG_REF;
+            p->flags |= PG_REF | PG_WRITING;
             pages[i] = p;
             continue;
         }
@@ -846,6 +850,7 @@ again:
         /* Wholly overwritten, or a hole past EOF: no read, zeros. */
         memset(p->data, 0, CACHE_PAGE_SIZE);
         p->pins++;
+        p->flags |= PG_WRITING;
         pages[i] = p; /* stays busy until cache_write_done */
     }
     pthread_mutex_unlock(&o->mu);
@@ -864,6 +869,7 @@ void cache_write_done(struct cache_obj *o, struct cache_page **pages, int n, uin
         uint64_t want = UFUSE_MIN(off + len, pe);
         uint64_t from = UFUSE_MAX(off, ps), to = UFUSE_MIN(off + done, pe);
         p->pins--;
+        p->flags &= ~PG_WRITING;
         if (p->flags & PG_BUSY) {
             p->flags &= ~PG_BUSY;
             if (to < want) {
@@ -1157,6 +1163,15 @@ static void cache_wait_writes(struct cache_obj *o, unsigned max)
     }
 }
 
+/* Any dirty page of [first, last] a writer is copying into? (o->mu held) */
+static int cache_range_writing(struct cache_obj *o, uint64_t first, uint64_t last)
+{
+    for (struct cache_page *p = o->dirty; p; p = p->dnext)
+        if ((p->flags & PG_WRITING) && p->index >= first && p->index <= last)
+            return 1;
+    return 0;
+}
+
 /* Any page of [first, last] under write-back? (o->mu held) */
 static int cache_range_writeback(struct cache_obj *o, uint64_t first, uint64_t last)
 {
@@ -1173,7 +1188,7 @@ static int cache_range_writeback(struct cache_obj *o, uint64_t first, uint64_t l
  * One pass over the dirty pages of [first, last] (o->mu held): clusters
  * go to the workers (up to CACHE_WB_INFLIGHT WRITEs in flight), the last
  * one is written here, then the pass waits for them all.  *@skipped
- * counts the dirty pages left because they were busy or under write.
+ * counts the dirty pages left because a writer was copying into them.
  */
 static int cache_putpages_pass(struct cache_obj *o, uint64_t first, uint64_t last,
                                int *skipped)
@@ -1192,7 +1207,7 @@ static int cache_putpages_pass(struct cache_obj *o, uint64_t first, uint64_t las
     *skipped = 0;
     for (unsigned i = 0; i < k;) {
         struct cache_page *p = d[i];
-        if (p->flags & (PG_WRITEBACK | PG_BUSY)) {
+        if (p->flags & (PG_WRITEBACK | PG_BUSY | PG_WRITING)) {
             (*skipped)++;
             i++;
             continue;
@@ -1202,7 +1217,7 @@ static int cache_putpages_pass(struct cache_obj *o, uint64_t first, uint64_t las
         unsigned n = 0;
         while (i + n < k && n < max_pages) {
             struct cache_page *q = d[i + n];
-            if (q->flags & (PG_WRITEBACK | PG_BUSY))
+            if (q->flags & (PG_WRITEBACK | PG_BUSY | PG_WRITING))
                 break;
             if (n && (q->index != d[i + n - 1]->index + 1 ||
                       d[i + n - 1]->dend != CACHE_PAGE_SIZE || q->doff != 0))
@@ -1278,6 +1293,9 @@ int cache_putpages(struct cache_obj *o, uint64_t off, uint64_t len, int sync)
             pthread_cond_wait(&o->cv, &o->mu);
         if (!skipped)
             break;
+        /* Pages a writer was copying into: wait until it is done. */
+        while (cache_range_writing(o, first, last))
+            pthread_cond_wait(&o->cv, &o->mu);
     }
     o->putting = 0;
     pthread_cond_broadcast(&o->cv);

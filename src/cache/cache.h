@@ -38,6 +38,7 @@
 #define PG_DIRTY 0x04u     /* [doff, dend) differs from the server's copy */
 #define PG_WRITEBACK 0x08u /* a WRITE of it is in flight */
 #define PG_REF 0x10u       /* referenced since the clock hand last passed */
+#define PG_WRITING 0x20u   /* a writer holds it and is copying into it */
 
 struct cache_obj;
 
