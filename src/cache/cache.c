@@ -929,12 +929,9 @@ void cache_readahead(struct cache_obj *o, const struct cache_handle *h, uint64_t
     struct cache_job *j = NULL;
     for (uint64_t idx = first; idx <= last; idx++) {
         if (cache_lookup(o, idx)) {
-            if (j) {
-                pthread_mutex_unlock(&o->mu);
-                cache_job_queue(c, j);
-                pthread_mutex_lock(&o->mu);
-                j = NULL;
-            }
+            if (j)
+                cache_job_queue(c, j); /* c->mu nests inside o->mu */
+            j = NULL;
             continue;
         }
         if (!j) {
@@ -957,9 +954,7 @@ void cache_readahead(struct cache_obj *o, const struct cache_handle *h, uint64_t
             break;
         j->pages[j->n++] = p;
         if ((unsigned)j->n == max_pages) {
-            pthread_mutex_unlock(&o->mu);
             cache_job_queue(c, j);
-            pthread_mutex_lock(&o->mu);
             j = NULL;
         }
     }
@@ -969,9 +964,9 @@ void cache_readahead(struct cache_obj *o, const struct cache_handle *h, uint64_t
         free(j);
         j = NULL;
     }
-    pthread_mutex_unlock(&o->mu);
     if (j)
         cache_job_queue(c, j);
+    pthread_mutex_unlock(&o->mu);
 }
 
 static void cache_job_read(struct cache *c, struct cache_job *j)
@@ -1028,10 +1023,8 @@ static void *cache_worker_main(void *arg)
 void cache_invalidate_async(struct cache_obj *o, uint64_t off, uint64_t len)
 {
     struct cache_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        /* Cannot write back from here: drop what is clean, keep the rest. */
-        return;
-    }
+    if (!j)
+        return; /* the dirty pages stay; they go out at the next sync */
     j->kind = JOB_INVALIDATE;
     j->o = o;
     j->off = off;

@@ -57,7 +57,6 @@ struct cache_page {
 struct cache_handle {
     uint64_t fh;
     uint32_t oflags;
-    uint64_t lock_owner;
     int writable;                /* may carry write-back WRITEs */
     unsigned users;              /* transfers using it now (under obj->mu) */
     unsigned err_seen;           /* write-back error sequence seen by this handle */
@@ -113,7 +112,6 @@ struct cache_params {
     uint64_t budget;             /* bytes of page data at most */
     uint32_t block_size;         /* a miss reads whole blocks */
     uint32_t max_read, max_write;/* transfer limits */
-    uint32_t readahead;          /* largest readahead window (bytes) */
     uint64_t dirty_expire_ns;    /* flusher writes dirty data older than this */
 };
 

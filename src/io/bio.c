@@ -121,7 +121,6 @@ int io_file_open(struct io_file *f)
     f->buffered = !(f->fopen_flags & FOPEN_DIRECT_IO) && !(f->oflags & O_DIRECT);
     f->ch.fh = f->fh;
     f->ch.oflags = (uint32_t)io_open_flags(m, f->oflags);
-    f->ch.lock_owner = f->lock_owner;
     f->ch.writable = (f->ch.oflags & O_ACCMODE) != O_RDONLY;
     cache_handle_add(f->obj, &f->ch);
     if (!(f->fopen_flags & FOPEN_KEEP_CACHE)) {
@@ -148,11 +147,6 @@ int io_file_sync(struct io_file *f)
     int rc = cache_putpages(f->obj, 0, 0, 1);
     int err = cache_handle_check_error(f->obj, &f->ch);
     return err ? err : rc;
-}
-
-int io_file_flush(struct io_file *f)
-{
-    return io_file_sync(f);
 }
 
 void io_file_close(struct io_file *f)
@@ -456,11 +450,7 @@ ssize_t io_write_biobackend(struct io_file *f, const struct iovec *iov, int cnt,
             size_t piece = UFUSE_MIN(len - done, (size_t)CACHE_MAX_HOLD * CACHE_PAGE_SIZE);
             struct iovec sub[64];
             int k = io_subiov(iov, cnt, done, piece, sub, 64);
-            struct io_target t = io_target_of(f);
-            ssize_t r = k < 0 ? -ENOMEM : cache_putpages(f->obj, at, piece, 1);
-            if (r == 0)
-                r = io_transfer_write(&t, sub, k, (off_t)at);
-            cache_invalidate(f->obj, at, piece, 0);
+            ssize_t r = k < 0 ? -ENOMEM : io_directio_write(f, sub, k, (off_t)at);
             if (r <= 0) {
                 rc = (int)r;
                 break;

@@ -226,18 +226,26 @@ ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov, int cn
     return got;
 }
 
-ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
+ssize_t io_directio_write(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
 {
     struct io_target t = io_target_of(f);
-    if (!f->obj)
-        return io_transfer_write(&t, iov, cnt, off);
     size_t len = iov_total(iov, cnt);
-    pthread_mutex_lock(&f->obj->wlock);
     ssize_t rc = cache_putpages(f->obj, (uint64_t)off, len, 1);
     if (rc == 0)
         rc = io_transfer_write(&t, iov, cnt, off);
     cache_attr_forget(f->obj);
     cache_invalidate(f->obj, (uint64_t)off, len, 0);
+    return rc;
+}
+
+ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
+{
+    if (!f->obj) {
+        struct io_target t = io_target_of(f);
+        return io_transfer_write(&t, iov, cnt, off);
+    }
+    pthread_mutex_lock(&f->obj->wlock);
+    ssize_t rc = io_directio_write(f, iov, cnt, off);
     pthread_mutex_unlock(&f->obj->wlock);
     return rc;
 }

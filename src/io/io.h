@@ -64,11 +64,10 @@ int io_open_flags(struct io_mount *m, int flags);
 /* A file was opened: attach it to the page cache (drops the cached data
  * unless FOPEN_KEEP_CACHE).  0 or -errno. */
 int io_file_open(struct io_file *f);
-/* Before FLUSH: write back the file's dirty data; its error, if any. */
-int io_file_flush(struct io_file *f);
 /* After FLUSH, before RELEASE: detach from the cache. */
 void io_file_close(struct io_file *f);
-/* fsync: write back and wait; the write-back error, if any. */
+/* fsync, and close before its FLUSH: write back the file's dirty data
+ * and wait; the write-back error this handle has not seen, if any. */
 int io_file_sync(struct io_file *f);
 
 /*
@@ -100,6 +99,9 @@ ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov,
                               int cnt, off_t off);
 ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov,
                                int cnt, off_t off);
+/* genfs_directio's write on a cached node (its wlock held): write back
+ * the dirty pages the range overlaps, WRITE, drop the cached range. */
+ssize_t io_directio_write(struct io_file *f, const struct iovec *iov, int cnt, off_t off);
 /* fuse_read_biobackend / fuse_write_biobackend: through the page cache. */
 ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off);
 ssize_t io_write_biobackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off);

@@ -196,7 +196,6 @@ static int vfs_start_io(ufuse_t *s)
          * fit one datagram, or their split replies would interleave. */
         .max_read = s->opts.splice ? UFUSE_MIN(p->max_read, SPLICE_MAX_READ) : p->max_read,
         .max_write = p->max_write,
-        .readahead = m->readahead,
         .dirty_expire_ns = s->opts.dirty_expire_ns,
     };
     if (cp.block_size < CACHE_PAGE_SIZE)

@@ -1049,7 +1049,7 @@ int vfs_close(ufuse_file_t *f)
     ufuse_t *s = f->s;
     struct node *n = f->io.node;
     /* Dirty data goes out before FLUSH (Linux's fuse_flush). */
-    int wb = io_file_flush(&f->io);
+    int wb = io_file_sync(&f->io);
     struct fuse_flush_in fi = {.fh = f->io.fh, .lock_owner = f->io.lock_owner};
     int rc = vfs_call(s, FUSE_FLUSH, n->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0, NULL, 0, 0,
                       NULL);
