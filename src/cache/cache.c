@@ -283,6 +283,34 @@ static void cache_obj_unlink(struct cache *c, struct cache_obj *v)
         c->objs = v->next;
     if (v->next)
         v->next->prev = v->prev;
+    c->nobjs--;
+}
+
+/* Double the object table (c->mu held).  Objects of one nodeid (a
+ * retired node's still draining, then the new one's) keep their order. */
+static void cache_ohash_grow(struct cache *c)
+{
+    unsigned ncap = (c->ohash_mask + 1) * 2;
+    struct cache_obj **nh = calloc(ncap, sizeof *nh);
+    if (!nh)
+        return; /* longer chains, still correct */
+    for (unsigned i = 0; i <= c->ohash_mask; i++) {
+        struct cache_obj *rev = NULL;
+        for (struct cache_obj *o = c->ohash[i], *next; o; o = next) {
+            next = o->hnext;
+            o->hnext = rev;
+            rev = o;
+        }
+        for (struct cache_obj *o = rev, *next; o; o = next) {
+            next = o->hnext;
+            unsigned b = (unsigned)(o->node->nodeid & (ncap - 1));
+            o->hnext = nh[b];
+            nh[b] = o;
+        }
+    }
+    free(c->ohash);
+    c->ohash = nh;
+    c->ohash_mask = ncap - 1;
 }
 
 /*
@@ -467,6 +495,11 @@ struct cache_obj *cache_obj_get(struct cache *c, struct node *n)
             cache_obj_free(no);
             return o;
         }
+    if (c->nobjs >= 2 * (c->ohash_mask + 1)) {
+        cache_ohash_grow(c);
+        head = &c->ohash[n->nodeid & c->ohash_mask];
+    }
+    c->nobjs++;
     /* Ahead of a retired node's object still draining: lookups by id
      * find the newest first. */
     no->hnext = *head;
@@ -1643,7 +1676,7 @@ int cache_init(struct cache *c, const struct cache_params *p,
      * a cold read's time); RSS still grows only as the cache fills. */
     madvise(c->arena, c->nframes << CACHE_PAGE_SHIFT, MADV_HUGEPAGE);
     c->pages = calloc(c->nframes, sizeof *c->pages);
-    c->ohash_mask = CACHE_OHASH_INIT * 16 - 1;
+    c->ohash_mask = CACHE_OHASH_INIT - 1;
     c->ohash = calloc(c->ohash_mask + 1, sizeof *c->ohash);
     c->workers = calloc(CACHE_WORKERS, sizeof *c->workers);
     if (!c->pages || !c->ohash || !c->workers) {

@@ -136,6 +136,7 @@ struct cache {
     size_t pages_max;
     struct cache_obj **ohash;
     unsigned ohash_mask;
+    unsigned nobjs;
     struct cache_obj *objs;
     _Atomic uint64_t ndirty, nwriteback;
     uint64_t dirty_limit;        /* pages: writers write back above it */
