@@ -11,8 +11,11 @@
  *    drops the cached attributes;
  *  - a write past the cached size extends it;
  *  - zero-length transfers send nothing.
- * FUSE_WRITE_CACHE is never set here: these writes carry the caller's own
- * credentials (the cache's write-back will set it).
+ * io_transfer_read / io_transfer_write are those loops; the strategy
+ * (bio.c) uses them too, with FUSE_WRITE_CACHE on write-back WRITEs (then
+ * the size is the cache's to keep, not extended here).  On a cached node
+ * the direct backends first write back the overlapped dirty pages, and a
+ * direct write drops the cached range after (genfs_directio).
  *
  * Locks: none of its own; node and conn locks through their APIs.
  */

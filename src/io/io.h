@@ -5,8 +5,9 @@
  * the direct backend (fuse_read_directbackend / fuse_write_directbackend:
  * every byte goes to the server) and the buffer-cache backend
  * (fuse_read_biobackend / fuse_write_biobackend).  io_dispatch_read/write
- * are that choice here; today every file takes the direct backend, and
- * the page-cache backend (src/cache/, issue 3) slots in beside it.
+ * are that choice here: cache=direct, FOPEN_DIRECT_IO and O_DIRECT take
+ * the direct backend, every other file the buffered one (bio.c) over the
+ * page cache (src/cache/).
  */
 #ifndef UFUSE_IO_H
 #define UFUSE_IO_H
