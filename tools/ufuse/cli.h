@@ -177,6 +177,10 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * words_free) of *n words and NULL is returned; otherwise a static message.
  */
 const char *split_words(const char *s, char ***out, int *n);
+
+/* `ufuse run|mount|umount ...` (tools/run/broker.c): argv[0] is the verb.
+ * Returns the exit status. */
+int run_main(int argc, char **argv);
 void words_free(char **w);
 
 /* A number: decimal or 0x hex, optional k/m/g suffix (powers of 1024),

@@ -422,6 +422,11 @@ int main(int argc, char **argv)
     int ncmds = 0, opt, status = 0;
     struct cli c = { .cmd = "ufuse" };
 
+    /* `ufuse run`, `ufuse mount`, `ufuse umount`: the broker (run.h). */
+    if (argc > 1 && (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "mount") == 0 ||
+                     strcmp(argv[1], "umount") == 0))
+        return run_main(argc - 1, argv + 1);
+
     while ((opt = getopt_long(argc, argv, "+s:o:c:hV", longopts, NULL)) != -1) {
         switch (opt) {
         case 's':

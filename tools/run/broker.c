@@ -1,0 +1,1159 @@
+/*
+ * broker.c - the process that owns one FUSE session for a tree of
+ * unmodified programs: `ufuse run`, `ufuse mount` and `ufuse umount`.
+ *
+ * The broker attaches the server with the public API (include/ufuse.h),
+ * listens on an abstract AF_UNIX SOCK_SEQPACKET address and serves the
+ * requests of libufuse-preload.so (tools/run/runproto.h) from every
+ * program of the tree.  docs/run.md has the design and its measurements.
+ *
+ * Threads: the acceptor (the main thread's loop) starts one thread per
+ * connection; one reaper thread waits on an epoll set holding the write
+ * end of every description's identity pipe and releases a description
+ * when the programs have closed the last copy of its read end.
+ *
+ * Locks: b->life is held shared by every call into the session (request
+ * dispatch, releasing a description) and exclusively by broker_stop, which
+ * closes the session under it (then b->closed is set and calls fail with
+ * ENOTCONN).  b->mu guards the description table (both indexes) and every
+ * desc's refs/dead; d->mu serializes the calls that use or move a
+ * description's file position or directory stream (read/write at the
+ * position, lseek, getdents, seekdir), as Linux's f_pos_lock does.
+ * Order: b->life, then d->mu, then b->mu.
+ *
+ * Invariants:
+ *  1. A desc is in both indexes (by id, by pipe inode) from its creation
+ *     until its pipe reports EPOLLERR; then it is marked dead and leaves
+ *     them.
+ *  2. A desc's FUSE handle is released, and the desc freed, exactly once:
+ *     by whoever drops refs to 0 while dead is set.
+ *  3. d->wfd is open, and in the epoll set, until the desc is freed.
+ *  4. A request only reaches a desc through desc_get (refs held) and
+ *     releases it with desc_put.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "runproto.h"
+
+struct desc {
+    uint64_t id;
+    uint64_t ino;           /* the identity pipe's inode */
+    int wfd;                /* its write end (ours alone) */
+    bool is_dir;
+    ufuse_file_t *f;        /* files */
+    ufuse_dir_t *d;         /* directories */
+    char *path;             /* as opened, relative to the mount root */
+    int flags;              /* status flags (O_ACCMODE | O_APPEND ...) */
+    pthread_mutex_t mu;     /* the position and the directory stream */
+    uint64_t dir_index;     /* entries handed out since the last rewind */
+    struct ufuse_dirent pending; /* read from the server, not yet handed out */
+    bool has_pending;
+    int refs;               /* b->mu */
+    bool dead;              /* b->mu */
+    struct desc *next_id, *next_ino; /* hash chains, b->mu */
+};
+
+#define DESC_BUCKETS 4096
+
+struct broker {
+    ufuse_t *s;
+    const char *mnt;        /* the mount path programs see */
+    char addr[64];          /* abstract socket name, without the leading NUL */
+    int lfd;                /* listening socket */
+    int epfd;               /* the reaper's epoll set */
+    pthread_rwlock_t life;
+    bool closed;            /* the session is gone (b->life held exclusively to set) */
+    pthread_mutex_t mu;
+    uint64_t next_id;
+    struct desc *by_id[DESC_BUCKETS], *by_ino[DESC_BUCKETS];
+    unsigned ndesc;
+    volatile sig_atomic_t stop;
+    uid_t uid;
+};
+
+static struct desc **id_slot(struct broker *b, uint64_t id)
+{
+    return &b->by_id[id % DESC_BUCKETS];
+}
+
+static struct desc **ino_slot(struct broker *b, uint64_t ino)
+{
+    return &b->by_ino[(ino * 0x9E3779B97F4A7C15ull) >> 52];
+}
+
+/* Look a live description up and take a reference.  NULL if unknown. */
+static struct desc *desc_get(struct broker *b, uint64_t id)
+{
+    pthread_mutex_lock(&b->mu);
+    struct desc *d = *id_slot(b, id);
+    while (d && d->id != id)
+        d = d->next_id;
+    if (d)
+        d->refs++;
+    pthread_mutex_unlock(&b->mu);
+    return d;
+}
+
+/* Called with b->life held (shared), or exclusively by broker_stop. */
+static void desc_free(struct broker *b, struct desc *d)
+{
+    if (d->f)
+        (void)ufuse_close(d->f);
+    if (d->d)
+        (void)ufuse_closedir(d->d);
+    (void)epoll_ctl(b->epfd, EPOLL_CTL_DEL, d->wfd, NULL);
+    close(d->wfd);
+    pthread_mutex_destroy(&d->mu);
+    free(d->path);
+    free(d);
+}
+
+static void desc_put(struct broker *b, struct desc *d)
+{
+    pthread_mutex_lock(&b->mu);
+    bool last = --d->refs == 0 && d->dead;
+    pthread_mutex_unlock(&b->mu);
+    if (last)
+        desc_free(b, d);
+}
+
+static void unlink_chain(struct desc **slot, struct desc *d, bool by_id)
+{
+    for (; *slot; slot = by_id ? &(*slot)->next_id : &(*slot)->next_ino) {
+        if (*slot == d) {
+            *slot = by_id ? d->next_id : d->next_ino;
+            return;
+        }
+    }
+}
+
+/* The programs closed the last copy of @d's pipe: retire it (invariant 1). */
+static void desc_retire(struct broker *b, struct desc *d)
+{
+    pthread_mutex_lock(&b->mu);
+    unlink_chain(id_slot(b, d->id), d, true);
+    unlink_chain(ino_slot(b, d->ino), d, false);
+    b->ndesc--;
+    d->dead = true;
+    bool last = d->refs == 0;
+    pthread_mutex_unlock(&b->mu);
+    if (last)
+        desc_free(b, d);
+}
+
+/*
+ * Make a description for an opened file or directory and its identity
+ * pipe.  Returns the read end for the program (the caller sends and closes
+ * it), or -errno; on failure the handles are closed.
+ */
+static int desc_new(struct broker *b, ufuse_file_t *f, ufuse_dir_t *dir, const char *path,
+                    int flags, struct desc **out)
+{
+    int p[2];
+    struct desc *d = calloc(1, sizeof *d);
+    char *pcopy = strdup(path);
+    int err = 0;
+    struct stat st;
+    if (!d || !pcopy)
+        err = -ENOMEM;
+    else if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        err = -errno;
+    else if (fstat(p[0], &st) != 0) {
+        err = -errno;
+        close(p[0]);
+        close(p[1]);
+    }
+    if (err) {
+        free(d);
+        free(pcopy);
+        if (f)
+            (void)ufuse_close(f);
+        if (dir)
+            (void)ufuse_closedir(dir);
+        return err;
+    }
+    d->ino = st.st_ino;
+    d->wfd = p[1];
+    d->f = f;
+    d->d = dir;
+    d->is_dir = dir != NULL;
+    d->path = pcopy;
+    d->flags = flags;
+    d->refs = 1;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_lock(&b->mu);
+    d->id = ++b->next_id;
+    d->next_id = *id_slot(b, d->id);
+    *id_slot(b, d->id) = d;
+    d->next_ino = *ino_slot(b, d->ino);
+    *ino_slot(b, d->ino) = d;
+    b->ndesc++;
+    pthread_mutex_unlock(&b->mu);
+    /* EPOLLERR comes without asking once no reader is left. */
+    struct epoll_event ev = { .events = 0, .data.ptr = d };
+    if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, d->wfd, &ev) != 0)
+        abort(); /* only ENOMEM/ENOSPC: the broker cannot track lifetimes */
+    *out = d;
+    return p[0];
+}
+
+static void *reaper_main(void *arg)
+{
+    struct broker *b = arg;
+    struct epoll_event ev[64];
+    for (;;) {
+        int n = epoll_wait(b->epfd, ev, 64, -1);
+        for (int i = 0; i < n; i++) {
+            struct desc *d = ev[i].data.ptr;
+            if (d == NULL)
+                return NULL;              /* the shutdown eventfd */
+            (void)epoll_ctl(b->epfd, EPOLL_CTL_DEL, d->wfd, NULL);
+            pthread_rwlock_rdlock(&b->life);
+            desc_retire(b, d);
+            pthread_rwlock_unlock(&b->life);
+        }
+    }
+}
+
+/* ---- one connection ------------------------------------------------- */
+
+struct conn {
+    struct broker *b;
+    int fd;
+    char *in;               /* request buffer, RUN_MAX_MSG */
+    char *out;              /* reply payload, RUN_MAX_DATA */
+};
+
+struct call {
+    const struct run_req *q;
+    const char *path, *path2;
+    const char *data;
+    size_t data_len;
+    char *out;              /* reply payload buffer */
+    size_t out_len;         /* bytes of it to send */
+    int send_fd;            /* fd to pass with the reply, or -1 */
+};
+
+static int reply(int fd, int64_t res, const void *body, size_t len, int pass_fd)
+{
+    struct run_rep rep = { .res = res, .len = (uint32_t)len };
+    struct iovec iov[2] = { { &rep, sizeof rep }, { (void *)body, len } };
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct msghdr m = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+    if (pass_fd >= 0) {
+        memset(cbuf, 0, sizeof cbuf);
+        m.msg_control = cbuf;
+        m.msg_controllen = sizeof cbuf;
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &pass_fd, sizeof(int));
+    }
+    return sendmsg(fd, &m, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* Apply the caller's umask to a creation mode, as the kernel does. */
+static mode_t masked(const struct run_req *q)
+{
+    return (mode_t)(q->mode & ~q->umask & 07777);
+}
+
+static int64_t do_open(struct conn *k, struct call *c)
+{
+    struct broker *b = k->b;
+    const struct run_req *q = c->q;
+    struct desc *d = NULL;
+    ufuse_file_t *f = NULL;
+    ufuse_dir_t *dir = NULL;
+    int flags = (int)q->flags;
+    int r;
+    if (q->op == RUN_OPENDIR) {
+        r = ufuse_opendir(b->s, c->path, &dir);
+        flags = O_RDONLY | O_DIRECTORY;
+    } else {
+        r = ufuse_open(b->s, c->path, flags & ~(O_CLOEXEC | O_NOCTTY | O_NONBLOCK),
+                       masked(q), &f);
+        if (r == -EISDIR && (flags & O_ACCMODE) == O_RDONLY && !(flags & O_CREAT)) {
+            /* open(dir, O_RDONLY) is how programs get a directory fd. */
+            r = ufuse_opendir(b->s, c->path, &dir);
+            flags |= O_DIRECTORY;
+        }
+    }
+    if (r < 0)
+        return r;
+    int rfd = desc_new(b, f, dir, c->path, flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC),
+                       &d);
+    if (rfd < 0)
+        return rfd;
+    struct run_open *o = (struct run_open *)c->out;
+    o->desc = d->id;
+    o->flags = (uint32_t)d->flags;
+    o->is_dir = d->is_dir;
+    c->out_len = sizeof *o;
+    c->send_fd = rfd;
+    desc_put(b, d);
+    return 0;
+}
+
+/* HELLO: say which of the presented pipe inodes are descriptions. */
+static int64_t do_hello(struct conn *k, struct call *c)
+{
+    struct broker *b = k->b;
+    size_t n = c->data_len / sizeof(uint64_t), used = 0;
+    int64_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ino;
+        memcpy(&ino, c->data + i * sizeof ino, sizeof ino);
+        pthread_mutex_lock(&b->mu);
+        struct desc *d = *ino_slot(b, ino);
+        while (d && d->ino != ino)
+            d = d->next_ino;
+        size_t plen = d ? strlen(d->path) + 1 : 0;
+        if (d && used + sizeof(struct run_adopt) + plen <= RUN_MAX_DATA) {
+            struct run_adopt a = { .ino = ino, .desc = d->id, .is_dir = d->is_dir,
+                                   .path_len = (uint32_t)plen };
+            memcpy(c->out + used, &a, sizeof a);
+            memcpy(c->out + used + sizeof a, d->path, plen);
+            used += sizeof a + plen;
+            found++;
+        }
+        pthread_mutex_unlock(&b->mu);
+    }
+    c->out_len = used;
+    return found;
+}
+
+/* Fill @c->out with linux_dirent64 records from @d's stream. */
+static int64_t do_getdents(struct desc *d, struct call *c, size_t room)
+{
+    size_t used = 0;
+    for (;;) {
+        if (!d->has_pending) {
+            int r = ufuse_readdir(d->d, &d->pending);
+            if (r < 0)
+                return used ? (int64_t)used : r;
+            if (r == 0)
+                break;
+            d->has_pending = true;
+        }
+        size_t nlen = strlen(d->pending.name);
+        size_t reclen = (offsetof(struct dirent64, d_name) + nlen + 1 + 7) & ~(size_t)7;
+        if (used + reclen > room) {
+            if (used == 0)
+                return -EINVAL;
+            break;
+        }
+        struct dirent64 *e = (struct dirent64 *)(c->out + used);
+        memset(e, 0, reclen);
+        e->d_ino = d->pending.ino ? d->pending.ino : 1;
+        e->d_off = (int64_t)(d->dir_index + 1);
+        e->d_reclen = (unsigned short)reclen;
+        e->d_type = (unsigned char)d->pending.type;
+        memcpy(e->d_name, d->pending.name, nlen + 1);
+        used += reclen;
+        d->dir_index++;
+        d->has_pending = false;
+    }
+    c->out_len = used;
+    return (int64_t)used;
+}
+
+static int64_t do_seekdir(struct desc *d, int64_t index)
+{
+    if (index < 0)
+        return -EINVAL;
+    int r = ufuse_rewinddir(d->d);
+    if (r < 0)
+        return r;
+    d->dir_index = 0;
+    d->has_pending = false;
+    while (d->dir_index < (uint64_t)index) {
+        r = ufuse_readdir(d->d, &d->pending);
+        if (r <= 0)
+            return r;
+        d->dir_index++;
+    }
+    return 0;
+}
+
+static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
+{
+    const struct run_req *q = c->q;
+    struct stat st;
+    if (d->is_dir) {
+        switch (q->op) {
+        case RUN_GETDENTS:
+        case RUN_SEEKDIR: {
+            pthread_mutex_lock(&d->mu);
+            int64_t r = q->op == RUN_SEEKDIR ? do_seekdir(d, q->a)
+                        : do_getdents(d, c, q->b > 0 && q->b < RUN_MAX_DATA ? (size_t)q->b
+                                                                           : RUN_MAX_DATA);
+            pthread_mutex_unlock(&d->mu);
+            return r;
+        }
+        case RUN_FSTAT: {
+            int r = ufuse_stat(k->b->s, d->path, &st);
+            if (r < 0)
+                return r;
+            memcpy(c->out, &st, sizeof st);
+            c->out_len = sizeof st;
+            return 0;
+        }
+        case RUN_FSYNC:
+            return ufuse_fsyncdir(d->d, q->flags & 1);
+        case RUN_FLUSH:
+            return 0;
+        case RUN_GETFL:
+            return d->flags;
+        case RUN_FCHMOD:
+            return ufuse_chmod(k->b->s, d->path, q->mode & 07777);
+        case RUN_FCHOWN:
+            return ufuse_chown(k->b->s, d->path, (uid_t)q->a, (gid_t)q->b);
+        case RUN_FUTIMENS:
+            return ufuse_utimens(k->b->s, d->path,
+                                 c->data_len == 2 * sizeof(struct timespec)
+                                     ? (const struct timespec *)c->data : NULL);
+        case RUN_READ:
+        case RUN_WRITE:
+            return -EISDIR;
+        default:
+            return -EBADF;
+        }
+    }
+    switch (q->op) {
+    case RUN_READ: {
+        size_t n = q->b < 0 ? 0 : q->b > RUN_MAX_DATA ? RUN_MAX_DATA : (size_t)q->b;
+        if ((d->flags & O_ACCMODE) == O_WRONLY)
+            return -EBADF;
+        ssize_t r;
+        if (q->a >= 0) {
+            r = ufuse_pread(d->f, c->out, n, q->a);
+        } else {
+            pthread_mutex_lock(&d->mu);
+            r = ufuse_read(d->f, c->out, n);
+            pthread_mutex_unlock(&d->mu);
+        }
+        if (r > 0)
+            c->out_len = (size_t)r;
+        return r;
+    }
+    case RUN_WRITE: {
+        if ((d->flags & O_ACCMODE) == O_RDONLY)
+            return -EBADF;
+        ssize_t r;
+        /* pwrite on an O_APPEND fd appends on Linux: the library does that. */
+        if (q->a >= 0) {
+            r = ufuse_pwrite(d->f, c->data, c->data_len, q->a);
+        } else {
+            pthread_mutex_lock(&d->mu);
+            r = ufuse_write(d->f, c->data, c->data_len);
+            pthread_mutex_unlock(&d->mu);
+        }
+        return r;
+    }
+    case RUN_LSEEK: {
+        pthread_mutex_lock(&d->mu);
+        off_t r = ufuse_lseek(d->f, q->a, (int)q->flags);
+        pthread_mutex_unlock(&d->mu);
+        return r;
+    }
+    case RUN_FSTAT: {
+        int r = ufuse_fstat(d->f, &st);
+        if (r < 0)
+            return r;
+        memcpy(c->out, &st, sizeof st);
+        c->out_len = sizeof st;
+        return 0;
+    }
+    case RUN_FTRUNCATE:
+        if ((d->flags & O_ACCMODE) == O_RDONLY)
+            return -EINVAL;
+        return ufuse_ftruncate(d->f, q->a);
+    case RUN_FSYNC:
+        return q->flags & 1 ? ufuse_fdatasync(d->f) : ufuse_fsync(d->f);
+    case RUN_FALLOCATE:
+        if ((d->flags & O_ACCMODE) == O_RDONLY)
+            return -EBADF;
+        return ufuse_fallocate(d->f, (int)q->flags, q->a, q->b);
+    case RUN_FLUSH:
+        /* close(2) of one copy: write back and report the file's error,
+         * as the kernel's fuse_flush does on every close. */
+        return (d->flags & O_ACCMODE) == O_RDONLY ? 0 : ufuse_fsync(d->f);
+    case RUN_GETFL:
+        return d->flags;
+    case RUN_SETFL:
+        /* Only O_APPEND changes what ufuse does; the rest is recorded. */
+        return -EOPNOTSUPP;
+    case RUN_FCHMOD:
+        return ufuse_fchmod(d->f, q->mode & 07777);
+    case RUN_FCHOWN:
+        return ufuse_chown(k->b->s, d->path, (uid_t)q->a, (gid_t)q->b);
+    case RUN_FUTIMENS:
+        return ufuse_utimens(k->b->s, d->path,
+                             c->data_len == 2 * sizeof(struct timespec)
+                                 ? (const struct timespec *)c->data : NULL);
+    case RUN_GETDENTS:
+    case RUN_SEEKDIR:
+        return -ENOTDIR;
+    default:
+        return -EINVAL;
+    }
+}
+
+static int64_t do_path_call(struct conn *k, struct call *c)
+{
+    ufuse_t *s = k->b->s;
+    const struct run_req *q = c->q;
+    const char *p = c->path, *p2 = c->path2;
+    switch (q->op) {
+    case RUN_STAT: {
+        struct stat st;
+        int r = q->flags & RUN_NOFOLLOW ? ufuse_lstat(s, p, &st) : ufuse_stat(s, p, &st);
+        if (r < 0)
+            return r;
+        memcpy(c->out, &st, sizeof st);
+        c->out_len = sizeof st;
+        return 0;
+    }
+    case RUN_ACCESS:
+        return ufuse_access(s, p, (int)q->mode);
+    case RUN_MKDIR:
+        return ufuse_mkdir(s, p, masked(q));
+    case RUN_MKNOD:
+        return ufuse_mknod(s, p, (q->mode & S_IFMT) | masked(q), (dev_t)q->a);
+    case RUN_RMDIR:
+        return ufuse_rmdir(s, p);
+    case RUN_UNLINK:
+        return ufuse_unlink(s, p);
+    case RUN_RENAME:
+        return p2 ? ufuse_rename(s, p, p2, q->flags) : -EINVAL;
+    case RUN_LINK:
+        return p2 ? ufuse_link(s, p, p2) : -EINVAL;
+    case RUN_SYMLINK:
+        return p2 ? ufuse_symlink(s, p, p2) : -EINVAL;
+    case RUN_READLINK: {
+        ssize_t r = ufuse_readlink(s, p, c->out, RUN_MAX_DATA);
+        if (r > 0)
+            c->out_len = (size_t)(r > RUN_MAX_DATA ? RUN_MAX_DATA : r);
+        return r;
+    }
+    case RUN_CHMOD:
+        return ufuse_chmod(s, p, q->mode & 07777);
+    case RUN_CHOWN:
+        /* ufuse_chown follows links; lchown of a link changes the link,
+         * which FUSE servers rarely support: refuse rather than guess. */
+        return ufuse_chown(s, p, (uid_t)q->a, (gid_t)q->b);
+    case RUN_UTIMENS:
+        return ufuse_utimens(s, p, c->data_len == 2 * sizeof(struct timespec)
+                                       ? (const struct timespec *)c->data : NULL);
+    case RUN_TRUNCATE:
+        return ufuse_truncate(s, p, q->a);
+    case RUN_STATFS: {
+        struct statvfs sv;
+        int r = ufuse_statfs(s, p, &sv);
+        if (r < 0)
+            return r;
+        memcpy(c->out, &sv, sizeof sv);
+        c->out_len = sizeof sv;
+        return 0;
+    }
+    case RUN_GETXATTR: {
+        size_t n = q->b < 0 ? 0 : q->b > RUN_MAX_DATA ? RUN_MAX_DATA : (size_t)q->b;
+        ssize_t r = p2 ? ufuse_getxattr(s, p, p2, c->out, n) : -EINVAL;
+        if (r > 0 && n)
+            c->out_len = (size_t)r;
+        return r;
+    }
+    case RUN_SETXATTR:
+        return p2 ? ufuse_setxattr(s, p, p2, c->data, c->data_len, (int)q->flags) : -EINVAL;
+    case RUN_LISTXATTR: {
+        size_t n = q->b < 0 ? 0 : q->b > RUN_MAX_DATA ? RUN_MAX_DATA : (size_t)q->b;
+        ssize_t r = ufuse_listxattr(s, p, c->out, n);
+        if (r > 0 && n)
+            c->out_len = (size_t)r;
+        return r;
+    }
+    case RUN_REMOVEXATTR:
+        return p2 ? ufuse_removexattr(s, p, p2) : -EINVAL;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Check a request's framing; set c's views of its strings and data. */
+static int parse_req(const char *buf, size_t len, struct call *c)
+{
+    if (len < sizeof(struct run_req))
+        return -EPROTO;
+    const struct run_req *q = (const struct run_req *)buf;
+    size_t off = sizeof *q;
+    if (q->op == 0 || q->op >= RUN_OP_MAX)
+        return -EPROTO;
+    if ((size_t)q->path_len + q->path2_len > len - off)
+        return -EPROTO;
+    c->q = q;
+    c->path = c->path2 = NULL;
+    if (q->path_len) {
+        c->path = buf + off;
+        if (c->path[q->path_len - 1] != '\0' || strlen(c->path) + 1 != q->path_len)
+            return -EPROTO;
+        off += q->path_len;
+    }
+    if (q->path2_len) {
+        c->path2 = buf + off;
+        if (c->path2[q->path2_len - 1] != '\0' || strlen(c->path2) + 1 != q->path2_len)
+            return -EPROTO;
+        off += q->path2_len;
+    }
+    c->data = buf + off;
+    c->data_len = len - off;
+    return 0;
+}
+
+static bool path_op(uint32_t op)
+{
+    return op == RUN_OPEN || op == RUN_OPENDIR || (op >= RUN_STAT && op <= RUN_REMOVEXATTR);
+}
+
+static int64_t dispatch(struct conn *k, struct call *c)
+{
+    const struct run_req *q = c->q;
+    if (path_op(q->op) && !c->path)
+        return -EINVAL;
+    switch (q->op) {
+    case RUN_HELLO:
+        return do_hello(k, c);
+    case RUN_OPEN:
+    case RUN_OPENDIR:
+        return do_open(k, c);
+    case RUN_UMOUNT:
+        k->b->stop = 1;
+        (void)shutdown(k->b->lfd, SHUT_RDWR);
+        return 0;
+    default:
+        break;
+    }
+    if (!path_op(q->op)) {
+        struct desc *d = desc_get(k->b, q->desc);
+        if (!d)
+            return -EBADF;
+        int64_t r = do_desc_call(k, c, d);
+        desc_put(k->b, d);
+        return r;
+    }
+    return do_path_call(k, c);
+}
+
+static void *conn_main(void *arg)
+{
+    struct conn *k = arg;
+    for (;;) {
+        ssize_t n = recv(k->fd, k->in, RUN_MAX_MSG, 0);
+        if (n <= 0)
+            break;
+        struct call c = { .out = k->out, .send_fd = -1 };
+        int64_t res = parse_req(k->in, (size_t)n, &c);
+        if (res == 0) {
+            pthread_rwlock_rdlock(&k->b->life);
+            res = k->b->closed ? -ENOTCONN : dispatch(k, &c);
+            pthread_rwlock_unlock(&k->b->life);
+        }
+        int sent = reply(k->fd, res, c.out, res < 0 ? 0 : c.out_len, c.send_fd);
+        if (c.send_fd >= 0)
+            close(c.send_fd);
+        if (sent < 0 || (res == -EPROTO && c.q == NULL))
+            break;
+    }
+    close(k->fd);
+    free(k->in);
+    free(k->out);
+    free(k);
+    return NULL;
+}
+
+/* ---- the session and the process tree -------------------------------- */
+
+static int broker_listen(struct broker *b)
+{
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
+        return -EIO;
+    snprintf(b->addr, sizeof b->addr, "ufuse-run-%d-%02x%02x%02x%02x%02x%02x%02x%02x",
+             (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    size_t alen = strlen(b->addr);
+    memcpy(sa.sun_path + 1, b->addr, alen);
+    b->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (b->lfd < 0)
+        return -errno;
+    if (bind(b->lfd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + alen)) != 0 ||
+        listen(b->lfd, 128) != 0) {
+        int e = -errno;
+        close(b->lfd);
+        return e;
+    }
+    return 0;
+}
+
+/* Accept connections until the session is to end. */
+static void *acceptor_main(void *arg)
+{
+    struct broker *b = arg;
+    while (!b->stop) {
+        int fd = accept4(b->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break;
+        }
+        /* Abstract sockets have no permissions: serve our own user only. */
+        struct ucred cr;
+        socklen_t cl = sizeof cr;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
+            (cr.uid != b->uid && cr.uid != 0)) {
+            close(fd);
+            continue;
+        }
+        struct conn *k = calloc(1, sizeof *k);
+        pthread_t t;
+        pthread_attr_t at;
+        if (!k || !(k->in = malloc(RUN_MAX_MSG)) || !(k->out = malloc(RUN_MAX_DATA))) {
+            if (k) {
+                free(k->in);
+                free(k);
+            }
+            close(fd);
+            continue;
+        }
+        k->b = b;
+        k->fd = fd;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&at, 256 << 10);
+        if (pthread_create(&t, &at, conn_main, k) != 0) {
+            close(fd);
+            free(k->in);
+            free(k->out);
+            free(k);
+        }
+        pthread_attr_destroy(&at);
+    }
+    return NULL;
+}
+
+/* The environment programs of the tree get: the preload library and the
+ * mount table.  Returns 0 or -errno. */
+static int broker_export(const struct broker *b, const char *preload)
+{
+    char *val;
+    const char *old = getenv(RUN_ENV);
+    if (asprintf(&val, "%s%s%s=%s", old ? old : "", old ? ":" : "", b->mnt, b->addr) < 0)
+        return -ENOMEM;
+    setenv(RUN_ENV, val, 1);
+    free(val);
+    const char *lp = getenv("LD_PRELOAD");
+    if (!lp || !strstr(lp, preload)) {
+        if (asprintf(&val, "%s%s%s", preload, lp && *lp ? ":" : "", lp ? lp : "") < 0)
+            return -ENOMEM;
+        setenv("LD_PRELOAD", val, 1);
+        free(val);
+    }
+    return 0;
+}
+
+/* Where libufuse-preload.so is: $UFUSE_PRELOAD, beside this executable
+ * (the build tree), or the installed helper directory. */
+static char *find_preload(void)
+{
+    const char *env = getenv("UFUSE_PRELOAD");
+    if (env && *env)
+        return strdup(env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            char *p;
+            if (asprintf(&p, "%s/libufuse-preload.so", exe) >= 0) {
+                if (access(p, R_OK) == 0)
+                    return p;
+                free(p);
+            }
+        }
+    }
+    char *p;
+    if (asprintf(&p, "%s/libufuse-preload.so", UFUSE_RUN_PKGLIBDIR) < 0)
+        return NULL;
+    return p;
+}
+
+struct mountopt {
+    const char *mnt;
+    const char *server;
+    const char *opts;
+};
+
+static int broker_start(struct broker *b, const struct mountopt *m, bool *made_dir)
+{
+    memset(b, 0, sizeof *b);
+    b->mnt = m->mnt;
+    b->uid = geteuid();
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_rwlock_init(&b->life, NULL);
+    char **sargv = NULL;
+    int sargc = 0, r;
+    if (m->server) {
+        const char *err = split_words(m->server, &sargv, &sargc);
+        if (err) {
+            fprintf(stderr, "ufuse: -s: %s: %s\n", m->server, err);
+            return -EINVAL;
+        }
+    }
+    r = ufuse_mount(&b->s, sargc ? sargv : NULL, m->opts);
+    words_free(sargv);
+    if (r < 0) {
+        fprintf(stderr, "ufuse: mount: %s\n", strerror(-r));
+        return r;
+    }
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (b->epfd < 0 || (r = broker_listen(b)) < 0) {
+        fprintf(stderr, "ufuse: run: cannot listen: %s\n", strerror(r < 0 ? -r : errno));
+        (void)ufuse_unmount(b->s);
+        return r < 0 ? r : -errno;
+    }
+    /* Let `ls` of the parent show the mount point when we may create it. */
+    *made_dir = mkdir(m->mnt, 0755) == 0;
+    return 0;
+}
+
+/*
+ * End the session.  Under `run` every program has exited, so the reaper
+ * has retired (or is retiring) every description; under `mount` programs
+ * may still hold some: their handles are closed here and their later calls
+ * get ENOTCONN.
+ */
+static int broker_stop(struct broker *b, bool made_dir)
+{
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&b->mu);
+        unsigned left = b->ndesc;
+        pthread_mutex_unlock(&b->mu);
+        if (left == 0)
+            break;
+        usleep(1000);
+    }
+    pthread_rwlock_wrlock(&b->life);
+    b->closed = true;
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < DESC_BUCKETS; i++) {
+        for (struct desc *d = b->by_id[i]; d; d = d->next_id) {
+            if (d->f)
+                (void)ufuse_close(d->f);
+            if (d->d)
+                (void)ufuse_closedir(d->d);
+            d->f = NULL;
+            d->d = NULL;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    int r = ufuse_unmount(b->s);
+    b->s = NULL;
+    pthread_rwlock_unlock(&b->life);
+    if (made_dir)
+        (void)rmdir(b->mnt);
+    close(b->lfd);
+    return r;
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: ufuse run [-s SERVER] [-o OPT,...] [-m PATH] -- CMD [ARG...]\n"
+            "       ufuse mount -m PATH [-s SERVER] [-o OPT,...]\n"
+            "       ufuse umount PATH\n"
+            "Programs started by `run` (and, after `eval \"$(ufuse mount ...)\"`, by\n"
+            "the shell) see the server's file system at PATH (default /ufuse).\n");
+}
+
+static int parse_mount_args(int argc, char **argv, struct mountopt *m, char **joined)
+{
+    int opt;
+    optind = 1;
+    m->mnt = "/ufuse";
+    while ((opt = getopt(argc, argv, "+s:o:m:h")) != -1) {
+        switch (opt) {
+        case 's':
+            m->server = optarg;
+            break;
+        case 'o': {
+            char *j;
+            if (asprintf(&j, "%s%s%s", *joined ? *joined : "", *joined ? "," : "", optarg) < 0)
+                return -ENOMEM;
+            free(*joined);
+            *joined = j;
+            m->opts = j;
+            break;
+        }
+        case 'm':
+            m->mnt = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            return -EINVAL;
+        }
+    }
+    if (m->mnt[0] != '/' || strcmp(m->mnt, "/") == 0) {
+        fprintf(stderr, "ufuse: -m %s: the mount path must be absolute and not /\n", m->mnt);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void start_threads(struct broker *b, pthread_t *acc, pthread_t *rea)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pthread_create(acc, NULL, acceptor_main, b);
+    pthread_create(rea, NULL, reaper_main, b);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void join_threads(struct broker *b, pthread_t acc, pthread_t rea)
+{
+    b->stop = 1;
+    (void)shutdown(b->lfd, SHUT_RDWR);
+    pthread_join(acc, NULL);
+    /* Wake the reaper with a NULL event and let it return. */
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) == 0) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+        (void)write(pfd[1], "x", 1);
+        (void)epoll_ctl(b->epfd, EPOLL_CTL_ADD, pfd[0], &ev);
+    }
+    pthread_join(rea, NULL);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+/*
+ * The tree keeper: a child of the broker that runs CMD and, as a child
+ * subreaper, inherits every descendant that daemonizes; so "the tree has
+ * exited" is "wait() finds no child left".  (The broker itself cannot be
+ * the subreaper: the FUSE server is its child too.)  Returns CMD's status.
+ */
+static int keep_tree(char **cmdv)
+{
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+    pid_t cmd = fork();
+    if (cmd == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
+        execvp(cmdv[0], cmdv);
+        fprintf(stderr, "ufuse: run: %s: %s\n", cmdv[0], strerror(errno));
+        _exit(127);
+    }
+    int status = 127;
+    for (;;) {
+        int st;
+        pid_t p = wait(&st);
+        if (p < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p == cmd)
+            status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    return status;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    struct mountopt m = { 0 };
+    char *joined = NULL;
+    if (parse_mount_args(argc, argv, &m, &joined) < 0 || optind >= argc) {
+        usage(stderr);
+        free(joined);
+        return 2;
+    }
+    char *preload = find_preload();
+    struct broker b;
+    bool made_dir = false;
+    if (!preload || broker_start(&b, &m, &made_dir) < 0) {
+        free(preload);
+        free(joined);
+        return 1;
+    }
+    broker_export(&b, preload);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_t acc, rea;
+    start_threads(&b, &acc, &rea);
+    int status = 127;
+    pid_t keeper = fork();
+    if (keeper == 0)
+        _exit(keep_tree(argv + optind));
+    /* Ctrl-C and friends go to the programs (the terminal's process group);
+     * the broker waits for them to exit. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int st;
+    while (keeper > 0 && waitpid(keeper, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (keeper > 0)
+        status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    join_threads(&b, acc, rea);
+    int r = broker_stop(&b, made_dir);
+    if (r < 0) {
+        fprintf(stderr, "ufuse: unmount: %s\n", strerror(-r));
+        if (status == 0)
+            status = 1;
+    }
+    free(preload);
+    free(joined);
+    return status;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+    struct mountopt m = { 0 };
+    char *joined = NULL;
+    if (parse_mount_args(argc, argv, &m, &joined) < 0 || optind != argc) {
+        usage(stderr);
+        free(joined);
+        return 2;
+    }
+    char *preload = find_preload();
+    int ready[2];
+    if (!preload || pipe2(ready, O_CLOEXEC) != 0)
+        return 1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid > 0) {
+        /* Print what the broker sends once it is serving; nothing means it
+         * failed (and said why on stderr). */
+        close(ready[1]);
+        char line[4 * PATH_MAX];
+        size_t used = 0;
+        ssize_t n;
+        while (used < sizeof line - 1 && (n = read(ready[0], line + used, sizeof line - 1 - used)) > 0)
+            used += (size_t)n;
+        if (used == 0)
+            return 1;
+        fwrite(line, 1, used, stdout);
+        return 0;
+    }
+    close(ready[0]);
+    setsid();
+    struct broker b;
+    bool made_dir = false;
+    if (broker_start(&b, &m, &made_dir) < 0)
+        _exit(1);
+    broker_export(&b, preload);
+    signal(SIGPIPE, SIG_IGN);
+    dprintf(ready[1], "export LD_PRELOAD='%s'\nexport %s='%s'\n", getenv("LD_PRELOAD"), RUN_ENV,
+            getenv(RUN_ENV));
+    close(ready[1]);
+    /* Detach from the terminal's streams so $(...) sees EOF. */
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0) {
+        dup2(nul, 0);
+        dup2(nul, 1);
+        close(nul);
+    }
+    pthread_t rea;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pthread_create(&rea, NULL, reaper_main, &b);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    acceptor_main(&b);            /* until RUN_UMOUNT */
+    /* Programs may still hold descriptions: they are released at unmount. */
+    int r = broker_stop(&b, made_dir);
+    _exit(r < 0 ? 1 : 0);
+}
+
+static int cmd_umount(int argc, char **argv)
+{
+    if (argc != 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *want = argv[1];
+    const char *tab = getenv(RUN_ENV);
+    char addr[64] = "";
+    for (const char *p = tab; p && *p;) {
+        const char *eq = strchr(p, '=');
+        const char *end = strchr(p, ':');
+        if (!end)
+            end = p + strlen(p);
+        if (eq && eq < end && (size_t)(eq - p) == strlen(want) && strncmp(p, want, (size_t)(eq - p)) == 0 &&
+            (size_t)(end - eq - 1) < sizeof addr) {
+            memcpy(addr, eq + 1, (size_t)(end - eq - 1));
+            addr[end - eq - 1] = '\0';
+        }
+        p = *end ? end + 1 : end;
+    }
+    if (!addr[0]) {
+        fprintf(stderr, "ufuse: umount: %s: not mounted here (no entry in $%s)\n", want, RUN_ENV);
+        return 1;
+    }
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    memcpy(sa.sun_path + 1, addr, strlen(addr));
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa,
+                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(addr))) != 0) {
+        fprintf(stderr, "ufuse: umount: %s: %s\n", want, strerror(errno));
+        return 1;
+    }
+    struct run_req q = { .op = RUN_UMOUNT };
+    struct run_rep rep;
+    if (send(fd, &q, sizeof q, 0) != sizeof q || recv(fd, &rep, sizeof rep, 0) != sizeof rep) {
+        fprintf(stderr, "ufuse: umount: %s: the broker did not answer\n", want);
+        return 1;
+    }
+    /* The connection closes when the broker has unmounted and exited. */
+    while (recv(fd, &rep, sizeof rep, 0) > 0)
+        ;
+    close(fd);
+    return 0;
+}
+
+int run_main(int argc, char **argv)
+{
+    if (strcmp(argv[0], "run") == 0)
+        return cmd_run(argc, argv);
+    if (strcmp(argv[0], "mount") == 0)
+        return cmd_mount(argc, argv);
+    return cmd_umount(argc, argv);
+}

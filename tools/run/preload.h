@@ -1,0 +1,149 @@
+/*
+ * preload.h - shared declarations of libufuse-preload.so, the library
+ * `ufuse run` puts in LD_PRELOAD of every program of the tree.
+ *
+ * Files by concern:
+ *   preload.c       the mount table, the fd table, path classification and
+ *                   the connection to the broker (runproto.h)
+ *   preload_fd.c    calls on file descriptors (read, write, fstat, dup...)
+ *   preload_path.c  calls on paths (open, stat, mkdir, rename, chdir...)
+ *   preload_dir.c   directory streams (opendir, readdir...) and stdio
+ *   preload_exec.c  exec and spawn: keep the library and the mount table in
+ *                   the environment, run programs stored on a mount
+ *
+ * Locks: fd_lock (a rwlock) guards the fd table; readers copy what they
+ * need out of an entry before unlocking.  Connections are per thread.
+ * cwd_lock guards the virtual working directory.
+ *
+ * Invariants:
+ *  1. fds[n] != NULL iff fd n (a real fd: the read end of the broker's
+ *     identity pipe) stands for a description on a mount.
+ *  2. A path handed to the broker is normalised and relative to the mount
+ *     root ("/" or "/a/b").
+ *  3. The library's own I/O on mount fds and the broker's socket goes to
+ *     the next definition (REAL) or the system call; where it calls an
+ *     interposed function (start-up reading /proc) only real paths and
+ *     fds are involved, which pass straight through.
+ */
+#ifndef UFUSE_PRELOAD_H
+#define UFUSE_PRELOAD_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "runproto.h"
+
+#define PL_MAX_MOUNTS 8
+#define PL_EXPORT __attribute__((visibility("default")))
+
+struct pl_mount {
+    char prefix[PATH_MAX];  /* "/ufuse" */
+    size_t len;
+    char addr[108];         /* abstract socket name */
+};
+
+/* One fd that stands for a description (invariant 1). */
+struct pl_fd {
+    uint64_t desc;
+    int mnt;
+    bool is_dir;
+    char *path;             /* relative to the mount root, for *at() and fchdir */
+};
+
+extern struct pl_mount pl_mounts[PL_MAX_MOUNTS];
+extern int pl_nmounts;
+
+/* The next definition of an interposed function (looked up once per call
+ * site; a benign race stores the same pointer twice). */
+void *pl_real(const char *name);
+#define REAL(fn)                                                          \
+    ({                                                                    \
+        static __typeof__(&fn) real_;                                     \
+        __typeof__(&fn) r_ = __atomic_load_n(&real_, __ATOMIC_RELAXED);   \
+        if (!r_) {                                                        \
+            r_ = (__typeof__(&fn))pl_real(#fn);                           \
+            __atomic_store_n(&real_, r_, __ATOMIC_RELAXED);               \
+        }                                                                 \
+        r_;                                                               \
+    })
+
+/* Set errno from a -errno result and return -1, or return the result. */
+static inline long pl_ret(long r)
+{
+    extern int *__errno_location(void);
+    if (r < 0) {
+        *__errno_location() = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+/* ---- fd table ---- */
+/* Copy fd's entry into @out (path not copied unless @path is given, a
+ * PATH_MAX buffer).  false if @fd is not a mount fd. */
+bool pl_fd_get(int fd, struct pl_fd *out, char *path);
+void pl_fd_set(int fd, uint64_t desc, int mnt, bool is_dir, const char *path);
+void pl_fd_clear(int fd);
+bool pl_is_mount_fd(int fd);
+
+/* ---- paths ---- */
+/*
+ * Classify @path as seen from @dirfd (AT_FDCWD or an fd): 1 if it lies on
+ * a mount (then *mnt is the mount and @out holds the path relative to its
+ * root, PATH_MAX bytes), 0 if it is a real path, or -errno.
+ */
+int pl_classify(int dirfd, const char *path, int *mnt, char *out);
+/* The absolute path a program sees for @rel on mount @mnt. */
+void pl_abs_path(int mnt, const char *rel, char *out);
+
+/* ---- the broker ---- */
+struct pl_call {
+    struct run_req q;
+    const char *path, *path2;
+    const void *data;
+    size_t data_len;
+    void *out;              /* reply payload buffer */
+    size_t out_cap;
+    size_t out_len;         /* set: payload bytes received */
+    int fd;                 /* set: fd received, or -1 */
+};
+/* Send @c to mount @mnt's broker and wait for the reply.  The result
+ * (count or -errno); caller credentials and umask are filled in. */
+int64_t pl_call(int mnt, struct pl_call *c);
+/* A desc call on a mount fd: shorthand filling desc/op. */
+int64_t pl_fd_call(const struct pl_fd *f, uint32_t op, struct pl_call *c);
+
+/* Open @rel on mount @mnt and install the fd (O_CLOEXEC honoured).
+ * Returns the fd or -errno. */
+int pl_open_at_mount(int mnt, const char *rel, int flags, mode_t mode, bool dir);
+/* close(2) of a mount fd: FLUSH, then close the real fd. */
+int pl_close_mount_fd(int fd);
+
+/* ---- shared by the call families ---- */
+struct statvfs;
+struct statfs;
+int pl_fstat_mount(const struct pl_fd *f, struct stat *st);
+int pl_statvfs_mount(int mnt, const char *rel, struct statvfs *v);
+int pl_statfs_mount(int mnt, const char *rel, struct statfs *s);
+/* getdents64 records of a directory fd into @buf: bytes, 0 at the end. */
+ssize_t pl_getdents(const struct pl_fd *f, void *buf, size_t n);
+
+/* ---- working directory ---- */
+/* The virtual cwd when it is on a mount (copied to @out): its mount, or -1. */
+int pl_cwd(char *out);
+void pl_set_cwd(int mnt, const char *rel);
+
+/* ---- stdio ---- */
+/* Point stdin/stdout/stderr at a stream that reaches us when fd 0/1/2
+ * became a mount fd, and back when it stopped being one. */
+void pl_std_sync(int fd);
+
+/* ---- exec ---- */
+/* Remember what exec must carry (the preload entry, the mount table). */
+void pl_exec_init(void);
+
+#endif /* UFUSE_PRELOAD_H */

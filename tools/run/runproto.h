@@ -1,0 +1,129 @@
+/*
+ * runproto.h - the protocol between libufuse-preload.so (in every program
+ * of a `ufuse run` tree) and the broker (the `ufuse run` / `ufuse mount`
+ * process that owns the FUSE session).  docs/run.md explains the design.
+ *
+ * Transport: one AF_UNIX SOCK_SEQPACKET connection per (program thread,
+ * mount), to the abstract address the broker advertises in UFUSE_RUN.
+ * A connection carries one request at a time: the program sends a request
+ * datagram, the broker answers with one reply datagram.  A connection's
+ * first request is RUN_HELLO.
+ *
+ * Request:  struct run_req, then op-specific bytes (NUL-terminated paths,
+ *           or WRITE data), up to RUN_MAX_MSG in all.
+ * Reply:    struct run_rep, then op-specific bytes.  res is a count, 0, or
+ *           -errno as the libc call would set it.  RUN_OPEN/RUN_OPENDIR
+ *           replies carry the description's identity fd (SCM_RIGHTS).
+ *
+ * Open file descriptions: the broker keeps them (FUSE handle, file
+ * position, status flags, path).  A program holds each one as a real fd:
+ * the read end of a pipe whose write end only the broker has.  The kernel
+ * then does fd numbers, dup, fork and exec inheritance, close-on-exec and
+ * the lifetime of the description: when every copy of the read end is
+ * closed (also by exit or SIGKILL), the write end reports EPOLLERR and the
+ * broker releases the description.  The pipe is O_NONBLOCK and never
+ * written, so a call the preload library does not intercept fails
+ * (EAGAIN, EBADF, ENODEV) instead of touching another file.  After exec,
+ * RUN_HELLO names the pipes the new image inherited (by inode) and the
+ * broker says which descriptions they are.
+ *
+ * The broker trusts nothing in a request: lengths, strings and description
+ * ids are checked, and a connection may only use descriptions whose pipe
+ * it presented (RUN_HELLO) or was given (RUN_OPEN*).
+ */
+#ifndef UFUSE_RUNPROTO_H
+#define UFUSE_RUNPROTO_H
+
+#include <stdint.h>
+
+#define RUN_PROTO_VERSION 1
+/* Largest datagram either side sends; READ/WRITE/GETDENTS are cut to fit. */
+#define RUN_MAX_MSG (160u << 10)
+/* Largest READ/WRITE/GETDENTS payload in one message. */
+#define RUN_MAX_DATA (128u << 10)
+/* Environment: "PATH=ADDR[:PATH=ADDR...]", ADDR an abstract socket name. */
+#define RUN_ENV "UFUSE_RUN"
+/* Environment: the program's working directory when it is inside a mount. */
+#define RUN_ENV_CWD "UFUSE_CWD"
+
+enum run_op {
+    RUN_HELLO = 1,   /* a: pid; data: u64 pipe inodes -> struct run_adopt[] */
+    RUN_OPEN,        /* flags, mode, path -> struct run_open + fd */
+    RUN_OPENDIR,     /* path -> struct run_open + fd */
+    RUN_FLUSH,       /* desc: close(2) of one copy -> 0 / -errno */
+    RUN_READ,        /* desc, a: offset (-1: the position), b: count -> data */
+    RUN_WRITE,       /* desc, a: offset (-1: the position), data -> count */
+    RUN_LSEEK,       /* desc, a: offset, flags: whence -> position */
+    RUN_FSTAT,       /* desc -> struct stat */
+    RUN_FTRUNCATE,   /* desc, a: size */
+    RUN_FSYNC,       /* desc, flags: 1 = data only */
+    RUN_FALLOCATE,   /* desc, flags: mode, a: offset, b: length */
+    RUN_GETFL,       /* desc -> status flags */
+    RUN_SETFL,       /* desc, flags */
+    RUN_GETDENTS,    /* desc, b: buffer size -> linux_dirent64 records */
+    RUN_SEEKDIR,     /* desc, a: entry index (0 = rewind) */
+    RUN_FCHMOD,      /* desc, mode */
+    RUN_FCHOWN,      /* desc, a: uid, b: gid */
+    RUN_FUTIMENS,    /* desc, data: struct timespec[2] (or none = now) */
+    RUN_STAT,        /* flags: RUN_NOFOLLOW, path -> struct stat */
+    RUN_ACCESS,      /* mode, path */
+    RUN_MKDIR,       /* mode, path */
+    RUN_MKNOD,       /* mode, a: dev, path */
+    RUN_RMDIR,       /* path */
+    RUN_UNLINK,      /* path */
+    RUN_RENAME,      /* flags, path, path2 */
+    RUN_LINK,        /* path (existing), path2 (new) */
+    RUN_SYMLINK,     /* path (target, any text), path2 (the link) */
+    RUN_READLINK,    /* path -> target bytes */
+    RUN_CHMOD,       /* mode, path */
+    RUN_CHOWN,       /* flags: RUN_NOFOLLOW, a: uid, b: gid, path */
+    RUN_UTIMENS,     /* flags: RUN_NOFOLLOW, path, data: timespec[2] or none */
+    RUN_TRUNCATE,    /* a: size, path */
+    RUN_STATFS,      /* path -> struct statvfs */
+    RUN_GETXATTR,    /* b: size, path, path2 = name -> value or size */
+    RUN_SETXATTR,    /* flags, path, path2 = name, data = value */
+    RUN_LISTXATTR,   /* b: size, path -> list or size */
+    RUN_REMOVEXATTR, /* path, path2 = name */
+    RUN_UMOUNT,      /* `ufuse umount`: end the session */
+    RUN_OP_MAX
+};
+
+/* RUN_STAT / RUN_CHOWN / RUN_UTIMENS flags */
+#define RUN_NOFOLLOW 1u
+
+struct run_req {
+    uint32_t op;        /* enum run_op */
+    uint32_t flags;
+    uint64_t desc;      /* description id, 0 for path calls */
+    int64_t a, b;       /* op arguments (see enum run_op) */
+    uint32_t mode;
+    uint32_t uid, gid;  /* the caller's effective ids */
+    uint32_t umask;     /* the caller's umask, applied by the broker */
+    uint16_t path_len;  /* bytes of path incl. its NUL (0: none) */
+    uint16_t path2_len; /* bytes of path2 incl. its NUL (0: none) */
+    uint32_t pad;
+    /* then path, path2, data */
+};
+
+struct run_rep {
+    int64_t res;        /* count / value, or -errno */
+    uint32_t len;       /* bytes that follow */
+    uint32_t pad;
+};
+
+/* RUN_OPEN / RUN_OPENDIR reply body; the identity fd comes with it. */
+struct run_open {
+    uint64_t desc;
+    uint32_t flags;     /* status flags the description has */
+    uint32_t is_dir;
+};
+
+/* RUN_HELLO reply body: one per presented inode the broker knows. */
+struct run_adopt {
+    uint64_t ino;       /* the pipe inode presented */
+    uint64_t desc;
+    uint32_t is_dir;
+    uint32_t path_len;  /* the description's path follows, NUL incl. */
+};
+
+#endif /* UFUSE_RUNPROTO_H */
