@@ -311,8 +311,14 @@ ssize_t ufuse_readlink(ufuse_t *s, const char *path, char *buf, size_t size);
 int ufuse_chmod(ufuse_t *s, const char *path, mode_t mode);
 /** (uid_t)-1 / (gid_t)-1 leave that id unchanged. */
 int ufuse_chown(ufuse_t *s, const char *path, uid_t uid, gid_t gid);
+/** ufuse_chown on a symbolic link itself (lchown(2)): the last component
+ *  is not followed.  Whether a link's owner can change is the server's
+ *  choice (it may answer EPERM or EOPNOTSUPP). */
+int ufuse_lchown(ufuse_t *s, const char *path, uid_t uid, gid_t gid);
 /** utimensat(2) semantics: UTIME_NOW and UTIME_OMIT; @ts NULL = both now. */
 int ufuse_utimens(ufuse_t *s, const char *path, const struct timespec ts[2]);
+/** ufuse_utimens with AT_SYMLINK_NOFOLLOW: a symbolic link's own times. */
+int ufuse_lutimens(ufuse_t *s, const char *path, const struct timespec ts[2]);
 int ufuse_truncate(ufuse_t *s, const char *path, off_t size);
 int ufuse_statfs(ufuse_t *s, const char *path, struct statvfs *st);
 

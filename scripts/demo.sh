@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh BUILD_DIR - ufuse's main job in under a minute.
 #
+# Part 1 (the CLI):
 # Makes a small local tree (directories, small files with various modes, a
 # 32 MiB file of random data, a symlink), copies it INTO the built-in FUSE
 # server with `ufuse put -r`, lists it there, copies it back OUT with
@@ -8,6 +9,11 @@
 # manifest of types, modes and link targets) that what came out is what went
 # in.  Prints the --stats table of the session.  Exits non-zero on any
 # mismatch or failure; removes its temporary directory in every case.
+#
+# Part 2 (`ufuse run`): unmodified programs - bash, cp, ls, tar, gzip,
+# sha256sum - work on the same kind of server at /ufuse, with no mount:
+# a pipeline copies the tree in with cp -a, lists it, tars it back out and
+# compares the checksums.
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -93,5 +99,37 @@ if [ "$ok" = 1 ]; then
     echo "the server, errors, payload bytes and mean/max round-trip latency.)"
 else
     echo "FAILED: what came out of the server differs from what went in."
+    exit 1
+fi
+
+# ---- part 2: unmodified programs through `ufuse run` --------------------
+echo
+echo "== ufuse run: unmodified programs on the server's file system"
+echo "Every program started under \`ufuse run\` sees the server at /ufuse (no"
+echo "mount, no root): here bash, cp, ls, tar, gzip and sha256sum."
+script='set -e
+cp -a "$IN" /ufuse/tree
+ls -l /ufuse/tree /ufuse/tree/data
+cd /ufuse && tar czf "$TMP/tree.tgz" tree
+mkdir "$TMP/untar" && tar xzf "$TMP/tree.tgz" -C "$TMP/untar"
+(cd /ufuse/tree && find . -type f | LC_ALL=C sort | xargs sha256sum) >"$TMP/sums.mount"'
+echo "\$ ufuse run -- bash -c '$script'" | sed 's/^/  /; 1s/^  //'
+IN=$in TMP=$tmp "$UFUSE" run -- bash -c "$script"
+ok=1
+if ! diff <(manifest "$in") <(manifest "$tmp/untar/tree") >"$tmp/manifest2.diff"; then
+    echo "MISMATCH in types, modes or symlinks after tar (< in, > out):"
+    cat "$tmp/manifest2.diff"
+    ok=0
+fi
+if ! diff <(sums "$in") "$tmp/sums.mount" >"$tmp/sums2.diff" ||
+   ! diff <(sums "$in") <(sums "$tmp/untar/tree") >>"$tmp/sums2.diff"; then
+    echo "MISMATCH in file contents (< in, > out):"
+    cat "$tmp/sums2.diff"
+    ok=0
+fi
+if [ "$ok" = 1 ]; then
+    echo "OK: sha256sum on the mount and after tar x agree with the local tree ($nfiles files)."
+else
+    echo "FAILED: ufuse run gave different bytes."
     exit 1
 fi

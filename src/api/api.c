@@ -325,7 +325,7 @@ int ufuse_ftruncate(ufuse_file_t *f, off_t size)
     if (size < 0)
         return -EINVAL;
     struct fuse_setattr_in in = {.valid = FATTR_SIZE, .size = (uint64_t)size};
-    return vfs_setattr(f->s, NULL, f, &in);
+    return vfs_setattr(f->s, NULL, f, 0, &in);
 }
 
 int ufuse_fstat(ufuse_file_t *f, struct stat *st)
@@ -342,7 +342,7 @@ int ufuse_fchmod(ufuse_file_t *f, mode_t mode)
     if (!f)
         return -EBADF;
     struct fuse_setattr_in in = {.valid = FATTR_MODE, .mode = mode & 07777};
-    return vfs_setattr(f->s, NULL, f, &in);
+    return vfs_setattr(f->s, NULL, f, 0, &in);
 }
 
 int ufuse_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len)
@@ -467,10 +467,10 @@ int ufuse_chmod(ufuse_t *s, const char *path, mode_t mode)
 {
     CHECK_PATH(s, path);
     struct fuse_setattr_in in = {.valid = FATTR_MODE, .mode = mode & 07777};
-    return vfs_setattr(s, path, NULL, &in);
+    return vfs_setattr(s, path, NULL, 1, &in);
 }
 
-int ufuse_chown(ufuse_t *s, const char *path, uid_t uid, gid_t gid)
+static int api_chown(ufuse_t *s, const char *path, uid_t uid, gid_t gid, int follow)
 {
     CHECK_PATH(s, path);
     struct fuse_setattr_in in = {0};
@@ -483,8 +483,18 @@ int ufuse_chown(ufuse_t *s, const char *path, uid_t uid, gid_t gid)
         in.gid = gid;
     }
     if (!in.valid)
-        return ufuse_access(s, path, F_OK);
-    return vfs_setattr(s, path, NULL, &in);
+        return follow ? ufuse_access(s, path, F_OK) : ufuse_lstat(s, path, &(struct stat){0});
+    return vfs_setattr(s, path, NULL, follow, &in);
+}
+
+int ufuse_chown(ufuse_t *s, const char *path, uid_t uid, gid_t gid)
+{
+    return api_chown(s, path, uid, gid, 1);
+}
+
+int ufuse_lchown(ufuse_t *s, const char *path, uid_t uid, gid_t gid)
+{
+    return api_chown(s, path, uid, gid, 0);
 }
 
 /*
@@ -513,7 +523,7 @@ static int api_time(const struct timespec *ts, uint32_t set, uint32_t now, uint3
     return 0;
 }
 
-int ufuse_utimens(ufuse_t *s, const char *path, const struct timespec ts[2])
+static int api_utimens(ufuse_t *s, const char *path, const struct timespec ts[2], int follow)
 {
     CHECK_PATH(s, path);
     struct fuse_setattr_in in = {0};
@@ -525,8 +535,18 @@ int ufuse_utimens(ufuse_t *s, const char *path, const struct timespec ts[2])
     if (rc)
         return rc;
     if (!in.valid)
-        return ufuse_access(s, path, F_OK);
-    return vfs_setattr(s, path, NULL, &in);
+        return follow ? ufuse_access(s, path, F_OK) : ufuse_lstat(s, path, &(struct stat){0});
+    return vfs_setattr(s, path, NULL, follow, &in);
+}
+
+int ufuse_utimens(ufuse_t *s, const char *path, const struct timespec ts[2])
+{
+    return api_utimens(s, path, ts, 1);
+}
+
+int ufuse_lutimens(ufuse_t *s, const char *path, const struct timespec ts[2])
+{
+    return api_utimens(s, path, ts, 0);
 }
 
 int ufuse_truncate(ufuse_t *s, const char *path, off_t size)
@@ -535,7 +555,7 @@ int ufuse_truncate(ufuse_t *s, const char *path, off_t size)
     if (size < 0)
         return -EINVAL;
     struct fuse_setattr_in in = {.valid = FATTR_SIZE, .size = (uint64_t)size};
-    return vfs_setattr(s, path, NULL, &in);
+    return vfs_setattr(s, path, NULL, 1, &in);
 }
 
 int ufuse_statfs(ufuse_t *s, const char *path, struct statvfs *st)

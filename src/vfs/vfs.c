@@ -396,7 +396,7 @@ static int vfs_setattr_node(ufuse_t *s, struct node *n, struct fuse_setattr_in *
     return rc;
 }
 
-int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f,
+int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f, int follow,
                 struct fuse_setattr_in *in)
 {
     struct node *n;
@@ -406,7 +406,7 @@ int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f,
         in->valid |= FATTR_FH;
         in->fh = f->io.fh;
     } else {
-        int rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
+        int rc = vfs_resolve(s, path, follow, &n, NULL, NULL);
         if (rc)
             return rc;
     }

@@ -89,8 +89,9 @@ int vfs_rename(ufuse_t *s, const char *from, const char *to, unsigned flags);
 int vfs_link(ufuse_t *s, const char *existing, const char *newpath);
 int vfs_symlink(ufuse_t *s, const char *target, const char *linkpath);
 ssize_t vfs_readlink(ufuse_t *s, const char *path, char *buf, size_t size);
-/* SETATTR on a path (@f NULL) or a handle (@path NULL). */
-int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f,
+/* SETATTR on a path (@f NULL; a last-component symlink followed when
+ * @follow) or a handle (@path NULL). */
+int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f, int follow,
                 struct fuse_setattr_in *in);
 int vfs_statfs(ufuse_t *s, const char *path, struct statvfs *st);
 ssize_t vfs_getxattr(ufuse_t *s, const char *path, const char *name, void *value,

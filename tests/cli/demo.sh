@@ -22,20 +22,28 @@ expect_match out '^-rw-r--r-- .* 33554432 .* random\.bin$' "the 32 MiB file insi
 expect_match out '^OK: all 7 files identical \(sha256\)' "checksums OK"
 expect_match err '^opcode +count +errors +bytes' "the --stats table"
 expect_match err '^WRITE +[1-9]' "the --stats table has the writes"
+expect_match out '^== ufuse run' "part 2 runs unmodified programs"
+expect_match out '^-rw-r--r-- 1 .* 33554432 .* random\.bin$' "ls -l through ufuse run"
+expect_match out '^OK: sha256sum on the mount and after tar x agree with the local tree \(7 files\)' \
+    "ufuse run part: checksums OK"
 check "demo removed its temporary directory" test -z "$(ls -A "$T/tmp")"
 
 # A ufuse that damages one copied file: the demo must notice and fail.
-mkdir -p "$T/bad-content" "$T/bad-mode"
-for kind in content mode; do
+# ("untar" damages what tar x of the ufuse run part produced.)
+mkdir -p "$T/bad-content" "$T/bad-mode" "$T/bad-untar"
+for kind in content mode untar; do
     cat >"$T/bad-$kind/ufuse" <<EOF
 #!/bin/sh
 "$UFUSE" "\$@" || exit
-for f in "$T"/tmp/ufuse-demo.*/out/docs/README.txt; do
+for f in "$T"/tmp/ufuse-demo.*/out/docs/README.txt "$T"/tmp/ufuse-demo.*/untar/tree/docs/README.txt; do
+    [ -e "\$f" ] || continue
     case $kind in
-    content) echo damaged >>"\$f" ;;
-    mode) chmod 0666 "\$f" ;;
+    content) case "\$f" in */out/*) echo damaged >>"\$f" ;; esac ;;
+    mode) case "\$f" in */out/*) chmod 0666 "\$f" ;; esac ;;
+    untar) case "\$f" in */untar/*) echo damaged >>"\$f" ;; esac ;;
     esac
 done
+exit 0
 EOF
     chmod +x "$T/bad-$kind/ufuse"
     demo "$T/bad-$kind"

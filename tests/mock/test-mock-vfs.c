@@ -326,6 +326,32 @@ static void t_utime_now(void **state)
     mu_finish(m, s);
 }
 
+/* lchown and lutimens change the link itself: SETATTR goes to the link's
+ * node, not to its target (which is never looked up); chown follows. */
+static void t_setattr_nofollow(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    mu_expect_entry(m, 1, "l", 13, S_IFLNK | 0777, 0, 3600, 3600);
+    struct fuse_attr_out ao;
+    memset(&ao, 0, sizeof ao);
+    ao.attr.ino = 13;
+    ao.attr.mode = S_IFLNK | 0777;
+    struct mock_exp *e = mock_expect(m, FUSE_SETATTR, 13);
+    mock_reply_attr(e, &ao);
+    assert_int_equal(ufuse_lchown(s, "/l", 7, (gid_t)-1), 0);
+    e = mock_expect(m, FUSE_SETATTR, 13);
+    mock_reply_attr(e, &ao);
+    struct timespec ts[2] = { { 1, 0 }, { 2, 0 } };
+    assert_int_equal(ufuse_lutimens(s, "/l", ts), 0);
+    assert_int_equal(mock_log_count(m, FUSE_READLINK), 0);
+    /* chown follows the link: READLINK, then the (missing) target. */
+    mock_reply(mock_expect(m, FUSE_READLINK, 13), "gone", 4);
+    mock_reply_err(mock_expect_lookup(m, 1, "gone"), -ENOENT);
+    assert_int_equal(ufuse_chown(s, "/l", 7, (gid_t)-1), -ENOENT);
+    mu_finish(m, s);
+}
+
 /* MKDIR/UNLINK/RMDIR look the name up first, as the Linux VFS does: an
  * existing name is EEXIST without MKDIR; the type checks are local; chmod
  * sends the whole mode, type bits included; LINK's ENOSYS is EPERM. */
@@ -407,6 +433,7 @@ int main(void)
         cmocka_unit_test(t_forget_at_unmount),
         cmocka_unit_test(t_rename_local_rules),
         cmocka_unit_test(t_utime_now),
+        cmocka_unit_test(t_setattr_nofollow),
         cmocka_unit_test(t_lookup_before_namespace_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

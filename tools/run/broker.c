@@ -562,12 +562,13 @@ static int64_t do_path_call(struct conn *k, struct call *c)
     case RUN_CHMOD:
         return ufuse_chmod(s, p, q->mode & 07777);
     case RUN_CHOWN:
-        /* ufuse_chown follows links; lchown of a link changes the link,
-         * which FUSE servers rarely support: refuse rather than guess. */
-        return ufuse_chown(s, p, (uid_t)q->a, (gid_t)q->b);
-    case RUN_UTIMENS:
-        return ufuse_utimens(s, p, c->data_len == 2 * sizeof(struct timespec)
-                                       ? (const struct timespec *)c->data : NULL);
+        return (q->flags & RUN_NOFOLLOW ? ufuse_lchown : ufuse_chown)(s, p, (uid_t)q->a,
+                                                                       (gid_t)q->b);
+    case RUN_UTIMENS: {
+        const struct timespec *ts = c->data_len == 2 * sizeof(struct timespec)
+                                        ? (const struct timespec *)c->data : NULL;
+        return (q->flags & RUN_NOFOLLOW ? ufuse_lutimens : ufuse_utimens)(s, p, ts);
+    }
     case RUN_TRUNCATE:
         return ufuse_truncate(s, p, q->a);
     case RUN_STATFS: {
