@@ -81,6 +81,8 @@ static const struct cache_pager_ops io_pager_ops = {
 
 int io_mount_init(struct io_mount *m, const struct cache_params *p)
 {
+    for (int i = 0; i < IO_APPEND_STRIPES; i++)
+        pthread_mutex_init(&m->append_mu[i], NULL);
     if (!m->cache_on)
         return 0;
     return cache_init(&m->cache, p, &io_pager_ops, m, m->nodes);
@@ -93,6 +95,8 @@ int io_mount_sync(struct io_mount *m)
 
 void io_mount_destroy(struct io_mount *m)
 {
+    for (int i = 0; i < IO_APPEND_STRIPES; i++)
+        pthread_mutex_destroy(&m->append_mu[i]);
     if (m->cache_on)
         cache_destroy(&m->cache);
 }

@@ -17,7 +17,9 @@
  * the direct backends first write back the overlapped dirty pages, and a
  * direct write drops the cached range after (genfs_directio).
  *
- * Locks: none of its own; node and conn locks through their APIs.
+ * Locks: m->append_mu[nodeid % IO_APPEND_STRIPES] around an O_APPEND
+ * write-through/direct write (GETATTR to WRITE), taken before obj->wlock;
+ * node and conn locks through their APIs.
  */
 #include "io/io.h"
 
@@ -289,21 +291,30 @@ ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
             cache_balance_dirty(f->obj);
         return rc;
     }
+    pthread_mutex_t *append = NULL;
     if (f->oflags & O_APPEND) {
+        append = &f->m->append_mu[f->node->nodeid % IO_APPEND_STRIPES];
+        pthread_mutex_lock(append);
         struct fuse_attr a;
         int rc = io_getattr(f, &a);
-        if (rc)
+        if (rc) {
+            pthread_mutex_unlock(append);
             return rc;
+        }
         off = (off_t)a.size;
     }
-    if ((uint64_t)off + len > (uint64_t)INT64_MAX)
-        return -EFBIG;
-    *where = off;
-    if (f->buffered) {
+    ssize_t rc;
+    if ((uint64_t)off + len > (uint64_t)INT64_MAX) {
+        rc = -EFBIG;
+    } else if (f->buffered) {
         pthread_mutex_lock(&f->obj->wlock);
-        ssize_t rc = io_write_biobackend(f, iov, cnt, off);
+        rc = io_write_biobackend(f, iov, cnt, off);
         pthread_mutex_unlock(&f->obj->wlock);
-        return rc;
+    } else {
+        rc = io_write_directbackend(f, iov, cnt, off);
     }
-    return io_write_directbackend(f, iov, cnt, off);
+    if (append)
+        pthread_mutex_unlock(append);
+    *where = off;
+    return rc;
 }

@@ -19,6 +19,8 @@
 #include "node/node.h"
 
 /* The session's data path: which backend, and the page cache. */
+#define IO_APPEND_STRIPES 16
+
 struct io_mount {
     struct conn *conn;
     struct node_table *nodes;
@@ -26,6 +28,11 @@ struct io_mount {
     int writeback;           /* write-back (else write-through) */
     int auto_inval;          /* AUTO_INVAL_DATA granted, EXPLICIT not */
     uint32_t readahead;      /* largest readahead window, bytes */
+    /* O_APPEND writes that ask the server for the size (write-through,
+     * direct) hold the stripe of their node from that GETATTR to the end
+     * of the WRITE, so concurrent appenders of one file never write at the
+     * same size (the kernel holds the inode lock there). */
+    pthread_mutex_t append_mu[IO_APPEND_STRIPES];
     struct cache cache;
 };
 

@@ -82,6 +82,14 @@ static inline long pl_ret(long r)
     return r;
 }
 
+/* Set errno from -errno @r and return NULL: for functions returning a
+ * pointer (pl_ret's -1 is not a null pointer). */
+static inline void *pl_fail(long r)
+{
+    pl_ret(r);
+    return NULL;
+}
+
 /* ---- fd table ---- */
 /* Copy fd's entry into @out (path not copied unless @path is given, a
  * PATH_MAX buffer).  false if @fd is not a mount fd. */

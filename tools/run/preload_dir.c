@@ -48,7 +48,7 @@ static DIR *dir_wrap(int fd)
     struct pl_dir *p = calloc(1, sizeof *p);
     if (!p) {
         (void)pl_close_mount_fd(fd);
-        return (DIR *)pl_ret(-ENOMEM);
+        return pl_fail(-ENOMEM);
     }
     p->magic = PL_DIR_MAGIC;
     p->fd = fd;
@@ -61,12 +61,12 @@ PL_EXPORT DIR *opendir(const char *path)
     char rel[PATH_MAX];
     int k = pl_classify(AT_FDCWD, path, &mnt, rel);
     if (k < 0)
-        return (DIR *)pl_ret(k);
+        return pl_fail(k);
     if (k != 1)
         return REAL(opendir)(k == 2 ? rel : path);
     int fd = pl_open_at_mount(mnt, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, true);
     if (fd < 0)
-        return (DIR *)pl_ret(fd);
+        return pl_fail(fd);
     return dir_wrap(fd);
 }
 
@@ -76,10 +76,10 @@ PL_EXPORT DIR *fdopendir(int fd)
     if (!pl_fd_get(fd, &f, NULL))
         return REAL(fdopendir)(fd);
     if (!f.is_dir)
-        return (DIR *)pl_ret(-ENOTDIR);
+        return pl_fail(-ENOTDIR);
     struct pl_dir *p = calloc(1, sizeof *p);
     if (!p)
-        return (DIR *)pl_ret(-ENOMEM);
+        return pl_fail(-ENOMEM);
     p->magic = PL_DIR_MAGIC;
     p->fd = fd;
     return (DIR *)p;
@@ -90,12 +90,10 @@ static struct dirent64 *dir_next(struct pl_dir *p)
     if (p->pos >= p->len) {
         struct pl_fd f;
         if (!pl_fd_get(p->fd, &f, NULL))
-            return (struct dirent64 *)pl_ret(-EBADF);
+            return pl_fail(-EBADF);
         ssize_t n = pl_getdents(&f, p->buf, sizeof p->buf);
         if (n <= 0) {
-            if (n < 0)
-                pl_ret(n);
-            return NULL;                    /* the end: errno untouched */
+            return n < 0 ? pl_fail(n) : NULL;    /* the end: errno untouched */
         }
         p->len = (size_t)n;
         p->pos = 0;
@@ -103,7 +101,7 @@ static struct dirent64 *dir_next(struct pl_dir *p)
     struct dirent64 *e = (struct dirent64 *)(p->buf + p->pos);
     if (e->d_reclen == 0 || p->pos + e->d_reclen > p->len) {
         p->pos = p->len;
-        return (struct dirent64 *)pl_ret(-EIO);
+        return pl_fail(-EIO);
     }
     p->pos += e->d_reclen;
     p->loc++;
@@ -275,14 +273,14 @@ PL_EXPORT FILE *fopen(const char *path, const char *mode)
     char rel[PATH_MAX];
     int k = pl_classify(AT_FDCWD, path, &mnt, rel);
     if (k < 0)
-        return (FILE *)pl_ret(k);
+        return pl_fail(k);
     if (k != 1)
         return REAL(fopen)(k == 2 ? rel : path, mode);
     if (mode_flags(mode, &flags) < 0)
-        return (FILE *)pl_ret(-EINVAL);
+        return pl_fail(-EINVAL);
     int fd = pl_open_at_mount(mnt, rel, flags, 0666, false);
     if (fd < 0)
-        return (FILE *)pl_ret(fd);
+        return pl_fail(fd);
     return file_wrap(fd, mode);
 }
 PL_EXPORT FILE *fopen64(const char *path, const char *mode) { return fopen(path, mode); }
@@ -300,26 +298,26 @@ PL_EXPORT FILE *freopen(const char *path, const char *mode, FILE *fp)
     char rel[PATH_MAX];
     int k = path ? pl_classify(AT_FDCWD, path, &mnt, rel) : 0;
     if (k < 0)
-        return (FILE *)pl_ret(k);
+        return pl_fail(k);
     if (k != 1)
         return REAL(freopen)(k == 2 ? rel : path, mode, fp);
     /* A FILE's insides cannot be swapped for a cookie stream: emulate the
      * common use (redirecting stdin/stdout/stderr) by putting the new file
      * on the stream's fd number. */
     if (mode_flags(mode, &flags) < 0)
-        return (FILE *)pl_ret(-EINVAL);
+        return pl_fail(-EINVAL);
     int target = fileno(fp);
     fflush(fp);
     int fd = pl_open_at_mount(mnt, rel, flags, 0666, false);
     if (fd < 0)
-        return (FILE *)pl_ret(fd);
+        return pl_fail(fd);
     if (target >= 0 && dup2(fd, target) >= 0) {
         (void)pl_close_mount_fd(fd);
         clearerr(fp);
         return fp;
     }
     (void)pl_close_mount_fd(fd);
-    return (FILE *)pl_ret(-EBADF);
+    return pl_fail(-EBADF);
 }
 PL_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *fp) { return freopen(path, mode, fp); }
 

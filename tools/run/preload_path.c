@@ -683,9 +683,9 @@ PL_EXPORT char *getcwd(char *buf, size_t size)
     if (!buf) {
         buf = malloc(size > n ? size : n);
         if (!buf)
-            return (char *)pl_ret(-ENOMEM);
+            return pl_fail(-ENOMEM);
     } else if (size < n) {
-        return (char *)pl_ret(size == 0 ? -EINVAL : -ERANGE);
+        return pl_fail(size == 0 ? -EINVAL : -ERANGE);
     }
     memcpy(buf, abs, n);
     return buf;
@@ -771,21 +771,21 @@ PL_EXPORT char *realpath(const char *path, char *resolved)
 {
     struct where w;
     if (!path)
-        return (char *)pl_ret(-EINVAL);
+        return pl_fail(-EINVAL);
     locate(AT_FDCWD, path, &w);
     if (w.kind < 0)
-        return (char *)pl_ret(w.kind);
+        return pl_fail(w.kind);
     if (w.kind != 1)
         return REAL(realpath)(REAL_PATH(&w, path), resolved);
     char abs[PATH_MAX], out[PATH_MAX];
     pl_abs_path(w.mnt, w.rel, abs);
     int r = resolve_mount(abs, out);
     if (r < 0)
-        return (char *)pl_ret(r);
+        return pl_fail(r);
     if (!resolved) {
         resolved = strdup(out);
         if (!resolved)
-            return (char *)pl_ret(-ENOMEM);
+            return pl_fail(-ENOMEM);
         return resolved;
     }
     memcpy(resolved, out, strlen(out) + 1);
@@ -795,4 +795,64 @@ PL_EXPORT char *realpath(const char *path, char *resolved)
 PL_EXPORT char *canonicalize_file_name(const char *path)
 {
     return realpath(path, NULL);
+}
+
+/* ---- temporary files ---------------------------------------------------------- */
+
+/*
+ * mkstemp and friends open with glibc's internal open: on a mount the
+ * name is made here, with the same rule (six X's before @suffixlen
+ * trailing bytes, replaced until O_CREAT|O_EXCL succeeds).
+ */
+static int make_temp(char *tmpl, int suffixlen, int flags, bool dir)
+{
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    size_t n = strlen(tmpl);
+    if (suffixlen < 0 || n < 6 + (size_t)suffixlen ||
+        memcmp(tmpl + n - suffixlen - 6, "XXXXXX", 6) != 0)
+        return -EINVAL;
+    char *x = tmpl + n - suffixlen - 6;
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        unsigned char rnd[6];
+        if (getentropy(rnd, sizeof rnd) != 0)
+            return -errno;
+        for (int i = 0; i < 6; i++)
+            x[i] = letters[rnd[i] % (sizeof letters - 1)];
+        int r = dir ? mkdir(tmpl, 0700) : open(tmpl, O_RDWR | O_CREAT | O_EXCL | flags, 0600);
+        if (r >= 0)
+            return r;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+/* Is the template on a mount?  (Then make_temp serves it.) */
+static bool temp_on_mount(const char *tmpl)
+{
+    int mnt;
+    char rel[PATH_MAX];
+    return pl_classify(AT_FDCWD, tmpl, &mnt, rel) == 1;
+}
+
+PL_EXPORT int mkostemps(char *tmpl, int suffixlen, int flags)
+{
+    if (!temp_on_mount(tmpl))
+        return REAL(mkostemps)(tmpl, suffixlen, flags);
+    return (int)pl_ret(make_temp(tmpl, suffixlen, flags & ~O_ACCMODE, false));
+}
+PL_EXPORT int mkstemp(char *tmpl) { return mkostemps(tmpl, 0, 0); }
+PL_EXPORT int mkostemp(char *tmpl, int flags) { return mkostemps(tmpl, 0, flags); }
+PL_EXPORT int mkstemps(char *tmpl, int suffixlen) { return mkostemps(tmpl, suffixlen, 0); }
+PL_EXPORT int mkstemp64(char *tmpl) { return mkstemp(tmpl); }
+PL_EXPORT int mkostemp64(char *tmpl, int flags) { return mkostemp(tmpl, flags); }
+PL_EXPORT int mkstemps64(char *tmpl, int suffixlen) { return mkstemps(tmpl, suffixlen); }
+PL_EXPORT int mkostemps64(char *tmpl, int suffixlen, int flags) { return mkostemps(tmpl, suffixlen, flags); }
+
+PL_EXPORT char *mkdtemp(char *tmpl)
+{
+    if (!temp_on_mount(tmpl))
+        return REAL(mkdtemp)(tmpl);
+    int r = make_temp(tmpl, 0, 0, true);
+    return r < 0 ? pl_fail(r) : tmpl;
 }
