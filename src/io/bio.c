@@ -208,6 +208,19 @@ void io_setsize_end(struct io_mount *m, struct cache_obj *o, int rc, int size_se
     cache_obj_put(o);
 }
 
+void io_writeback_node(struct io_mount *m, struct node *n)
+{
+    if (!m->cache_on || !m->writeback || n->type != S_IFREG)
+        return;
+    struct cache_obj *o = cache_obj_find(&m->cache, n->nodeid);
+    if (!o)
+        return;
+    /* A failure stays the file's error, reported at its next fsync/close. */
+    if (o->node == n)
+        (void)cache_putpages(o, 0, UINT64_MAX, 1);
+    cache_obj_put(o);
+}
+
 void io_drop_unused(struct io_mount *m, struct node *n)
 {
     if (!m->cache_on || n->type != S_IFREG)

@@ -78,6 +78,10 @@ void io_file_close(struct io_file *f);
  * and wait; the write-back error this handle has not seen, if any. */
 int io_file_sync(struct io_file *f);
 
+/* Write back @n's dirty pages now (write-back mode): before a SETATTR that
+ * sets its times, so no later WRITE moves the server's mtime past them. */
+void io_writeback_node(struct io_mount *m, struct node *n);
+
 /*
  * Changing the size of @n (SETATTR with FATTR_SIZE): io_setsize_begin
  * serializes with writers and holds write-back off; io_setsize_end

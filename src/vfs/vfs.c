@@ -382,6 +382,11 @@ static int vfs_setattr_node(ufuse_t *s, struct node *n, struct fuse_setattr_in *
     if (s->conn.p.minor < 9) /* FATTR_*_NOW came with 7.9 */
         in->valid &= ~(uint32_t)(FATTR_ATIME_NOW | FATTR_MTIME_NOW);
     int size_set = !!(in->valid & FATTR_SIZE);
+    /* Times set explicitly must survive the write-back of earlier writes
+     * (cp -a: write, then utimensat): write back first.  The kernel gets
+     * the same by sending its local mtime after write-back. */
+    if (in->valid & (FATTR_MTIME | FATTR_ATIME))
+        io_writeback_node(&s->io, n);
     /* A size change: writers and write-back wait, the cache follows. */
     struct cache_obj *co = size_set ? io_setsize_begin(&s->io, n) : NULL;
     node_attr_changed(&s->nodes, n);

@@ -1059,9 +1059,34 @@ static void t_truncate_down_up(void **state)
     mu_finish(m, s);
 }
 
+/* cache=writeback: a page written, then the file's times set (cp -a's
+ * order): the dirty page goes out BEFORE the SETATTR, so no later WRITE
+ * moves the server's mtime past the times just set. */
+static void t_times_after_dirty(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writeback");
+    script_lookup(m, 0);
+    ufuse_file_t *f = open_f(m, s, O_RDWR, O_RDWR, MU_FH, KEEP);
+    unsigned char d[PG];
+    memset(d, 'm', sizeof d);
+    assert_int_equal(ufuse_pwrite(f, d, PG, 0), PG);
+    assert_int_equal(mock_log_count(m, FUSE_WRITE), 0);
+    expect_wb_write(m, 0, d, PG, 0);
+    struct mock_exp *e = mock_expect(m, FUSE_SETATTR, MU_INO);
+    struct fuse_attr_out ao = mock_attr_out(MU_INO, S_IFREG | 0644, PG, 3600);
+    mock_reply_attr(e, &ao);
+    struct timespec ts[2] = { { 981173106, 0 }, { 981173106, 0 } };
+    assert_int_equal(ufuse_utimens(s, "/f", ts), 0);
+    close_f(m, f, MU_FH, 0);
+    assert_int_equal(mock_log_count(m, FUSE_WRITE), 1);
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_times_after_dirty),
         cmocka_unit_test(t_read_clipped_at_eof),
         cmocka_unit_test(t_small_read_whole_block),
         cmocka_unit_test(t_sequential_readahead),

@@ -11,7 +11,9 @@ D=$1
 cd "$D" || exit 1
 say() { printf '== %s\n' "$*"; }
 norm() { sed "s|$D|DIR|g"; }
-filestat() { find "$@" -printf '%y %m %s %p %l\n' | LC_ALL=C sort | norm; }
+filestat() { # type, mode, size (not of directories), path, link target
+    find "$@" -printf '%y %m %s %p %l\n' | awk '$1 == "d" { $3 = "-" } { print }' | LC_ALL=C sort | norm
+}
 
 say "coreutils: make a tree"
 mkdir -p src/a/b src/c empty
@@ -31,11 +33,12 @@ say "cp -a, diff -r, cmp"
 cp -a src copy
 diff -r src copy && echo same
 cmp src/numbers copy/numbers && echo cmp-same
-stat -c '%Y %a' copy/a/words copy/c/run.sh
+stat -c '%Y %a' copy/a/words
+stat -c '%a' copy/c/run.sh
 readlink copy/a/numlink
 
 say "ls -lR (no times)"
-ls -lR --time-style=+ src | grep -v '^total' | awk '$1 ~ /^d/ {$2=""; $5=""} {print}' | norm
+ls -lR --time-style=+ src | grep -v '^total' | awk '$1 ~ /^d/ { $2 = ""; $5 = "" } { $1 = $1; print }' | norm
 
 say "find, du, wc, sort -o, tee, head, tail"
 (cd src && find . -name '*s*' | LC_ALL=C sort)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# run-programs: real programs through `ufuse run` give the same output as
+# on a local directory.  tests/run/scenario.sh (coreutils, bash, sed -i,
+# tar | gzip, O_APPEND from two processes, python3, gcc + make) runs once on
+# a local directory, then through `ufuse run` on the mount, for each server
+# and cache mode below; the outputs must be identical line for line.
+#   ufuse-memfs     direct, writethrough, writeback
+#   passthrough_ll  direct, writethrough, writeback (over a local directory,
+#                   whose content is compared with the mount's view too)
+. "$(dirname "$0")/../cli/lib.sh"
+SRC=${UFUSE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+SCENARIO=$SRC/tests/run/scenario.sh
+for tool in python3 gcc make tar gzip sed; do
+    command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed (scripts/deps.sh installs it)" >&2; exit 77; }
+done
+
+mkdir "$T/local"
+"$SCENARIO" "$T/local" >"$T/expected" 2>&1
+if ! grep -q '^answer 42$' "$T/expected"; then
+    echo "FAIL: the scenario does not run on a local directory:"; cat "$T/expected"; exit 1
+fi
+
+# through SERVER_DESC OPTS [-s SERVER]: the scenario on the mount.
+through() {
+    local desc=$1 opts=$2
+    shift 2
+    "$UFUSE" run "$@" -o "$opts,log=$T/server.log" -- bash -c "mkdir /ufuse/w && '$SCENARIO' /ufuse/w" \
+        >"$T/out" 2>"$T/err" </dev/null
+    rc=$?
+    expect_rc 0 "$desc: ufuse run"
+    if diff "$T/expected" <(cat "$T/out" "$T/err") >"$T/diff"; then
+        _pass
+    else
+        failures=$((failures + 1))
+        echo "FAIL: $desc: output differs from the local run (< local, > ufuse run):"
+        sed 's/^/  /' "$T/diff" | head -40
+    fi
+}
+
+for mode in direct writethrough writeback; do
+    through "ufuse-memfs cache=$mode" "cache=$mode"
+done
+
+PT=$B/passthrough_ll
+if [ -x "$PT" ]; then
+    for mode in direct writethrough writeback; do
+        rm -rf "$T/backing" && mkdir "$T/backing"
+        through "passthrough_ll cache=$mode" "cache=$mode" -s "$PT -f -o source=$T/backing"
+        check "passthrough_ll cache=$mode: the backing directory has the files" \
+            cmp "$T/local/src/numbers" "$T/backing/w/src/numbers"
+    done
+else
+    echo "note: $PT not built; passthrough_ll rows not run" >&2
+fi
+finish
