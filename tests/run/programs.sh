@@ -10,7 +10,7 @@
 . "$(dirname "$0")/../cli/lib.sh"
 SRC=${UFUSE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 SCENARIO=$SRC/tests/run/scenario.sh
-for tool in python3 gcc make tar gzip sed; do
+for tool in python3 gcc make tar gzip sed sqlite3; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed (scripts/deps.sh installs it)" >&2; exit 77; }
 done
 

@@ -144,3 +144,51 @@ printf 'prog: main.o answer.o\n\t$(CC) -o $@ $^\n' >proj/Makefile
 make -s -C proj CC=gcc 2>&1 | norm
 proj/prog
 ls proj | LC_ALL=C sort
+
+say "sqlite3: rollback journal and WAL"
+sqlite3 rb.db "create table t(a, b); insert into t values (1, 2), (3, 4);" \
+    "begin; insert into t values (5, 6); commit;" "select count(*), sum(a + b) from t;"
+sqlite3 rb.db "pragma journal_mode;" "pragma integrity_check;"
+sqlite3 wal.db "pragma journal_mode=wal;" "create table t(x);" \
+    "insert into t select value from generate_series(1, 1000);" "select sum(x) from t;"
+sqlite3 wal.db "select count(*) from t;" "pragma integrity_check;"
+
+say "python3: fcntl locks between processes, mmap writes"
+python3 - <<'PY'
+import fcntl, mmap, os
+f = open('locked', 'w')
+fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+fcntl.flock(f, fcntl.LOCK_SH)
+pid = os.fork()
+if pid == 0:
+    g = open('locked', 'w')
+    try:
+        fcntl.lockf(g, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print('child: record lock granted')
+    except OSError as e:
+        print('child: record lock refused', e.errno)
+    try:
+        fcntl.flock(g, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print('child: flock granted')
+    except OSError as e:
+        print('child: flock refused', e.errno)
+    fcntl.flock(g, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    print('child: shared flock granted')
+    os._exit(0)
+os.waitpid(pid, 0)
+f.close()
+with open('mapped', 'wb') as w:
+    w.write(b'.' * 8192)
+with open('mapped', 'r+b') as m:
+    mm = mmap.mmap(m.fileno(), 0)
+    mm[0:5] = b'HELLO'
+    mm.flush()
+    m.seek(0)
+    print(m.read(5))
+    m.seek(100)
+    m.write(b'WRITE')
+    m.flush()
+    print(mm[100:105])
+    mm.close()
+print(open('mapped', 'rb').read()[:8], os.path.getsize('mapped'))
+PY

@@ -10,7 +10,9 @@
  * Threads: the acceptor (the main thread's loop) starts one thread per
  * connection; one reaper thread waits on an epoll set holding the write
  * end of every description's identity pipe and releases a description
- * when the programs have closed the last copy of its read end.
+ * when the programs have closed the last copy of its read end, and a
+ * pidfd per process holding record locks, whose locks it drops when the
+ * process exits (locks.c keeps the locks).
  *
  * Locks: b->life is held shared by every call into the session (request
  * dispatch, releasing a description) and exclusively by broker_stop, which
@@ -45,19 +47,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "locks.h"
 #include "runproto.h"
 
+/* What the reaper's epoll events point at: a desc or a proc. */
+enum watch_kind { WATCH_DESC = 1, WATCH_PROC, WATCH_STOP };
+
 struct desc {
+    enum watch_kind kind;   /* WATCH_DESC */
     uint64_t id;
+    uint64_t file;          /* the file's inode number (the lock table's key) */
     uint64_t ino;           /* the identity pipe's inode */
     int wfd;                /* its write end (ours alone) */
     bool is_dir;
@@ -74,6 +84,14 @@ struct desc {
     struct desc *next_id, *next_ino; /* hash chains, b->mu */
 };
 
+/* A process that holds record locks: its pidfd is in the epoll set. */
+struct proc {
+    enum watch_kind kind;   /* WATCH_PROC */
+    pid_t pid;
+    int pidfd;
+    struct proc *next;
+};
+
 #define DESC_BUCKETS 4096
 
 struct broker {
@@ -88,6 +106,7 @@ struct broker {
     uint64_t next_id;
     struct desc *by_id[DESC_BUCKETS], *by_ino[DESC_BUCKETS];
     unsigned ndesc;
+    struct proc *procs;     /* b->mu */
     volatile sig_atomic_t stop;
     uid_t uid;
 };
@@ -118,6 +137,9 @@ static struct desc *desc_get(struct broker *b, uint64_t id)
 /* Called with b->life held (shared), or exclusively by broker_stop. */
 static void desc_free(struct broker *b, struct desc *d)
 {
+    struct lock_owner ofd = { .is_desc = true, .id = d->id };
+    lock_release(LOCK_POSIX, d->file, &ofd);
+    lock_release(LOCK_FLOCK, d->file, &ofd);
     if (d->f)
         (void)ufuse_close(d->f);
     if (d->d)
@@ -193,6 +215,7 @@ static int desc_new(struct broker *b, ufuse_file_t *f, ufuse_dir_t *dir, const c
             (void)ufuse_closedir(dir);
         return err;
     }
+    d->kind = WATCH_DESC;
     d->ino = st.st_ino;
     d->wfd = p[1];
     d->f = f;
@@ -218,6 +241,49 @@ static int desc_new(struct broker *b, ufuse_file_t *f, ufuse_dir_t *dir, const c
     return p[0];
 }
 
+/* Watch @pid (it holds record locks) so its locks go when it exits. */
+static void proc_watch(struct broker *b, pid_t pid)
+{
+    pthread_mutex_lock(&b->mu);
+    struct proc *p = b->procs;
+    while (p && p->pid != pid)
+        p = p->next;
+    if (!p && (p = calloc(1, sizeof *p))) {
+        p->kind = WATCH_PROC;
+        p->pid = pid;
+        p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = p };
+        if (p->pidfd < 0 || epoll_ctl(b->epfd, EPOLL_CTL_ADD, p->pidfd, &ev) != 0) {
+            /* Gone already (or no pidfds): its locks go now. */
+            if (p->pidfd >= 0)
+                close(p->pidfd);
+            free(p);
+            pthread_mutex_unlock(&b->mu);
+            lock_release(LOCK_POSIX, 0, &(struct lock_owner){ .id = (uint64_t)pid });
+            return;
+        }
+        p->next = b->procs;
+        b->procs = p;
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void proc_exited(struct broker *b, struct proc *p)
+{
+    pthread_mutex_lock(&b->mu);
+    for (struct proc **pp = &b->procs; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    (void)epoll_ctl(b->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
+    close(p->pidfd);
+    lock_release(LOCK_POSIX, 0, &(struct lock_owner){ .id = (uint64_t)p->pid });
+    free(p);
+}
+
 static void *reaper_main(void *arg)
 {
     struct broker *b = arg;
@@ -225,9 +291,14 @@ static void *reaper_main(void *arg)
     for (;;) {
         int n = epoll_wait(b->epfd, ev, 64, -1);
         for (int i = 0; i < n; i++) {
-            struct desc *d = ev[i].data.ptr;
-            if (d == NULL)
-                return NULL;              /* the shutdown eventfd */
+            enum watch_kind *w = ev[i].data.ptr;
+            if (*w == WATCH_STOP)
+                return NULL;
+            if (*w == WATCH_PROC) {
+                proc_exited(b, (struct proc *)w);
+                continue;
+            }
+            struct desc *d = (struct desc *)w;
             (void)epoll_ctl(b->epfd, EPOLL_CTL_DEL, d->wfd, NULL);
             pthread_rwlock_rdlock(&b->life);
             desc_retire(b, d);
@@ -241,6 +312,7 @@ static void *reaper_main(void *arg)
 struct conn {
     struct broker *b;
     int fd;
+    pid_t pid;              /* the peer process (SO_PEERCRED) */
     char *in;               /* request buffer, RUN_MAX_MSG */
     char *out;              /* reply payload, RUN_MAX_DATA */
 };
@@ -303,10 +375,20 @@ static int64_t do_open(struct conn *k, struct call *c)
     }
     if (r < 0)
         return r;
+    struct stat st;
+    r = f ? ufuse_fstat(f, &st) : ufuse_stat(b->s, c->path, &st);
+    if (r < 0) {
+        if (f)
+            (void)ufuse_close(f);
+        if (dir)
+            (void)ufuse_closedir(dir);
+        return r;
+    }
     int rfd = desc_new(b, f, dir, c->path, flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC),
                        &d);
     if (rfd < 0)
         return rfd;
+    d->file = st.st_ino;
     struct run_open *o = (struct run_open *)c->out;
     o->desc = d->id;
     o->flags = (uint32_t)d->flags;
@@ -398,10 +480,112 @@ static int64_t do_seekdir(struct desc *d, int64_t index)
     return 0;
 }
 
+/* The caller's connection is still open (a waiting lock gives up if not). */
+static bool conn_alive(void *arg)
+{
+    struct pollfd p = { .fd = ((struct conn *)arg)->fd, .events = 0 };
+    return poll(&p, 1, 0) == 0;
+}
+
+/* struct flock's range (whence resolved against @d) as a lock_range. */
+static int flock_range(struct desc *d, const struct flock *fl, struct lock_range *r)
+{
+    int64_t base = 0;
+    if (fl->l_whence == SEEK_CUR || fl->l_whence == SEEK_END) {
+        if (!d->f)
+            return -EINVAL;
+        struct stat st;
+        off_t pos = ufuse_lseek(d->f, 0, SEEK_CUR);
+        int rc = fl->l_whence == SEEK_END ? ufuse_fstat(d->f, &st) : 0;
+        if (pos < 0 || rc < 0)
+            return pos < 0 ? (int)pos : rc;
+        base = fl->l_whence == SEEK_END ? st.st_size : pos;
+    } else if (fl->l_whence != SEEK_SET) {
+        return -EINVAL;
+    }
+    int64_t start = base + fl->l_start;
+    int64_t len = fl->l_len;
+    if (len < 0) {
+        start += len;
+        len = -len;
+    }
+    if (start < 0)
+        return -EINVAL;
+    if (fl->l_type != F_RDLCK && fl->l_type != F_WRLCK && fl->l_type != F_UNLCK)
+        return -EINVAL;
+    r->type = fl->l_type;
+    r->start = (uint64_t)start;
+    r->end = len == 0 ? UINT64_MAX : (uint64_t)start + (uint64_t)len - 1;
+    return 0;
+}
+
+/*
+ * Record locks and flock, kept by the broker (locks.c): process-owned
+ * record locks by the caller's pid, OFD locks and flock by description.
+ */
+static int64_t do_lock(struct conn *k, struct call *c, struct desc *d)
+{
+    const struct run_req *q = c->q;
+    uint32_t kind = q->flags;
+    if (kind == RUN_LK_FLOCK) {
+        int op = (int)q->a;
+        struct lock_range r = { .start = 0, .end = UINT64_MAX };
+        switch (op & ~LOCK_NB) {
+        case LOCK_SH: r.type = F_RDLCK; break;
+        case LOCK_EX: r.type = F_WRLCK; break;
+        case LOCK_UN: r.type = F_UNLCK; break;
+        default: return -EINVAL;
+        }
+        struct lock_owner who = { .is_desc = true, .id = d->id };
+        return lock_set(LOCK_FLOCK, d->file, &who, &r, !(op & LOCK_NB), conn_alive, k);
+    }
+    struct flock fl;
+    struct lock_range r;
+    if (c->data_len != sizeof fl)
+        return -EINVAL;
+    memcpy(&fl, c->data, sizeof fl);
+    bool ofd = kind >= RUN_LK_OFD_GET && kind <= RUN_LK_OFD_SETW;
+    if (kind < RUN_LK_GET || kind > RUN_LK_OFD_SETW || (ofd && fl.l_pid != 0))
+        return -EINVAL;
+    int rc = flock_range(d, &fl, &r);
+    if (rc < 0)
+        return rc;
+    if (!ofd && (fl.l_type == F_RDLCK || fl.l_type == F_WRLCK) &&
+        ((fl.l_type == F_RDLCK && (d->flags & O_ACCMODE) == O_WRONLY) ||
+         (fl.l_type == F_WRLCK && (d->flags & O_ACCMODE) == O_RDONLY)))
+        return -EBADF;
+    struct lock_owner who = { .is_desc = ofd, .id = ofd ? d->id : (uint64_t)k->pid };
+    if (kind == RUN_LK_GET || kind == RUN_LK_OFD_GET) {
+        if (r.type == F_UNLCK)
+            return -EINVAL;
+        lock_test(LOCK_POSIX, d->file, &who, &r);
+        fl.l_type = r.type;
+        if (r.type != F_UNLCK) {
+            fl.l_whence = SEEK_SET;
+            fl.l_start = (off_t)r.start;
+            fl.l_len = r.end == UINT64_MAX ? 0 : (off_t)(r.end - r.start + 1);
+            fl.l_pid = r.owner.is_desc ? -1 : (pid_t)r.owner.id;
+        }
+        memcpy(c->out, &fl, sizeof fl);
+        c->out_len = sizeof fl;
+        return 0;
+    }
+    if (!ofd && r.type != F_UNLCK)
+        proc_watch(k->b, k->pid);
+    bool wait = kind == RUN_LK_SETW || kind == RUN_LK_OFD_SETW;
+    return lock_set(LOCK_POSIX, d->file, &who, &r, wait, conn_alive, k);
+}
+
 static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
 {
     const struct run_req *q = c->q;
     struct stat st;
+    if (q->op == RUN_LOCK)
+        return do_lock(k, c, d);
+    if (q->op == RUN_FLUSH) {
+        /* close(2) of any fd drops the process's record locks on the file. */
+        lock_release(LOCK_POSIX, d->file, &(struct lock_owner){ .id = (uint64_t)k->pid });
+    }
     if (d->is_dir) {
         switch (q->op) {
         case RUN_GETDENTS:
@@ -503,9 +687,19 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
         return (d->flags & O_ACCMODE) == O_RDONLY ? 0 : ufuse_fsync(d->f);
     case RUN_GETFL:
         return d->flags;
-    case RUN_SETFL:
-        /* Only O_APPEND changes what ufuse does; the rest is recorded. */
-        return -EOPNOTSUPP;
+    case RUN_SETFL: {
+        /* The handle's O_APPEND is fixed at open: refuse to flip it rather
+         * than write in the wrong place.  The rest is recorded (it changes
+         * nothing for a FUSE file). */
+        const int settable = O_APPEND | O_NONBLOCK | O_ASYNC | O_NOATIME | O_DIRECT;
+        int want = (int)q->flags & settable;
+        if ((want ^ d->flags) & O_APPEND)
+            return -EINVAL;
+        pthread_mutex_lock(&d->mu);
+        d->flags = (d->flags & ~settable) | want;
+        pthread_mutex_unlock(&d->mu);
+        return 0;
+    }
     case RUN_FCHMOD:
         return ufuse_fchmod(d->f, q->mode & 07777);
     case RUN_FCHOWN:
@@ -750,6 +944,7 @@ static void *acceptor_main(void *arg)
         }
         k->b = b;
         k->fd = fd;
+        k->pid = cr.pid;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&at, 256 << 10);
@@ -823,6 +1018,7 @@ static int broker_start(struct broker *b, const struct mountopt *m, bool *made_d
     memset(b, 0, sizeof *b);
     b->mnt = m->mnt;
     b->uid = geteuid();
+    locks_init();
     pthread_mutex_init(&b->mu, NULL);
     pthread_rwlock_init(&b->life, NULL);
     char **sargv = NULL;
@@ -954,7 +1150,8 @@ static void join_threads(struct broker *b, pthread_t acc, pthread_t rea)
     /* Wake the reaper with a NULL event and let it return. */
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) == 0) {
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+        static enum watch_kind stop = WATCH_STOP;
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &stop };
         (void)write(pfd[1], "x", 1);
         (void)epoll_ctl(b->epfd, EPOLL_CTL_ADD, pfd[0], &ev);
     }

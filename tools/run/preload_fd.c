@@ -12,7 +12,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -30,7 +33,7 @@
 /* ---- data ------------------------------------------------------------- */
 
 /* Read up to @n bytes at @off (-1: the position) into @buf. */
-static ssize_t fd_read(const struct pl_fd *f, void *buf, size_t n, off_t off)
+static ssize_t fd_read_raw(const struct pl_fd *f, void *buf, size_t n, off_t off)
 {
     size_t done = 0;
     while (done < n) {
@@ -49,7 +52,7 @@ static ssize_t fd_read(const struct pl_fd *f, void *buf, size_t n, off_t off)
     return (ssize_t)done;
 }
 
-static ssize_t fd_write(const struct pl_fd *f, const void *buf, size_t n, off_t off)
+static ssize_t fd_write_raw(const struct pl_fd *f, const void *buf, size_t n, off_t off)
 {
     size_t done = 0;
     do {
@@ -66,6 +69,33 @@ static ssize_t fd_write(const struct pl_fd *f, const void *buf, size_t n, off_t 
             break;
     } while (done < n);
     return (ssize_t)done;
+}
+
+/* The shared-mapping coherence hooks (see "mappings" below). */
+static void maps_before_read(const struct pl_fd *f);
+static void maps_after_write(const struct pl_fd *f, const void *buf, size_t n, off_t off);
+static _Atomic int nshared;
+
+static ssize_t fd_read(const struct pl_fd *f, void *buf, size_t n, off_t off)
+{
+    if (atomic_load(&nshared) > 0)
+        maps_before_read(f);
+    return fd_read_raw(f, buf, n, off);
+}
+
+static ssize_t fd_write(const struct pl_fd *f, const void *buf, size_t n, off_t off)
+{
+    if (atomic_load(&nshared) == 0)
+        return fd_write_raw(f, buf, n, off);
+    off_t at = off;
+    if (at < 0) {
+        struct pl_call c = { .q = { .a = 0, .flags = SEEK_CUR } };
+        at = (off_t)pl_fd_call(f, RUN_LSEEK, &c);
+    }
+    ssize_t r = fd_write_raw(f, buf, n, off);
+    if (r > 0 && at >= 0)
+        maps_after_write(f, buf, (size_t)r, at);
+    return r;
 }
 
 static ssize_t fd_readv(const struct pl_fd *f, const struct iovec *iov, int cnt, off_t off)
@@ -478,7 +508,19 @@ PL_EXPORT int dup3(int fd, int nfd, int flags)
     return r;
 }
 
-/* Record locks and flock on mount fds are not served yet: fail loudly. */
+/* Record locks: the broker keeps them (F_GETLK64 and friends have the
+ * same values on 64-bit Linux). */
+static int fd_lock(const struct pl_fd *f, uint32_t kind, struct flock *fl)
+{
+    bool get = kind == RUN_LK_GET || kind == RUN_LK_OFD_GET;
+    struct pl_call c = { .q = { .flags = kind }, .data = fl, .data_len = sizeof *fl,
+                         .out = get ? fl : NULL, .out_cap = get ? sizeof *fl : 0 };
+    int64_t r = pl_fd_call(f, RUN_LOCK, &c);
+    if (r == 0 && get && c.out_len != sizeof *fl)
+        r = -EIO;
+    return (int)pl_ret(r);
+}
+
 static int fd_fcntl(int fd, const struct pl_fd *f, int cmd, long arg)
 {
     switch (cmd) {
@@ -501,8 +543,21 @@ static int fd_fcntl(int fd, const struct pl_fd *f, int cmd, long arg)
         int64_t r = pl_fd_call(f, RUN_SETFL, &c);
         return (int)pl_ret(r);
     }
+    case F_GETLK:
+        return fd_lock(f, RUN_LK_GET, (struct flock *)arg);
+    case F_SETLK:
+        return fd_lock(f, RUN_LK_SET, (struct flock *)arg);
+    case F_SETLKW:
+        return fd_lock(f, RUN_LK_SETW, (struct flock *)arg);
+    case F_OFD_GETLK:
+        return fd_lock(f, RUN_LK_OFD_GET, (struct flock *)arg);
+    case F_OFD_SETLK:
+        return fd_lock(f, RUN_LK_OFD_SET, (struct flock *)arg);
+    case F_OFD_SETLKW:
+        return fd_lock(f, RUN_LK_OFD_SETW, (struct flock *)arg);
     default:
-        return (int)pl_ret(-ENOLCK);
+        /* Leases, notifications, seals, pipe sizes: not for FUSE files. */
+        return (int)pl_ret(-EINVAL);
     }
 }
 
@@ -532,10 +587,40 @@ PL_EXPORT int fcntl64(int fd, int cmd, ...)
 
 PL_EXPORT int flock(int fd, int op)
 {
-    if (!pl_is_mount_fd(fd))
+    struct pl_fd f;
+    if (!pl_fd_get(fd, &f, NULL))
         return REAL(flock)(fd, op);
-    return (int)pl_ret(-ENOLCK);
+    struct pl_call c = { .q = { .flags = RUN_LK_FLOCK, .a = op } };
+    return (int)pl_ret(pl_fd_call(&f, RUN_LOCK, &c));
 }
+
+/* lockf(3): glibc's calls fcntl internally; the same on a mount fd. */
+PL_EXPORT int lockf(int fd, int cmd, off_t len)
+{
+    struct pl_fd f;
+    if (!pl_fd_get(fd, &f, NULL))
+        return REAL(lockf)(fd, cmd, len);
+    struct flock fl = { .l_whence = SEEK_CUR, .l_start = 0, .l_len = len };
+    switch (cmd) {
+    case F_ULOCK:
+        fl.l_type = F_UNLCK;
+        return fd_lock(&f, RUN_LK_SET, &fl);
+    case F_LOCK:
+        fl.l_type = F_WRLCK;
+        return fd_lock(&f, RUN_LK_SETW, &fl);
+    case F_TLOCK:
+        fl.l_type = F_WRLCK;
+        return fd_lock(&f, RUN_LK_SET, &fl);
+    case F_TEST:
+        fl.l_type = F_RDLCK;
+        if (fd_lock(&f, RUN_LK_GET, &fl) != 0)
+            return -1;
+        return fl.l_type == F_UNLCK || fl.l_pid == getpid() ? 0 : (int)pl_ret(-EACCES);
+    default:
+        return (int)pl_ret(-EINVAL);
+    }
+}
+PL_EXPORT int lockf64(int fd, int cmd, off_t len) { return lockf(fd, cmd, len); }
 
 /* ---- copies between fds ---------------------------------------------------- */
 
@@ -602,12 +687,82 @@ PL_EXPORT ssize_t splice(int in, loff_t *in_off, int out, loff_t *out_off, size_
 /* ---- mappings ---------------------------------------------------------------- */
 
 /*
- * mmap of a mount fd: the pages are read into an anonymous mapping.  That
- * is MAP_PRIVATE exactly, up to later writes by others (which Linux would
- * show until the first own write to a page).  MAP_SHARED is served only
- * read-only, as a snapshot; a writable shared mapping fails with ENODEV
- * until the fault path of docs/run.md serves it.
+ * mmap of a mount fd is emulated with anonymous memory filled by reads:
+ *  - MAP_PRIVATE: exactly Linux's semantics up to later writes by others
+ *    (Linux shows them until the first own write to a page).
+ *  - MAP_SHARED: shared anonymous memory (so a forked child shares it), kept
+ *    coherent with this process's read and write: a write(2) to the file
+ *    also updates the mapped bytes; a read(2) of the file first writes the
+ *    mapping back; msync, munmap and exit write it back.  Other processes
+ *    see the stores at those points (the fault path of docs/run.md will
+ *    make it immediate).  The mapping holds a duplicate of the fd, as a
+ *    mapping holds its file open.
+ * Locks: map_lock guards the list.  Invariant: every shmap's range is
+ * mapped; nshared is the length of the list.
  */
+struct shmap {
+    char *addr;
+    size_t len;
+    off_t off;              /* file offset of addr */
+    int fd;                 /* our duplicate of the mount fd */
+    uint64_t file;          /* st_ino: which file */
+    struct shmap *next;
+};
+
+static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shmap *shmaps;
+
+/* Write @m's bytes back to its file, up to the file's size (stores past
+ * EOF do not extend a file, as on Linux). */
+static int shmap_writeback(const struct shmap *m)
+{
+    struct pl_fd f;
+    struct stat st;
+    if (!pl_fd_get(m->fd, &f, NULL))
+        return -EBADF;
+    int rc = pl_fstat_mount(&f, &st);
+    if (rc < 0 || st.st_size <= m->off)
+        return rc;
+    size_t n = st.st_size - m->off < (off_t)m->len ? (size_t)(st.st_size - m->off) : m->len;
+    ssize_t w = fd_write_raw(&f, m->addr, n, m->off);
+    return w < 0 ? (int)w : 0;
+}
+
+/* The file identity of a mount fd (a round trip: only with mappings). */
+static uint64_t fd_file(const struct pl_fd *f)
+{
+    struct stat st;
+    return pl_fstat_mount(f, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Before reading [off, off+n) of @f's file: write its mapped bytes back. */
+static void maps_before_read(const struct pl_fd *f)
+{
+    if (atomic_load(&nshared) == 0)
+        return;
+    uint64_t file = fd_file(f);
+    pthread_mutex_lock(&map_lock);
+    for (struct shmap *m = shmaps; m; m = m->next)
+        if (m->file == file)
+            (void)shmap_writeback(m);
+    pthread_mutex_unlock(&map_lock);
+}
+
+/* After writing @buf at @off of @f's file: update the mapped bytes. */
+static void maps_after_write(const struct pl_fd *f, const void *buf, size_t n, off_t off)
+{
+    uint64_t file = fd_file(f);
+    pthread_mutex_lock(&map_lock);
+    for (struct shmap *m = shmaps; m; m = m->next) {
+        if (m->file != file || off >= m->off + (off_t)m->len || off + (off_t)n <= m->off)
+            continue;
+        off_t s = off > m->off ? off : m->off;
+        off_t e = off + (off_t)n < m->off + (off_t)m->len ? off + (off_t)n : m->off + (off_t)m->len;
+        memcpy(m->addr + (s - m->off), (const char *)buf + (s - off), (size_t)(e - s));
+    }
+    pthread_mutex_unlock(&map_lock);
+}
+
 PL_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     struct pl_fd f;
@@ -615,26 +770,141 @@ PL_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
         return REAL(mmap)(addr, len, prot, flags, fd, off);
     if (f.is_dir)
         return (void *)pl_ret(-ENODEV);
-    if ((flags & MAP_SHARED) && (prot & PROT_WRITE))
-        return (void *)pl_ret(-ENODEV);
     if (off < 0 || (off & 4095) || len == 0)
         return (void *)pl_ret(-EINVAL);
-    int mflags = (flags & ~(MAP_SHARED | MAP_SHARED_VALIDATE)) | MAP_PRIVATE | MAP_ANONYMOUS;
+    bool shared = (flags & MAP_TYPE) != MAP_PRIVATE;
+    int mflags = (flags & ~MAP_TYPE) | MAP_ANONYMOUS | (shared ? MAP_SHARED : MAP_PRIVATE);
+    struct shmap *m = NULL;
+    if (atomic_load(&nshared) > 0)
+        maps_before_read(&f);
+    if (shared) {
+        m = malloc(sizeof *m);
+        int dupfd = m ? REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (dupfd < 0) {
+            free(m);
+            return (void *)pl_ret(-ENOMEM);
+        }
+        char path[PATH_MAX];
+        pl_fd_get(fd, &f, path);
+        pl_fd_set(dupfd, f.desc, f.mnt, false, path);
+        *m = (struct shmap){ .len = len, .off = off, .fd = dupfd, .file = fd_file(&f) };
+    }
     void *p = REAL(mmap)(addr, len, PROT_READ | PROT_WRITE, mflags, -1, 0);
-    if (p == MAP_FAILED)
-        return p;
-    ssize_t r = fd_read(&f, p, len, off);
+    ssize_t r = p == MAP_FAILED ? -errno : fd_read_raw(&f, p, len, off);
     if (r < 0) {
-        munmap(p, len);
+        if (p != MAP_FAILED)
+            REAL(munmap)(p, len);
+        if (m) {
+            (void)pl_close_mount_fd(m->fd);
+            free(m);
+        }
         return (void *)pl_ret(r);
     }
     if (prot != (PROT_READ | PROT_WRITE))
         (void)mprotect(p, len, prot);
+    if (m) {
+        m->addr = p;
+        pthread_mutex_lock(&map_lock);
+        m->next = shmaps;
+        shmaps = m;
+        atomic_fetch_add(&nshared, 1);
+        pthread_mutex_unlock(&map_lock);
+    }
     return p;
 }
 PL_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     return mmap(addr, len, prot, flags, fd, off);
+}
+
+PL_EXPORT int msync(void *addr, size_t len, int flags)
+{
+    int rc = 0;
+    if (atomic_load(&nshared) > 0) {
+        pthread_mutex_lock(&map_lock);
+        for (struct shmap *m = shmaps; m; m = m->next)
+            if ((char *)addr < m->addr + m->len && (char *)addr + len > m->addr && rc == 0)
+                rc = shmap_writeback(m);
+        pthread_mutex_unlock(&map_lock);
+    }
+    if (rc < 0)
+        return (int)pl_ret(rc);
+    return REAL(msync)(addr, len, flags);
+}
+
+/*
+ * munmap: mappings of ours that the range touches are written back; a
+ * mapping wholly inside the range is forgotten, one cut at an end shrinks,
+ * one cut in the middle becomes two.
+ */
+PL_EXPORT int munmap(void *addr, size_t len)
+{
+    if (atomic_load(&nshared) == 0)
+        return REAL(munmap)(addr, len);
+    char *s = addr, *e = (char *)addr + ((len + 4095) & ~(size_t)4095);
+    struct shmap *gone = NULL;
+    pthread_mutex_lock(&map_lock);
+    for (struct shmap **pp = &shmaps; *pp;) {
+        struct shmap *m = *pp;
+        char *ms = m->addr, *me = m->addr + m->len;
+        if (e <= ms || s >= me) {
+            pp = &m->next;
+            continue;
+        }
+        (void)shmap_writeback(m);
+        if (s <= ms && e >= me) {
+            *pp = m->next;
+            m->next = gone;
+            gone = m;
+            atomic_fetch_sub(&nshared, 1);
+            continue;
+        }
+        if (s > ms && e < me) {
+            struct shmap *tail = malloc(sizeof *tail);
+            int dupfd = tail ? REAL(fcntl)(m->fd, F_DUPFD_CLOEXEC, 0) : -1;
+            if (dupfd >= 0) {
+                struct pl_fd f;
+                char path[PATH_MAX];
+                if (pl_fd_get(m->fd, &f, path))
+                    pl_fd_set(dupfd, f.desc, f.mnt, false, path);
+                *tail = (struct shmap){ .addr = e, .len = (size_t)(me - e),
+                                        .off = m->off + (e - ms), .fd = dupfd, .file = m->file,
+                                        .next = m->next };
+                m->next = tail;
+                atomic_fetch_add(&nshared, 1);
+            } else {
+                free(tail);
+            }
+            m->len = (size_t)(s - ms);
+        } else if (s <= ms) {
+            m->off += e - ms;
+            m->len = (size_t)(me - e);
+            m->addr = e;
+        } else {
+            m->len = (size_t)(s - ms);
+        }
+        pp = &m->next;
+    }
+    pthread_mutex_unlock(&map_lock);
+    while (gone) {
+        struct shmap *n = gone->next;
+        (void)pl_close_mount_fd(gone->fd);
+        free(gone);
+        gone = n;
+    }
+    return REAL(munmap)(addr, len);
+}
+
+/* At exit, shared mappings still in place are written back (Linux keeps a
+ * shared mapping's stores in the page cache). */
+__attribute__((destructor)) static void maps_at_exit(void)
+{
+    if (atomic_load(&nshared) == 0)
+        return;
+    pthread_mutex_lock(&map_lock);
+    for (struct shmap *m = shmaps; m; m = m->next)
+        (void)shmap_writeback(m);
+    pthread_mutex_unlock(&map_lock);
 }
 
 /* ---- directory entries ----------------------------------------------------- */

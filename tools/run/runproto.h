@@ -84,12 +84,22 @@ enum run_op {
     RUN_SETXATTR,    /* flags, path, path2 = name, data = value */
     RUN_LISTXATTR,   /* b: size, path -> list or size */
     RUN_REMOVEXATTR, /* path, path2 = name */
+    RUN_LOCK,        /* desc, flags: RUN_LK_*, data: struct flock (record
+                        locks; -> struct flock for the GET kinds), or
+                        a: flock(2) operation (RUN_LK_FLOCK) */
     RUN_UMOUNT,      /* `ufuse umount`: end the session */
     RUN_OP_MAX
 };
 
 /* RUN_STAT / RUN_CHOWN / RUN_UTIMENS flags */
 #define RUN_NOFOLLOW 1u
+
+/* RUN_LOCK kinds */
+enum run_lock_kind {
+    RUN_LK_GET = 1, RUN_LK_SET, RUN_LK_SETW,              /* process owned */
+    RUN_LK_OFD_GET, RUN_LK_OFD_SET, RUN_LK_OFD_SETW,      /* description owned */
+    RUN_LK_FLOCK,
+};
 
 struct run_req {
     uint32_t op;        /* enum run_op */
