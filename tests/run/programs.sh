@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run-programs: real programs through `ufuse run` give the same output as
 # on a local directory.  tests/run/scenario.sh (coreutils, bash, sed -i,
-# tar | gzip, O_APPEND from two processes, python3, gcc + make) runs once on
+# tar | gzip, O_APPEND from two processes, python3 with fcntl locks and
+# mmap, gcc + make, sqlite3 in rollback and WAL modes) runs once on
 # a local directory, then through `ufuse run` on the mount, for each server
 # and cache mode below; the outputs must be identical line for line.
 #   ufuse-memfs     direct, writethrough, writeback

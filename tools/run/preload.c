@@ -197,6 +197,25 @@ static int mount_of(const char *abs, char *out)
     return -1;
 }
 
+/* "/proc/self/fd/N" or "/dev/fd/N" naming a mount fd: that fd's file
+ * (the kernel would reopen our identity pipe instead).  -1 if not. */
+static int fd_alias(const char *path, char *out)
+{
+    const char *num = NULL;
+    if (strncmp(path, "/proc/self/fd/", 14) == 0)
+        num = path + 14;
+    else if (strncmp(path, "/dev/fd/", 8) == 0)
+        num = path + 8;
+    if (!num || !*num)
+        return -1;
+    char *end;
+    long fd = strtol(num, &end, 10);
+    struct pl_fd f;
+    if (*end || fd < 0 || fd > INT32_MAX || !pl_fd_get((int)fd, &f, out))
+        return -1;
+    return f.mnt;
+}
+
 int pl_classify(int dirfd, const char *path, int *mnt, char *out)
 {
     char joined[2 * PATH_MAX + 2], norm[PATH_MAX];
@@ -204,6 +223,13 @@ int pl_classify(int dirfd, const char *path, int *mnt, char *out)
         return -EFAULT;
     if (pl_nmounts == 0)
         return 0;
+    if (path[0] == '/' && (path[1] == 'p' || path[1] == 'd')) {
+        int m = fd_alias(path, out);
+        if (m >= 0) {
+            *mnt = m;
+            return 1;
+        }
+    }
     if (path[0] == '/') {
         snprintf(joined, sizeof joined, "%s", path);
     } else {
