@@ -107,6 +107,7 @@ struct broker {
     struct desc *by_id[DESC_BUCKETS], *by_ino[DESC_BUCKETS];
     unsigned ndesc;
     struct proc *procs;     /* b->mu */
+    unsigned nconns;        /* b->mu */
     volatile sig_atomic_t stop;
     uid_t uid;
 };
@@ -843,6 +844,20 @@ static int64_t dispatch(struct conn *k, struct call *c)
     case RUN_OPEN:
     case RUN_OPENDIR:
         return do_open(k, c);
+    case RUN_STATS: {
+        struct run_stats *st = (struct run_stats *)c->out;
+        struct broker *b = k->b;
+        memset(st, 0, sizeof *st);
+        pthread_mutex_lock(&b->mu);
+        st->descs = b->ndesc;
+        for (struct proc *p = b->procs; p; p = p->next)
+            st->procs++;
+        st->conns = b->nconns;
+        pthread_mutex_unlock(&b->mu);
+        st->locks = lock_count();
+        c->out_len = sizeof *st;
+        return 0;
+    }
     case RUN_UMOUNT:
         k->b->stop = 1;
         (void)shutdown(k->b->lfd, SHUT_RDWR);
@@ -882,6 +897,9 @@ static void *conn_main(void *arg)
             break;
     }
     close(k->fd);
+    pthread_mutex_lock(&k->b->mu);
+    k->b->nconns--;
+    pthread_mutex_unlock(&k->b->mu);
     free(k->in);
     free(k->out);
     free(k);
@@ -945,10 +963,16 @@ static void *acceptor_main(void *arg)
         k->b = b;
         k->fd = fd;
         k->pid = cr.pid;
+        pthread_mutex_lock(&b->mu);
+        b->nconns++;
+        pthread_mutex_unlock(&b->mu);
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&at, 256 << 10);
         if (pthread_create(&t, &at, conn_main, k) != 0) {
+            pthread_mutex_lock(&b->mu);
+            b->nconns--;
+            pthread_mutex_unlock(&b->mu);
             close(fd);
             free(k->in);
             free(k->out);

@@ -47,9 +47,21 @@ static char cwd_rel[PATH_MAX];
 
 static mode_t cur_umask;
 
-/* Per-thread connections, valid in the process whose pid is conn_pid. */
+/* Per-thread connections, valid in the process whose pid is conn_pid;
+ * closed when the thread exits (conn_key's destructor). */
 static __thread int conn_fd[PL_MAX_MOUNTS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
 static __thread pid_t conn_pid;
+static pthread_key_t conn_key;
+
+static void conn_thread_exit(void *unused)
+{
+    (void)unused;
+    for (int m = 0; m < PL_MAX_MOUNTS; m++) {
+        if (conn_fd[m] >= 0 && conn_pid == (pid_t)syscall(SYS_getpid))
+            syscall(SYS_close, conn_fd[m]);
+        conn_fd[m] = -1;
+    }
+}
 
 void *pl_real(const char *name)
 {
@@ -405,6 +417,7 @@ int64_t pl_call(int mnt, struct pl_call *c)
         if (!borrowed) {
             conn_fd[mnt] = fd;
             conn_pid = me;
+            (void)pthread_setspecific(conn_key, (void *)1);
         }
     }
     int64_t r = transact(fd, c);
@@ -577,6 +590,7 @@ __attribute__((constructor)) static void pl_init(void)
     if (pl_nmounts == 0)
         return;
     pthread_atfork(NULL, NULL, atfork_child);
+    (void)pthread_key_create(&conn_key, conn_thread_exit);
     inherit_cwd();
     adopt_inherited();
     for (int fd = 0; fd <= 2; fd++)

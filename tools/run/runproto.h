@@ -88,6 +88,7 @@ enum run_op {
                         locks; -> struct flock for the GET kinds), or
                         a: flock(2) operation (RUN_LK_FLOCK) */
     RUN_UMOUNT,      /* `ufuse umount`: end the session */
+    RUN_STATS,       /* -> struct run_stats (tests and diagnostics) */
     RUN_OP_MAX
 };
 
@@ -126,6 +127,14 @@ struct run_open {
     uint64_t desc;
     uint32_t flags;     /* status flags the description has */
     uint32_t is_dir;
+};
+
+/* RUN_STATS reply body: the broker's tables. */
+struct run_stats {
+    uint32_t descs;     /* open file descriptions */
+    uint32_t locks;     /* record and flock locks held */
+    uint32_t procs;     /* processes watched for their locks */
+    uint32_t conns;     /* connections open */
 };
 
 /* RUN_HELLO reply body: one per presented inode the broker knows. */
