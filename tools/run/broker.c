@@ -1037,6 +1037,13 @@ struct mountopt {
     const char *opts;
 };
 
+/*
+ * Attach the server and listen.  @made_dir non-NULL: create the mount
+ * point if we may, so that `ls` of its parent shows it (`run`, where every
+ * program of the tree is served).  `mount` does not: the shell that evals
+ * its output is not served itself, and its redirections would then land
+ * in that directory instead of failing.
+ */
 static int broker_start(struct broker *b, const struct mountopt *m, bool *made_dir)
 {
     memset(b, 0, sizeof *b);
@@ -1066,8 +1073,8 @@ static int broker_start(struct broker *b, const struct mountopt *m, bool *made_d
         (void)ufuse_unmount(b->s);
         return r < 0 ? r : -errno;
     }
-    /* Let `ls` of the parent show the mount point when we may create it. */
-    *made_dir = mkdir(m->mnt, 0755) == 0;
+    if (made_dir)
+        *made_dir = mkdir(m->mnt, 0755) == 0;
     return 0;
 }
 
@@ -1297,22 +1304,26 @@ static int cmd_mount(int argc, char **argv)
     }
     close(ready[0]);
     setsid();
+    if (chdir("/") != 0)
+        _exit(1);
+    /* Off the caller's stdin and stdout (and so is the server we start),
+     * so that $(ufuse mount ...) sees EOF once the lines below are sent.
+     * stderr stays: messages of the session go there, or to log=. */
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0) {
+        dup2(nul, 0);
+        dup2(nul, 1);
+        if (nul > 1)
+            close(nul);
+    }
     struct broker b;
-    bool made_dir = false;
-    if (broker_start(&b, &m, &made_dir) < 0)
+    if (broker_start(&b, &m, NULL) < 0)
         _exit(1);
     broker_export(&b, preload);
     signal(SIGPIPE, SIG_IGN);
     dprintf(ready[1], "export LD_PRELOAD='%s'\nexport %s='%s'\n", getenv("LD_PRELOAD"), RUN_ENV,
             getenv(RUN_ENV));
     close(ready[1]);
-    /* Detach from the terminal's streams so $(...) sees EOF. */
-    int nul = open("/dev/null", O_RDWR);
-    if (nul >= 0) {
-        dup2(nul, 0);
-        dup2(nul, 1);
-        close(nul);
-    }
     pthread_t rea;
     sigset_t all, old;
     sigfillset(&all);
@@ -1321,8 +1332,51 @@ static int cmd_mount(int argc, char **argv)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     acceptor_main(&b);            /* until RUN_UMOUNT */
     /* Programs may still hold descriptions: they are released at unmount. */
-    int r = broker_stop(&b, made_dir);
+    int r = broker_stop(&b, false);
     _exit(r < 0 ? 1 : 0);
+}
+
+/*
+ * For `eval "$(ufuse umount PATH)"`: shell lines that take PATH out of
+ * $UFUSE_RUN (and the preload library out of LD_PRELOAD when no mount is
+ * left), so the shell's later programs see the real file system there.
+ */
+static void print_unmounted_env(const char *tab, const char *gone)
+{
+    char rest[4096] = "";
+    size_t used = 0;
+    for (const char *p = tab; p && *p;) {
+        const char *end = strchrnul(p, ':');
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        bool drop = eq && (size_t)(eq - p) == strlen(gone) && strncmp(p, gone, (size_t)(eq - p)) == 0;
+        if (!drop && used + (size_t)(end - p) + 2 < sizeof rest) {
+            used += (size_t)snprintf(rest + used, sizeof rest - used, "%s%.*s", used ? ":" : "",
+                                     (int)(end - p), p);
+        }
+        p = *end ? end + 1 : end;
+    }
+    if (used) {
+        printf("export %s='%s'\n", RUN_ENV, rest);
+        return;
+    }
+    printf("unset %s\n", RUN_ENV);
+    /* LD_PRELOAD without our library (the rest of it kept). */
+    const char *lp = getenv("LD_PRELOAD");
+    char keep[4096] = "";
+    size_t k = 0;
+    for (const char *p = lp; p && *p;) {
+        size_t n = strcspn(p, ": ");
+        bool ours = n >= 19 && memcmp(p + n - 19, "libufuse-preload.so", 19) == 0;
+        if (!ours && n && k + n + 2 < sizeof keep)
+            k += (size_t)snprintf(keep + k, sizeof keep - k, "%s%.*s", k ? ":" : "", (int)n, p);
+        p += n;
+        if (*p)
+            p++;
+    }
+    if (k)
+        printf("export LD_PRELOAD='%s'\n", keep);
+    else
+        printf("unset LD_PRELOAD\n");
 }
 
 static int cmd_umount(int argc, char **argv)
@@ -1368,6 +1422,7 @@ static int cmd_umount(int argc, char **argv)
     while (recv(fd, &rep, sizeof rep, 0) > 0)
         ;
     close(fd);
+    print_unmounted_env(tab, want);
     return 0;
 }
 
