@@ -184,7 +184,8 @@ static int vfs_start_io(ufuse_t *s)
     m->cache_on = s->opts.cache != CACHE_DIRECT;
     m->writeback = s->opts.cache == CACHE_WRITEBACK ||
                    (s->opts.cache == CACHE_AUTO && (p->flags & FUSE_WRITEBACK_CACHE));
-    m->auto_inval = (p->flags & FUSE_AUTO_INVAL_DATA) && !(p->flags & FUSE_EXPLICIT_INVAL_DATA);
+    m->size_inval = !(p->flags & FUSE_EXPLICIT_INVAL_DATA);
+    m->auto_inval = (p->flags & FUSE_AUTO_INVAL_DATA) && m->size_inval;
     /* Readahead: the option, within INIT's max_readahead and an eighth
      * of the budget (the rest stays for the data being reused). */
     uint64_t ra = UFUSE_MIN((uint64_t)s->opts.readahead, (uint64_t)p->max_readahead);
