@@ -92,7 +92,10 @@ typedef struct ufuse_dir ufuse_dir_t;
  *                 "devfd" passes /dev/fd/N as the mountpoint (libfuse >= 3.3,
  *                 go-fuse); "hook" preloads ufuse's libfuse-2 hook and passes
  *                 an empty directory; "auto" picks hook for servers linked
- *                 against libfuse.so.2), server_name=NAME (used in messages).
+ *                 against libfuse.so.2, else devfd, and starts the server
+ *                 once more with the hook, saying so in the log, if it ends
+ *                 before INIT having refused /dev/fd/N), server_name=NAME
+ *                 (used in messages).
  * @return 0, or -errno: -EINVAL for a bad option, -ENOENT if the server
  *         cannot be executed, -EPROTO if it does not complete INIT,
  *         -ENOTCONN if it exits before answering.
@@ -114,7 +117,9 @@ int ufuse_mount_fd(ufuse_t **out, int fd, const char *options);
  * where the protocol calls for it, close the socket and reap the server
  * (waiting a bounded time, then killing it).  Open files and directories
  * left by the caller are released first.  @s is freed whatever is returned.
- * @return 0, or the first error met (-EIO if the server exited abnormally).
+ * @return 0, or the first error met: -EIO if the server was killed by a
+ * signal, had to be terminated, or exited with a non-zero status while
+ * requests were unanswered (after a clean end any exit status is normal).
  * Must not race with other calls on the same session.
  */
 int ufuse_unmount(ufuse_t *s);

@@ -6,6 +6,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
       libfuse3-dev fuse3 libfuse2 libfuse-dev libelf-dev linux-libc-dev
       bindfs python3 libcmocka-dev
       sshfs openssh-server openssh-client squashfuse squashfs-tools fuse-overlayfs fuse-zip archivemount gocryptfs
+      moosefs-master moosefs-chunkserver moosefs-client glusterfs-server glusterfs-client iproute2
       gnuplot-nox
       groff-base"
 missing=""

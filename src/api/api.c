@@ -68,14 +68,7 @@ int ufuse_mount(ufuse_t **out, char *const argv[], const char *options)
         }
         setvbuf(s->logfp, NULL, _IOLBF, 0);
     }
-    struct chan ch;
-    struct chan_spawn_opts so = {.attach = s->opts.attach, .log_fd = logfd};
-    rc = chan_spawn(&ch, argv, &so);
-    if (rc) {
-        api_session_free(s);
-        return rc;
-    }
-    rc = vfs_start(s, &ch);
+    rc = vfs_spawn(s, argv, logfd);
     if (rc) {
         api_session_free(s);
         return rc;

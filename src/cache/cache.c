@@ -1399,12 +1399,14 @@ void cache_drop_clean(struct cache_obj *o, uint64_t off, uint64_t len)
     pthread_mutex_unlock(&o->mu);
 }
 
-int cache_attr_check(struct cache_obj *o, uint64_t size, uint64_t mtime, uint32_t mtimensec)
+int cache_attr_check(struct cache_obj *o, uint64_t size, uint64_t mtime, uint32_t mtimensec,
+                     int by_mtime)
 {
     pthread_mutex_lock(&o->mu);
-    int changed = o->snap_valid && (o->snap_size != size || o->snap_mtime != mtime ||
-                                    o->snap_mtimensec != mtimensec);
-    o->snap_valid = 1;
+    int changed = (o->snap_size_valid && o->snap_size != size) ||
+                  (by_mtime && o->snap_mtime_valid &&
+                   (o->snap_mtime != mtime || o->snap_mtimensec != mtimensec));
+    o->snap_size_valid = o->snap_mtime_valid = 1;
     o->snap_size = size;
     o->snap_mtime = mtime;
     o->snap_mtimensec = mtimensec;
@@ -1417,7 +1419,16 @@ int cache_attr_check(struct cache_obj *o, uint64_t size, uint64_t mtime, uint32_
 void cache_attr_forget(struct cache_obj *o)
 {
     pthread_mutex_lock(&o->mu);
-    o->snap_valid = 0;
+    o->snap_size_valid = o->snap_mtime_valid = 0;
+    pthread_mutex_unlock(&o->mu);
+}
+
+void cache_attr_local(struct cache_obj *o, uint64_t size)
+{
+    pthread_mutex_lock(&o->mu);
+    o->snap_size_valid = 1;
+    o->snap_size = size;
+    o->snap_mtime_valid = 0;
     pthread_mutex_unlock(&o->mu);
 }
 

@@ -87,8 +87,9 @@ struct cache_obj {
     int err;                     /* last write-back error (-errno) */
     unsigned err_seq;            /* bumped per failed write-back */
     unsigned wb_seq;             /* bumped per completed write-back WRITE */
-    /* AUTO_INVAL_DATA: the attributes the cached data was read under. */
-    int snap_valid;
+    /* The attributes the cached data was read under (cache_attr_check);
+     * after a change of ours the size it made, the server's mtime unknown. */
+    int snap_size_valid, snap_mtime_valid;
     uint64_t snap_size, snap_mtime;
     uint32_t snap_mtimensec;
 
@@ -225,10 +226,13 @@ int cache_putpages(struct cache_obj *o, uint64_t off, uint64_t len, int sync);
 int cache_invalidate(struct cache_obj *o, uint64_t off, uint64_t len, int discard);
 /* Drop the clean pages of the range nobody is using (no I/O, no wait). */
 void cache_drop_clean(struct cache_obj *o, uint64_t off, uint64_t len);
-/* AUTO_INVAL_DATA: fresh attributes say @size / @mtime: if they differ
- * from those the cached data was read under, drop the clean data (not
- * dirty data).  Returns 1 if they changed. */
-int cache_attr_check(struct cache_obj *o, uint64_t size, uint64_t mtime, uint32_t mtimensec);
+/* Fresh attributes say @size / @mtime: if the size (or, with @by_mtime,
+ * AUTO_INVAL_DATA, the mtime) differs from the one the cached data was
+ * read under, drop the clean data (not dirty data).  Returns 1 if so. */
+int cache_attr_check(struct cache_obj *o, uint64_t size, uint64_t mtime, uint32_t mtimensec,
+                     int by_mtime);
+/* A change of ours left the file @size bytes long (mtime: the server's). */
+void cache_attr_local(struct cache_obj *o, uint64_t size);
 /* Our own write changed size/mtime: take the next attributes as the new
  * reference instead of a sign of a change by someone else. */
 void cache_attr_forget(struct cache_obj *o);

@@ -12,8 +12,24 @@
  *    fusehook.c for why LD_PRELOAD and not seccomp), and pass an empty
  *    private directory as the mountpoint, since libfuse 2 and its servers
  *    check that the mountpoint is a directory.
- * auto picks hook when the server's executable needs libfuse.so.2
- * (DT_NEEDED, read with libelf).
+ * attach=auto (the default) finds the mode that works, by this rule:
+ *  A1. An executable that needs libfuse.so.2 (DT_NEEDED, read with libelf)
+ *      gets the hook: libfuse 2 cannot take /dev/fd/N.
+ *  A2. Anything else gets devfd first: libfuse 3 programs and go-fuse take
+ *      it, and it passes through launchers (env, nice, ip netns exec,
+ *      sh -c) that the hook does not survive (its constructor strips it
+ *      from the environment of the first program it is loaded into).
+ *  A3. If that server ends before answering INIT -- it refused /dev/fd/N:
+ *      mfsmount checks that its mountpoint is a directory, glusterfs has
+ *      its own FUSE code that wants a directory and opens /dev/fuse itself
+ *      -- the session layer spawns it once more with the hook (vfs_spawn,
+ *      which logs the retry), after chan_discard has ended whatever the
+ *      first attempt left running.  Not for Go programs (they open
+ *      /dev/fuse with raw system calls) nor static ones (no LD_PRELOAD):
+ *      the hook cannot serve them, and their first failure stands.
+ *  The cost of A3: a server that fails before INIT for another reason
+ *  (a bad option, an unreachable host) is started twice, and its error
+ *  shows twice, the retry's log line between them.
  *
  * Locks: none.  A struct chan is set up before any other thread sees it;
  * afterwards chan_send and chan_recv may run concurrently from any threads
@@ -167,19 +183,41 @@ char *chan_find_helper(const char *name, int is_library)
     return chan_which(name);
 }
 
-/* Does the ELF executable @path need libfuse.so.2? */
-static int chan_needs_libfuse2(const char *path)
+/* What attach=auto needs to know about an executable (A1-A3). */
+struct chan_exe {
+    int libfuse2;       /* DT_NEEDED libfuse.so.2 */
+    int no_preload;     /* Go, or static: LD_PRELOAD cannot hook it */
+};
+
+/* Read @path's ELF headers into @x (all zero when it is no ELF file,
+ * e.g. a script). */
+static void chan_probe(const char *path, struct chan_exe *x)
 {
+    memset(x, 0, sizeof *x);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
-    int found = 0;
-    if (elf_version(EV_CURRENT) != EV_NONE) {
-        Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+        return;
+    Elf *e = elf_version(EV_CURRENT) != EV_NONE ? elf_begin(fd, ELF_C_READ, NULL) : NULL;
+    size_t nph = 0, shstr = 0;
+    if (e && elf_kind(e) == ELF_K_ELF && elf_getphdrnum(e, &nph) == 0) {
+        int interp = 0;
+        for (size_t i = 0; i < nph; i++) {
+            GElf_Phdr ph;
+            if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_INTERP)
+                interp = 1;
+        }
+        int go = 0;
+        int have_names = elf_getshdrstrndx(e, &shstr) == 0;
         Elf_Scn *scn = NULL;
-        while (e && !found && (scn = elf_nextscn(e, scn)) != NULL) {
+        while ((scn = elf_nextscn(e, scn)) != NULL) {
             GElf_Shdr sh;
-            if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC)
+            if (!gelf_getshdr(scn, &sh))
+                continue;
+            const char *sname = have_names ? elf_strptr(e, shstr, sh.sh_name) : NULL;
+            if (sname && (strcmp(sname, ".go.buildinfo") == 0 ||
+                          strcmp(sname, ".note.go.buildid") == 0))
+                go = 1;
+            if (sh.sh_type != SHT_DYNAMIC)
                 continue;
             Elf_Data *d = elf_getdata(scn, NULL);
             for (size_t i = 0; d && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
@@ -188,14 +226,14 @@ static int chan_needs_libfuse2(const char *path)
                     continue;
                 const char *lib = elf_strptr(e, sh.sh_link, dyn.d_un.d_val);
                 if (lib && strcmp(lib, "libfuse.so.2") == 0)
-                    found = 1;
+                    x->libfuse2 = 1;
             }
         }
-        if (e)
-            elf_end(e);
+        x->no_preload = go || !interp;
     }
+    if (e)
+        elf_end(e);
     close(fd);
-    return found;
 }
 
 /* environ with @n NAME=value strings from @set replacing or added. */
@@ -244,8 +282,13 @@ int chan_spawn(struct chan *c, char *const argv[],
     snprintf(c->name, sizeof c->name, "%s", base ? base + 1 : (builtin ? exe : argv[0]));
 
     enum chan_attach how = o->attach;
-    if (how == CHAN_ATTACH_AUTO)
-        how = chan_needs_libfuse2(exe) ? CHAN_ATTACH_HOOK : CHAN_ATTACH_DEVFD;
+    if (how == CHAN_ATTACH_AUTO) {
+        struct chan_exe x;
+        chan_probe(exe, &x);
+        how = x.libfuse2 ? CHAN_ATTACH_HOOK : CHAN_ATTACH_DEVFD;   /* A1, A2 */
+        c->hook_fallback = !x.libfuse2 && !x.no_preload;          /* A3 */
+    }
+    c->attach = how;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         rc = -errno;
@@ -491,7 +534,7 @@ static int chan_wait_holders(struct chan *c, int ms, struct ulog *lg)
         usleep(10000);
     if (n == 0)
         return 0;
-    ulog_msg(lg, "server process %d still holds its socket after unmount; terminating it",
+    ulog_msg(lg, "server process %d still holds its socket after it closed; terminating it",
              (int)pids[0]);
     for (int i = 0; i < n; i++)
         kill(pids[i], SIGTERM);
@@ -503,14 +546,34 @@ static int chan_wait_holders(struct chan *c, int ms, struct ulog *lg)
     return -EIO;
 }
 
-int chan_close(struct chan *c, int timeout_ms, struct ulog *lg)
+/* Close our end (the server sees EOF). */
+static void chan_shut(struct chan *c)
 {
-    int rc = 0;
     if (c->fd >= 0) {
         shutdown(c->fd, SHUT_RDWR);
         close(c->fd);
         c->fd = -1;
     }
+}
+
+/* The rest of a close: the pidfd and the hook's directory. */
+static void chan_release(struct chan *c)
+{
+    if (c->pidfd >= 0) {
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    if (c->mountdir) {
+        rmdir(c->mountdir);
+        free(c->mountdir);
+        c->mountdir = NULL;
+    }
+}
+
+int chan_close(struct chan *c, int timeout_ms, int clean, struct ulog *lg)
+{
+    int rc = 0;
+    chan_shut(c);
     if (c->pid > 0) {
         int st = chan_wait_exit(c, timeout_ms);
         if (st < 0) {
@@ -524,10 +587,12 @@ int chan_close(struct chan *c, int timeout_ms, struct ulog *lg)
             }
             rc = -EIO;
         } else if (WIFEXITED(st)) {
+            /* After a clean end any status is how the server says "the
+             * device went away" (libfuse 1 or 8, glusterfs 15). */
             int code = WEXITSTATUS(st);
-            /* libfuse: "short read on fuse device" -> exit 1 (or 8): normal. */
-            if (code != 0 && code != 1 && code != 8) {
-                ulog_msg(lg, "server exited with status %d", code);
+            if (code != 0 && !clean) {
+                ulog_msg(lg, "server exited with status %d while requests were "
+                         "unanswered", code);
                 rc = -EIO;
             }
         } else if (WIFSIGNALED(st)) {
@@ -539,14 +604,33 @@ int chan_close(struct chan *c, int timeout_ms, struct ulog *lg)
         if (c->srv_ino && chan_wait_holders(c, timeout_ms, lg) != 0)
             rc = -EIO;
     }
-    if (c->pidfd >= 0) {
-        close(c->pidfd);
-        c->pidfd = -1;
-    }
-    if (c->mountdir) {
-        rmdir(c->mountdir);
-        free(c->mountdir);
-        c->mountdir = NULL;
-    }
+    chan_release(c);
     return rc;
+}
+
+void chan_discard(struct chan *c, int timeout_ms, struct ulog *lg)
+{
+    chan_shut(c);
+    if (c->pid > 0) {
+        /* Wait for the exit without reaping: while the server is unreaped
+         * its pid, and so its process group id, cannot be reused. */
+        siginfo_t si;
+        uint64_t deadline = ufuse_now_ns() + (uint64_t)timeout_ms * 1000000u;
+        for (;;) {
+            memset(&si, 0, sizeof si);
+            if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+                si.si_pid == c->pid || ufuse_now_ns() >= deadline)
+                break;
+            usleep(2000);
+        }
+        kill(-c->pid, SIGTERM); /* its group: the server is its leader */
+        if (chan_wait_exit(c, 1000) < 0) {
+            kill(-c->pid, SIGKILL);
+            (void)chan_wait_exit(c, 5000);
+        }
+        c->pid = 0;
+        if (c->srv_ino)
+            (void)chan_wait_holders(c, 1000, lg);
+    }
+    chan_release(c);
 }

@@ -17,7 +17,7 @@
 #include "util/util.h"
 
 enum chan_attach {
-    CHAN_ATTACH_AUTO,   /* hook for servers linked with libfuse.so.2, else devfd */
+    CHAN_ATTACH_AUTO,   /* the rule in chan.c's header */
     CHAN_ATTACH_DEVFD,  /* mountpoint argument /dev/fd/N */
     CHAN_ATTACH_HOOK,   /* preload libufuse-fusehook.so, mountpoint = empty dir */
 };
@@ -31,6 +31,10 @@ struct chan {
     size_t max_send;    /* largest datagram we can send (SO_SNDBUF bound) */
     size_t max_recv;    /* largest datagram the server can send us */
     char name[64];      /* basename of the server's argv[0] ("" for an fd) */
+    enum chan_attach attach;  /* devfd or hook as spawned; AUTO for an fd */
+    int hook_fallback;  /* attach=auto chose devfd for a program the hook can
+                           also serve: if it ends before answering INIT (it
+                           refused /dev/fd/N), spawn it again with the hook */
 };
 
 struct chan_spawn_opts {
@@ -66,10 +70,24 @@ ssize_t chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
 /*
  * Close our end (the server sees EOF), wait up to @timeout_ms for the server
  * to exit, then SIGTERM, then SIGKILL.  Removes the hook mount directory.
- * Returns 0 for a normal end (exit 0, or 1/8 after the socket closed, which
- * is how libfuse reports "the device went away"), -EIO otherwise.
+ * @clean: the session ended cleanly, i.e. the server was still connected and
+ * no request awaited its reply when the socket closed.  Then the server's
+ * exit is normal whatever its status (libfuse exits 1 or 8 at end of file,
+ * glusterfs 15).  Otherwise its exit status, if not 0, is logged.  A server
+ * killed by a signal, or that has to be terminated, is always logged.
+ * Returns 0 for a normal end, -EIO for a logged one.
  */
-int chan_close(struct chan *c, int timeout_ms, struct ulog *lg);
+int chan_close(struct chan *c, int timeout_ms, int clean, struct ulog *lg);
+
+/*
+ * End a channel whose session never started (INIT failed or went
+ * unanswered): close it, give the server @timeout_ms to exit, then
+ * terminate what the attempt left behind -- the server, its process group
+ * (children it started before failing) and every process still holding its
+ * socket (a daemonized child) -- and reap it.  Reports nothing: the caller
+ * reports the failed attach.
+ */
+void chan_discard(struct chan *c, int timeout_ms, struct ulog *lg);
 
 /*
  * Processes other than us that hold the server's end of our socketpair

@@ -201,8 +201,10 @@ void io_setsize_end(struct io_mount *m, struct cache_obj *o, int rc, int size_se
     if (rc == 0 && size_set) {
         cache_truncate(o, size);
         node_size_set(m->nodes, o->node, size);
+        cache_attr_local(o, size);
+    } else {
+        cache_attr_forget(o);
     }
-    cache_attr_forget(o);
     cache_nowrite_end(o);
     pthread_mutex_unlock(&o->wlock);
     cache_obj_put(o);
@@ -254,8 +256,10 @@ int io_range_changed(struct io_mount *m, struct node *n, uint64_t off, uint64_t 
 
 /*
  * The file's size for a buffered transfer: the cached attributes, or a
- * GETATTR when they expired; with AUTO_INVAL_DATA, attributes showing a
- * change we did not make drop the clean cached data.
+ * GETATTR when they expired.  Attributes showing a size we did not make
+ * drop the clean cached data (Linux does so unless EXPLICIT_INVAL_DATA: a
+ * server that keeps the cache on open relies on it), and so, with
+ * AUTO_INVAL_DATA, does an mtime we did not make.
  */
 static int io_cached_size(struct io_file *f, uint64_t *size)
 {
@@ -275,9 +279,9 @@ static int io_cached_size(struct io_file *f, uint64_t *size)
             until = 0; /* valid for this call only (attr_valid 0) */
     }
     /* Whoever fetched these attributes (this read, a stat, a LOOKUP),
-     * AUTO_INVAL_DATA compares them with those the data was read under. */
-    if (f->m->auto_inval)
-        cache_attr_check(f->obj, a.size, a.mtime, a.mtimensec);
+     * compare them with those the data was read under. */
+    if (f->m->size_inval)
+        cache_attr_check(f->obj, a.size, a.mtime, a.mtimensec, f->m->auto_inval);
     pthread_mutex_lock(&f->ra_mu);
     f->size_copy = a.size; /* ours while dirty (node.c keeps it) */
     f->size_gen = gen;
@@ -425,9 +429,11 @@ static ssize_t io_write_through(struct io_file *f, const struct iovec *iov, int 
 {
     struct io_target t = io_target_of(f);
     ssize_t w = io_transfer_write(&t, iov, cnt, (off_t)pos);
-    cache_attr_forget(f->obj);
-    if (w <= 0)
+    if (w <= 0) {
+        cache_attr_forget(f->obj);
         return w;
+    }
+    cache_attr_local(f->obj, UFUSE_MAX(fsize, pos + (uint64_t)w));
     size_t done = 0, wrote = (size_t)w;
     struct cache_page *pages[CACHE_MAX_HOLD];
     while (done < wrote) {
@@ -485,7 +491,7 @@ ssize_t io_write_biobackend(struct io_file *f, const struct iovec *iov, int cnt,
         io_copy_in(pages, (size_t)(at & (CACHE_PAGE_SIZE - 1)), take, iov, cnt, done);
         /* Size, mtime and ctime are ours now (Linux write-back mode). */
         node_local_write(f->nodes, f->node, at + take);
-        cache_attr_forget(f->obj);
+        cache_attr_local(f->obj, UFUSE_MAX(fsize, at + take));
         cache_write_done(f->obj, pages, n, at, take, take, 1);
         done += take;
         fsize = UFUSE_MAX(fsize, at + take);

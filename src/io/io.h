@@ -26,7 +26,10 @@ struct io_mount {
     struct node_table *nodes;
     int cache_on;            /* files use the page cache (not cache=direct) */
     int writeback;           /* write-back (else write-through) */
-    int auto_inval;          /* AUTO_INVAL_DATA granted, EXPLICIT not */
+    int size_inval;          /* EXPLICIT_INVAL_DATA not granted: a size we did
+                                not make drops the cached data (as Linux) */
+    int auto_inval;          /* AUTO_INVAL_DATA granted, EXPLICIT not: so
+                                does an mtime we did not make */
     uint32_t readahead;      /* largest readahead window, bytes */
     /* O_APPEND writes that ask the server for the size (write-through,
      * direct) hold the stripe of their node from that GETATTR to the end

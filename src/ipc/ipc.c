@@ -759,6 +759,14 @@ int conn_dead(struct conn *c)
     return d;
 }
 
+unsigned conn_unanswered(struct conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned n = c->inflight;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
 int conn_call(struct conn *c, struct conn_req *r)
 {
     r->outlen = 0;

@@ -158,6 +158,8 @@ int conn_interrupt(struct conn *c, pthread_t thread);
 int conn_enosys(struct conn *c, uint32_t opcode);
 /* Is the server gone? */
 int conn_dead(struct conn *c);
+/* Requests sent and not answered (yet, or ever: timed out ones count). */
+unsigned conn_unanswered(struct conn *c);
 /* Wait (bounded) for async requests to be answered, stop the watcher. */
 void conn_drain(struct conn *c, int timeout_ms);
 /* Free everything; the channel is closed by the caller (chan_close). */

@@ -184,7 +184,8 @@ static int vfs_start_io(ufuse_t *s)
     m->cache_on = s->opts.cache != CACHE_DIRECT;
     m->writeback = s->opts.cache == CACHE_WRITEBACK ||
                    (s->opts.cache == CACHE_AUTO && (p->flags & FUSE_WRITEBACK_CACHE));
-    m->auto_inval = (p->flags & FUSE_AUTO_INVAL_DATA) && !(p->flags & FUSE_EXPLICIT_INVAL_DATA);
+    m->size_inval = !(p->flags & FUSE_EXPLICIT_INVAL_DATA);
+    m->auto_inval = (p->flags & FUSE_AUTO_INVAL_DATA) && m->size_inval;
     /* Readahead: the option, within INIT's max_readahead and an eighth
      * of the budget (the rest stays for the data being reused). */
     uint64_t ra = UFUSE_MIN((uint64_t)s->opts.readahead, (uint64_t)p->max_readahead);
@@ -227,13 +228,31 @@ int vfs_start(ufuse_t *s, struct chan *ch)
             node_table_destroy(&s->nodes);
     }
     if (rc) {
-        int st = chan_close(&s->conn.ch, 1000, &s->log);
-        (void)st;
+        chan_discard(&s->conn.ch, 1000, &s->log);
         conn_destroy(&s->conn);
         pthread_mutex_destroy(&s->handles_mu);
         return rc == -ENOTCONN ? -ENOTCONN : rc;
     }
     return 0;
+}
+
+int vfs_spawn(ufuse_t *s, char *const argv[], int log_fd)
+{
+    struct chan_spawn_opts so = {.attach = s->opts.attach, .log_fd = log_fd};
+    struct chan ch;
+    int rc = chan_spawn(&ch, argv, &so);
+    if (rc)
+        return rc;
+    int fallback = ch.hook_fallback;
+    rc = vfs_start(s, &ch);
+    if (rc != -ENOTCONN || !fallback)
+        return rc;
+    /* chan.c, A3: it refused /dev/fd/N; vfs_start discarded the attempt. */
+    ulog_msg(&s->log, "the server ended before INIT with /dev/fd/N as its mountpoint; "
+             "starting it again with attach=hook");
+    so.attach = CHAN_ATTACH_HOOK;
+    rc = chan_spawn(&ch, argv, &so);
+    return rc ? rc : vfs_start(s, &ch);
 }
 
 int vfs_unmount(ufuse_t *s)
@@ -250,7 +269,8 @@ int vfs_unmount(ufuse_t *s)
      * for fuseblk mounts; every server ends on the socket's EOF. */
     node_table_destroy(&s->nodes);
     conn_drain(&s->conn, UNMOUNT_DRAIN_MS);
-    int rc = chan_close(&s->conn.ch, UNMOUNT_REAP_MS, &s->log);
+    int clean = !conn_dead(&s->conn) && conn_unanswered(&s->conn) == 0;
+    int rc = chan_close(&s->conn.ch, UNMOUNT_REAP_MS, clean, &s->log);
     conn_destroy(&s->conn);
     pthread_mutex_destroy(&s->handles_mu);
     return rc;

@@ -75,6 +75,10 @@ void vfs_free_opts(struct ufuse_opts *o);
 /* Bring a session up over @ch (INIT, tables). 0 or -errno; on error the
  * channel is closed. */
 int vfs_start(ufuse_t *s, struct chan *ch);
+/* Spawn the server @argv (NULL: the built-in one) and vfs_start it; with
+ * attach=auto, once more with the hook if it refuses /dev/fd/N (chan.c, A3).
+ * 0 or -errno. */
+int vfs_spawn(ufuse_t *s, char *const argv[], int log_fd);
 int vfs_unmount(ufuse_t *s);
 /* Notification callback (conn_notify_fn). */
 void vfs_notify(void *ctx, int code, const void *body, size_t len);

@@ -93,12 +93,15 @@ expect_rc 2 "bad -s quoting"
 expect_match err "^ufuse: -s: 'x: unterminated single quote$" "bad -s quoting: message"
 
 # The same server, with valid commands: it IS started (so the checks above
-# were meaningful), and a server that exits before INIT fails the mount.
+# were meaningful), and a server that exits before INIT fails the mount,
+# after attach=auto tried it once more with the hook (as it would a server
+# refusing /dev/fd/N).
 rm -f "$T/started"
 run -s "$T/server.sh" -c pwd
 expect_rc 1 "server exiting before INIT"
-expect_err "ufuse: mount: $(printf 'Transport endpoint is not connected')" \
-    "server exiting before INIT: -ENOTCONN as ufuse_mount() documents"
+expect_err "ufuse: server.sh: the server ended before INIT with /dev/fd/N as its mountpoint; starting it again with attach=hook
+ufuse: mount: $(printf 'Transport endpoint is not connected')" \
+    "server exiting before INIT: the retry, then -ENOTCONN as ufuse_mount() documents"
 check "the server was started" test -e "$T/started"
 expect_empty out "no command ran after a failed mount"
 

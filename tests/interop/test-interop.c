@@ -10,7 +10,22 @@
  *   fuse-zip       libfuse 2 (the hook), over a new zip archive
  *   archivemount   libfuse 2 (the hook), over a tar archive
  *   gocryptfs      go-fuse (not libfuse), over a fresh cipher directory
+ *   moosefs        mfsmount (libfuse 3, refuses /dev/fd/N: attach=auto
+ *                  retries with the hook) over a master and two
+ *                  chunkservers this program starts
+ *   glusterfs      the glusterfs client (its own FUSE code, opens /dev/fuse
+ *                  itself: the hook, after the same retry) over a glusterd
+ *                  and a one-brick volume this program makes
  * Each server's command line is the one docs/servers.md gives users.
+ *
+ * The two distributed engines run in namespaces of their own (isolate()):
+ * a network namespace whose loopback device also carries 10.11.12.13 (the
+ * MooseFS chunkserver refuses a master on 127.0.0.1, gluster a brick on
+ * it), a mount namespace where /run, /var/lib/glusterd and
+ * /var/log/glusterfs are private directories (no glusterd of another run
+ * or of the machine is ever seen), and a PID namespace whose first process
+ * runs the test: when it ends, however it ends, the kernel kills every
+ * daemon left and the network namespace goes with them.
  *
  * What is checked, once per cache mode (cache=direct, writethrough,
  * writeback, auto; one cmocka test each, a fresh session each):
@@ -31,7 +46,16 @@
  *    of a directory), symlink/readlink, link, chmod, truncate/ftruncate,
  *    utimens, overwrite in place, O_APPEND, a 60-entry readdir, unlink,
  *    rmdir/ENOTEMPTY, statfs; read-only servers must refuse every change
- *    and stay unchanged.
+ *    and stay unchanged;
+ *  - distributed engines: a second session in another process (a second
+ *    "client machine", the same cache mode, its own server process) shares
+ *    files with this one: a file written and closed by one is read whole,
+ *    at its new size, by the other after open (close-to-open), in both
+ *    directions and over the other's cached copy; page-aligned halves of one
+ *    file written by the two sessions both survive; a file renamed by one
+ *    is found by the other under its new name.  What a session sees of the
+ *    other's changes without opening (stat of a name it has cached) is
+ *    printed, not required: that is the engine's attribute caching.
  * Server bugs (seen on kernel mounts too) are flags per server (struct
  * server), explained in docs/servers.md.
  *
@@ -39,9 +63,14 @@
  * `apt-get install` cannot install it.
  *
  * State: one session (S) at a time, made and ended by each mode's test
- * (teardown unmounts even after a failed check); one temporary directory
- * (BASE) for the whole run, removed at exit.  The sshd child (SSHD_PID) is
- * started in main and killed at exit.  No threads, no locks.
+ * (teardown unmounts even after a failed check), and for the distributed
+ * engines one peer process (PEER_PID, its pipes PEER_IN/PEER_OUT) per
+ * mode; one temporary directory (BASE) for the whole run, removed at exit.
+ * The sshd child (SSHD_PID) and the engines' daemons (DAEMONS) are started
+ * in main and killed at exit.  No threads, no locks.
+ *
+ * test-interop --peer MODE SERVER-ARGV... is the peer: it mounts its own
+ * session and answers one command line at a time (peer_main).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -54,6 +83,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -94,6 +126,14 @@ struct server {
                               contents (kernel too) */
     int dir_rename_loses;  /* a renamed new directory may lose its new
                               entries (kernel too) */
+    int stale_keep_cache;  /* answers OPEN with FOPEN_KEEP_CACHE and lets
+                              cached pages go only when its 1 s attribute
+                              timeout has passed: a client with the file
+                              cached reads the old contents until then
+                              (glusterfs's default fopen-keep-cache; a
+                              kernel mount too) */
+    int isolate;           /* runs in namespaces of its own (isolate()) */
+    int peers;             /* shares files with a second session */
 };
 
 static const struct server servers[] = {
@@ -117,6 +157,12 @@ static const struct server servers[] = {
      * mount shows it too until the attributes time out) */
     {.name = "gocryptfs", .pkg = "gocryptfs", .bin = "gocryptfs", .writable = 1,
      .modes = 1, .mtime = 1, .link_size_wrong = 1},
+    {.name = "moosefs", .pkg = "moosefs-master moosefs-chunkserver moosefs-client",
+     .bin = "mfsmaster mfschunkserver mfsmount", .writable = 1, .modes = 1, .mtime = 1,
+     .isolate = 1, .peers = 1},
+    {.name = "glusterfs", .pkg = "glusterfs-server glusterfs-client",
+     .bin = "glusterd gluster glusterfs", .writable = 1, .modes = 1, .mtime = 1,
+     .backing = "brick", .stale_keep_cache = 1, .isolate = 1, .peers = 1},
 };
 
 static const char *const MODES[] = {"direct", "writethrough", "writeback", "auto"};
@@ -134,6 +180,11 @@ static int NO_DIR_MODES;      /* manifests leave directory modes out */
 static int NO_LINKS;          /* manifests leave symlinks out */
 static int NO_WHITEOUTS;      /* local manifests leave overlay's .wh.* out */
 static int SSHD_PORT;
+static pid_t DAEMONS[8];      /* the engines' daemons, killed at exit */
+static int NDAEMONS;
+static pid_t PEER_PID = -1;   /* the second client machine, or -1 */
+static FILE *PEER_IN, *PEER_OUT; /* its command and answer pipes */
+#define ENGINE_IP "10.11.12.13" /* the engines' address, on lo in our netns */
 
 /* ------------------------------------------------------------------ */
 /* Helpers (the assertion macros are in check.h)                      */
@@ -589,9 +640,12 @@ static void mount_mode(int mode)
     }
 }
 
+static void peer_kill(void);
+
 static int teardown(void **state)
 {
     (void)state;
+    peer_kill();
     if (S) {
         int rc = ufuse_unmount(S);
         S = NULL;
@@ -823,6 +877,362 @@ static void check_readonly(void)
     OK(ufuse_statfs(S, "/", &sv));
 }
 
+/* ------------------------------------------------------------------ */
+/* Two client machines: this session and a peer process's               */
+
+/* Write @size bytes of make_data(@size, @seed) at @off of @path through
+ * @s (created if need be; truncated first with @trunc), then close it.
+ * 0 or -errno. */
+static long long fs_put(ufuse_t *s, const char *path, size_t size, uint64_t seed, off_t off,
+                        int trunc)
+{
+    ufuse_file_t *f;
+    int rc = ufuse_open(s, path, O_WRONLY | O_CREAT | (trunc ? O_TRUNC : 0), 0644, &f);
+    if (rc)
+        return rc;
+    unsigned char *d = make_data(size, seed);
+    size_t done = 0;
+    long long err = 0;
+    while (done < size && !err) {
+        size_t n = size - done < 100003 ? size - done : 100003;
+        ssize_t w = ufuse_pwrite(f, d + done, n, off + (off_t)done);
+        if (w <= 0)
+            err = w < 0 ? w : -EIO;
+        else
+            done += (size_t)w;
+    }
+    free(d);
+    rc = ufuse_close(f);
+    return err ? err : rc;
+}
+
+/* Open @path through @s, read it whole, close: its size and FNV-1a hash.
+ * 0 or -errno. */
+static long long fs_sum(ufuse_t *s, const char *path, long long *size, uint64_t *hash)
+{
+    ufuse_file_t *f;
+    int rc = ufuse_open(s, path, O_RDONLY, 0, &f);
+    if (rc)
+        return rc;
+    static unsigned char buf[131072];
+    uint64_t h = FNV_INIT;
+    long long off = 0;
+    ssize_t n;
+    while ((n = ufuse_pread(f, buf, sizeof buf, off)) > 0) {
+        h = fnv1a(h, buf, (size_t)n);
+        off += n;
+    }
+    rc = ufuse_close(f);
+    *size = off;
+    *hash = h;
+    return n < 0 ? n : rc;
+}
+
+/* The size stat gives for @path (whatever @s has cached), or -errno. */
+static long long fs_size(ufuse_t *s, const char *path)
+{
+    struct stat st;
+    int rc = ufuse_stat(s, path, &st);
+    return rc ? rc : (long long)st.st_size;
+}
+
+/* The peer: mount SERVER-ARGV in cache mode @mode, say "ready RC", then
+ * answer each command line on stdin with one line on stdout. */
+static int peer_main(const char *mode, char **server_argv)
+{
+    char opts[128];
+    snprintf(opts, sizeof opts, "cache=%s,timeout=60", mode);
+    int rc = ufuse_mount(&S, server_argv, opts);
+    printf("ready %d\n", rc);
+    fflush(stdout);
+    if (rc)
+        return 1;
+    char line[PATH_MAX * 2 + 64], a[PATH_MAX], b[PATH_MAX];
+    while (fgets(line, sizeof line, stdin)) {
+        unsigned long long size, seed, off;
+        int trunc;
+        if (sscanf(line, "put %4095s %llu %llu %llu %d", a, &size, &seed, &off, &trunc) == 5) {
+            printf("%lld\n", fs_put(S, a, (size_t)size, seed, (off_t)off, trunc));
+        } else if (sscanf(line, "sum %4095s", a) == 1) {
+            long long sz = 0;
+            uint64_t h = 0;
+            long long r = fs_sum(S, a, &sz, &h);
+            printf("%lld %lld %llu\n", r, sz, (unsigned long long)h);
+        } else if (sscanf(line, "size %4095s", a) == 1) {
+            printf("%lld\n", fs_size(S, a));
+        } else if (sscanf(line, "rename %4095s %4095s", a, b) == 2) {
+            printf("%d\n", ufuse_rename(S, a, b, 0));
+        } else if (sscanf(line, "unlink %4095s", a) == 1) {
+            printf("%d\n", ufuse_unlink(S, a));
+        } else if (strcmp(line, "quit\n") == 0) {
+            rc = ufuse_unmount(S);
+            S = NULL;
+            printf("%d\n", rc);
+            fflush(stdout);
+            return rc ? 1 : 0;
+        } else {
+            printf("%d\n", -EINVAL);
+        }
+        fflush(stdout);
+    }
+    return 1;
+}
+
+/* Start the peer (this program, --peer) with its own session and server. */
+static void peer_start(int mode)
+{
+    int in[2], out[2];
+    SYS(pipe2(in, O_CLOEXEC));
+    SYS(pipe2(out, O_CLOEXEC));
+    char *argv[40] = {"test-interop", "--peer", (char *)MODES[mode]};
+    for (int i = 0; i < SERVER_ARGC; i++)
+        argv[3 + i] = SERVER_ARGV[i];
+    fflush(NULL);
+    PEER_PID = fork();
+    SYS(PEER_PID);
+    if (PEER_PID == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    PEER_IN = fdopen(in[1], "w");
+    PEER_OUT = fdopen(out[0], "r");
+    assert_non_null(PEER_IN);
+    assert_non_null(PEER_OUT);
+    char line[64];
+    int rc = -1;
+    if (!fgets(line, sizeof line, PEER_OUT) || sscanf(line, "ready %d", &rc) != 1 || rc)
+        fail_msg("the peer's session did not start (%d: %s)", rc, errstr(rc));
+}
+
+/* Send a command to the peer; its answer line in @reply. */
+static void peer_cmd(char *reply, size_t size, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+static void peer_cmd(char *reply, size_t size, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    vfprintf(PEER_IN, f, ap);
+    va_end(ap);
+    fputc('\n', PEER_IN);
+    fflush(PEER_IN);
+    if (!fgets(reply, (int)size, PEER_OUT))
+        fail_msg("the peer did not answer");
+}
+
+/* A peer command whose answer is a return code. */
+static long long peer_rc(const char *cmd)
+{
+    char r[128];
+    peer_cmd(r, sizeof r, "%s", cmd);
+    return strtoll(r, NULL, 10);
+}
+
+/* End the peer's session (its unmount's result) and reap it. */
+static int peer_stop(void)
+{
+    char r[64];
+    peer_cmd(r, sizeof r, "quit");
+    int rc = atoi(r);
+    fclose(PEER_IN);
+    fclose(PEER_OUT);
+    PEER_IN = PEER_OUT = NULL;
+    int st;
+    while (waitpid(PEER_PID, &st, 0) < 0 && errno == EINTR)
+        ;
+    PEER_PID = -1;
+    return rc;
+}
+
+/* After a failed check: end the peer however it is. */
+static void peer_kill(void)
+{
+    if (PEER_PID <= 0)
+        return;
+    if (PEER_IN)
+        fclose(PEER_IN);
+    if (PEER_OUT)
+        fclose(PEER_OUT);
+    PEER_IN = PEER_OUT = NULL;
+    kill(PEER_PID, SIGTERM);
+    waitpid(PEER_PID, NULL, 0);
+    PEER_PID = -1;
+}
+
+static uint64_t data_hash(size_t size, uint64_t seed)
+{
+    unsigned char *d = make_data(size, seed);
+    uint64_t h = fnv1a(FNV_INIT, d, size);
+    free(d);
+    return h;
+}
+
+/* This session (who = "A") or the peer ("B") reads @path whole: its size
+ * and hash (0 or -errno). */
+static long long sum_of(char who, const char *path, long long *got, uint64_t *h)
+{
+    long long rc;
+    if (who == 'A') {
+        rc = fs_sum(S, path, got, h);
+    } else {
+        char r[128];
+        unsigned long long hh = 0;
+        peer_cmd(r, sizeof r, "sum %s", path);
+        if (sscanf(r, "%lld %lld %llu", &rc, got, &hh) != 3)
+            fail_msg("peer: bad answer %s", r);
+        *h = hh;
+    }
+    return rc;
+}
+
+/* @who reads @path whole: it must be @size bytes hashing to @hash. */
+static void expect_sum(char who, const char *path, long long size, uint64_t hash)
+{
+    long long rc, got = -1;
+    uint64_t h = 0;
+    if (who == 'A') {
+        rc = fs_sum(S, path, &got, &h);
+    } else {
+        char r[128];
+        unsigned long long hh = 0;
+        peer_cmd(r, sizeof r, "sum %s", path);
+        if (sscanf(r, "%lld %lld %llu", &rc, &got, &hh) != 3)
+            fail_msg("peer: bad answer %s", r);
+        h = hh;
+    }
+    if (rc)
+        fail_msg("%c: reading %s: %s", who, path, errstr(rc));
+    if (got != size || h != hash)
+        fail_msg("%c: %s read as %lld bytes (hash %016llx), expected %lld (%016llx): "
+                 "not the other client's last close", who, path, got,
+                 (unsigned long long)h, size, (unsigned long long)hash);
+}
+
+/*
+ * @who, which has @path cached as @stale_size bytes hashing to @stale, reads
+ * it after the other client rewrote it: it must read the new contents
+ * (@size, @hash).  A stale_keep_cache engine, under a caching mode, may
+ * show exactly the cached contents instead: until its attribute timeout
+ * has passed when the size changed (fresh attributes then show the change
+ * and the cache is dropped), for as long as the data stays cached when it
+ * did not (nothing tells the client; a kernel mount shows the same).
+ */
+static void expect_sum_over_cache(int mode, char who, const char *path, long long size,
+                                  uint64_t hash, long long stale_size, uint64_t stale)
+{
+    long long got = -1;
+    uint64_t h = 0;
+    long long rc = sum_of(who, path, &got, &h);
+    if (rc == 0 && got == stale_size && h == stale && SRV->stale_keep_cache && mode != 0) {
+        fprintf(stderr, "[%s] %c: %s read as its cached contents right after the other "
+                        "client's close (server keeps the cache on open; a kernel mount "
+                        "too); %s\n", SRV->name, who, path,
+                size == stale_size ? "same size: kept (a kernel mount too)"
+                                   : "reading again after its attribute timeout");
+        if (size == stale_size)
+            return;
+        struct timespec ts = {2, 200 * 1000 * 1000}; /* > its 1 s timeout */
+        nanosleep(&ts, NULL);
+    }
+    expect_sum(who, path, size, hash);
+}
+
+/* What stat shows of @path in session @who before opening it. */
+static void note_size(char who, const char *path, long long want, const char *what)
+{
+    char r[64];
+    long long got;
+    if (who == 'A') {
+        got = fs_size(S, path);
+    } else {
+        peer_cmd(r, sizeof r, "size %s", path);
+        got = strtoll(r, NULL, 10);
+    }
+    fprintf(stderr, "[%s] %c: stat %s after %s, before opening it: %lld%s (%s)\n", SRV->name,
+            who, path, what, got, got < 0 ? errstr(got) : "", got == want ? "current" : "stale");
+}
+
+static void check_peers(int mode)
+{
+    char dir[64], a[96], b[96], c[96];
+    snprintf(dir, sizeof dir, "/%s/coh", MODES[mode]);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    snprintf(c, sizeof c, "%s/c", dir);
+    OK(ufuse_mkdir(S, dir, 0755));
+    peer_start(mode);
+
+    /* A writes and closes; B, which never saw the name, reads it whole */
+    OK(fs_put(S, a, 1048576 + 3, 11, 0, 1));
+    expect_sum('B', a, 1048576 + 3, data_hash(1048576 + 3, 11));
+    /* B rewrites it shorter; A, which has it cached, opens and reads */
+    expect_sum('A', a, 1048576 + 3, data_hash(1048576 + 3, 11));
+    OK(peer_rc(fmt("put %s 70000 12 0 1", a)));
+    note_size('A', a, 70000, "B rewrote it");
+    expect_sum_over_cache(mode, 'A', a, 70000, data_hash(70000, 12), 1048576 + 3,
+                          data_hash(1048576 + 3, 11));
+    /* and back: A rewrites, B (cached too) opens and reads */
+    OK(fs_put(S, a, 4097, 13, 0, 1));
+    note_size('B', a, 4097, "A rewrote it");
+    expect_sum_over_cache(mode, 'B', a, 4097, data_hash(4097, 13), 70000,
+                          data_hash(70000, 12));
+
+    /* page-aligned halves of one file, one written by each client */
+    enum { HALF = 65536 };
+    OK(fs_put(S, b, 2 * HALF, 14, 0, 1));
+    expect_sum('B', b, 2 * HALF, data_hash(2 * HALF, 14));
+    OK(fs_put(S, b, HALF, 15, 0, 0));
+    OK(peer_rc(fmt("put %s 65536 16 65536 0", b)));
+    /* the result, and what each client has cached: its own half over the
+     * first contents */
+    unsigned char *d0 = make_data(2 * HALF, 14), *d1 = make_data(HALF, 15),
+                  *d2 = make_data(HALF, 16);
+    uint64_t both = fnv1a(fnv1a(FNV_INIT, d1, HALF), d2, HALF);
+    uint64_t a_view = fnv1a(fnv1a(FNV_INIT, d1, HALF), d0 + HALF, HALF);
+    uint64_t b_view = fnv1a(fnv1a(FNV_INIT, d0, HALF), d2, HALF);
+    free(d0);
+    free(d1);
+    free(d2);
+    expect_sum_over_cache(mode, 'A', b, 2 * HALF, both, 2 * HALF, a_view);
+    expect_sum_over_cache(mode, 'B', b, 2 * HALF, both, 2 * HALF, b_view);
+    if (SRV->backing) {
+        /* whatever the clients keep, the store has both halves */
+        long long sz = 0;
+        uint64_t h = FNV_INIT;
+        int fd = open(fmt("%s/%s%s", BASE, SRV->backing, b), O_RDONLY | O_CLOEXEC);
+        SYS(fd);
+        unsigned char buf[65536];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) {
+            h = fnv1a(h, buf, (size_t)n);
+            sz += n;
+        }
+        close(fd);
+        if (sz != 2 * HALF || h != both)
+            fail_msg("%s in the store: %lld bytes (hash %016llx), not both halves", b, sz,
+                     (unsigned long long)h);
+    }
+
+    /* A renames; B finds it under the new name */
+    OK(ufuse_rename(S, a, c, 0));
+    expect_sum('B', c, 4097, data_hash(4097, 13));
+    /* B removes it; what A (which has the name cached) sees is noted */
+    OK(peer_rc(fmt("unlink %s", c)));
+    ufuse_file_t *f;
+    long long r = fs_size(S, c);
+    int orc = ufuse_open(S, c, O_RDONLY, 0, &f);
+    if (orc == 0)
+        ufuse_close(f);
+    fprintf(stderr, "[%s] A: after B removed %s: stat %lld (%s), open %s\n", SRV->name, c, r,
+            r < 0 ? errstr(r) : "cached", orc ? errstr(orc) : "succeeds");
+    OK(peer_stop());
+    OK(ufuse_unlink(S, b));
+    OK(ufuse_rmdir(S, dir));
+}
+
 static void run_mode(int mode)
 {
     mount_mode(mode);
@@ -873,6 +1283,8 @@ static void run_mode(int mode)
         mf_free(&want);
         mf_free(&got);
     }
+    if (SRV->peers)
+        check_peers(mode);
 }
 
 static void t_direct(void **state) { (void)state; run_mode(0); }
@@ -903,11 +1315,11 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-static int port_open(int port)
+static int port_open(const char *ip, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, ip, &a.sin_addr);
     int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
     if (fd >= 0)
         close(fd);
@@ -958,7 +1370,7 @@ static int setup_sshfs(void)
         execl(sshd, sshd, "-D", "-e", "-f", fmt("%s/sshd_config", BASE), (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200 && !port_open(SSHD_PORT); i++) {
+    for (int i = 0; i < 200 && !port_open("127.0.0.1", SSHD_PORT); i++) {
         if (waitpid(SSHD_PID, NULL, WNOHANG) == SSHD_PID) {
             SSHD_PID = -1;
             print_log("sshd", fmt("%s/sshd.log", BASE));
@@ -967,7 +1379,7 @@ static int setup_sshfs(void)
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (!port_open(SSHD_PORT)) {
+    if (!port_open("127.0.0.1", SSHD_PORT)) {
         print_log("sshd", fmt("%s/sshd.log", BASE));
         return -1;
     }
@@ -983,11 +1395,201 @@ static int setup_sshfs(void)
     return 0;
 }
 
+/* Start a daemon (in the foreground, its output in BASE/@log); it is
+ * killed at exit.  Its pid, or -1. */
+static pid_t start_daemon(char *const argv[], const char *log)
+{
+    if (NDAEMONS == (int)(sizeof DAEMONS / sizeof DAEMONS[0]))
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(fmt("%s/%s", BASE, log), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (pid > 0)
+        DAEMONS[NDAEMONS++] = pid;
+    return pid;
+}
+
+/* Wait (up to 60 s: a generous bound, not a timing claim) until the shell
+ * condition @cond holds. */
+static int wait_until(const char *cond)
+{
+    for (int i = 0; i < 600; i++) {
+        if (run_sh(cond) == 0)
+            return 0;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "gave up waiting for: %s\n", cond);
+    return -1;
+}
+
+/* The network: lo up, and ENGINE_IP on it (isolate() made the namespace). */
+static int setup_net(void)
+{
+    if (run_sh("ip link set lo up && ip addr add " ENGINE_IP "/32 dev lo") != 0) {
+        fprintf(stderr, "ip failed (is iproute2 installed?)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/*
+ * MooseFS: a master and two chunkservers on ENGINE_IP, everything in
+ * BASE/mfs; WORKING_USER root (their default user "mfs" could not even
+ * write /dev/null here); metadata.mfs starts as "MFSM NEW" (an empty file
+ * system).  The client: mfsmount -f -H ENGINE_IP {}.
+ */
+static int setup_moosefs(void)
+{
+    const char *m = fmt("%s/mfs", BASE);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", m);
+    if (setup_net() != 0 || mkdir(dir, 0755) != 0 || mkdir(fmt("%s/master", dir), 0755) != 0)
+        return -1;
+    if (write_text(fmt("%s/mfsmaster.cfg", dir),
+                   fmt("WORKING_USER = root\nWORKING_GROUP = root\nDATA_PATH = %s/master\n"
+                       "EXPORTS_FILENAME = %s/mfsexports.cfg\n"
+                       "TOPOLOGY_FILENAME = %s/mfstopology.cfg\n", dir, dir, dir)) ||
+        write_text(fmt("%s/mfsexports.cfg", dir), "* / rw,alldirs,admin,maproot=0:0\n") ||
+        write_text(fmt("%s/mfstopology.cfg", dir), "") ||
+        write_text(fmt("%s/master/metadata.mfs", dir), "MFSM NEW"))
+        return -1;
+    char *master[] = {"mfsmaster", "-f", "-c", (char *)fmt("%s/mfsmaster.cfg", dir), NULL};
+    int up = start_daemon(master, "mfsmaster.log") > 0;
+    for (int i = 0; up && i < 600 && !port_open(ENGINE_IP, 9421); i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (!up || !port_open(ENGINE_IP, 9421)) {
+        print_log("mfsmaster", fmt("%s/mfsmaster.log", BASE));
+        return -1;
+    }
+    for (int i = 1; i <= 2; i++) {
+        const char *cs = fmt("%s/cs%d", dir, i);
+        if (mkdir(cs, 0755) != 0 || mkdir(fmt("%s/hdd", cs), 0755) != 0 ||
+            write_text(fmt("%s/mfshdd.cfg", cs), fmt("%s/hdd\n", cs)) ||
+            write_text(fmt("%s/mfschunkserver.cfg", cs),
+                       fmt("WORKING_USER = root\nWORKING_GROUP = root\nDATA_PATH = %s\n"
+                           "HDD_CONF_FILENAME = %s/mfshdd.cfg\nHDD_LEAVE_SPACE_DEFAULT = 0\n"
+                           "MASTER_HOST = " ENGINE_IP "\nCSSERV_LISTEN_PORT = %d\n",
+                           cs, cs, 9422 + 10 * i)))
+            return -1;
+        char *argv[] = {"mfschunkserver", "-f", "-c",
+                        (char *)fmt("%s/mfschunkserver.cfg", cs), NULL};
+        if (start_daemon(argv, fmt("mfschunkserver%d.log", i)) < 0 ||
+            wait_until(fmt("grep -q 'connected to Master' %s/mfschunkserver%d.log", BASE, i))) {
+            print_log("mfschunkserver", fmt("%s/mfschunkserver%d.log", BASE, i));
+            return -1;
+        }
+    }
+    add_arg("mfsmount");
+    add_arg("-f");
+    add_arg("-H");
+    add_arg(ENGINE_IP);
+    add_arg("{}");
+    return 0;
+}
+
+/*
+ * GlusterFS: glusterd with private /var/lib/glusterd, /var/log/glusterfs
+ * and /run (isolate()), a one-brick volume v0 on ENGINE_IP (force: the
+ * brick is on the root file system), started.  The client:
+ * glusterfs -N --volfile-server=ENGINE_IP --volfile-id=v0 {}.
+ */
+static int setup_glusterfs(void)
+{
+    const char *lib = fmt("%s/glusterd", BASE), *log = fmt("%s/glusterlog", BASE);
+    if (setup_net() != 0 || mkdir(lib, 0755) != 0 || mkdir(log, 0755) != 0 ||
+        mkdir(fmt("%s/brick", BASE), 0755) != 0 || mkdir("/run/gluster", 0755) != 0 ||
+        mount(lib, "/var/lib/glusterd", NULL, MS_BIND, NULL) != 0 ||
+        mount(log, "/var/log/glusterfs", NULL, MS_BIND, NULL) != 0) {
+        fprintf(stderr, "glusterd's private directories: %s\n", strerror(errno));
+        return -1;
+    }
+    char *glusterd[] = {"glusterd", "-N", "-l", (char *)fmt("%s/glusterd.log", BASE), NULL};
+    if (start_daemon(glusterd, "glusterd.out") < 0 ||
+        wait_until("gluster --mode=script volume list") != 0 ||
+        run_sh(fmt("gluster --mode=script volume create v0 " ENGINE_IP ":%s/brick force",
+                   BASE)) != 0 ||
+        run_sh("gluster --mode=script volume start v0") != 0 ||
+        wait_until("gluster --mode=script volume status v0 | grep -q ' Y '") != 0) {
+        print_log("commands", fmt("%s/cmd.log", BASE));
+        print_log("glusterd", fmt("%s/glusterd.log", BASE));
+        return -1;
+    }
+    add_arg("glusterfs");
+    add_arg("-N");
+    add_arg("--volfile-server=" ENGINE_IP);
+    add_arg("--volfile-id=v0");
+    add_arg("{}");
+    return 0;
+}
+
+/*
+ * Namespaces of our own for the distributed engines (see the top): this
+ * process stays outside and returns the exit status of its child, the
+ * first process of the new PID namespace, which runs the test.  Returns in
+ * the child only.
+ */
+static void isolate(void)
+{
+    /* the PID namespace is for the child; the others are unshared by the
+     * child alone, so that this process keeps its own /proc */
+    if (unshare(CLONE_NEWPID) != 0) {
+        fprintf(stderr, "unshare: %s (the %s test needs root)\n", strerror(errno), SRV->name);
+        exit(1);
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        exit(1);
+    if (pid > 0) {
+        /* _exit: our children now go to the new namespace, and so would a
+         * sanitizer's helper at exit() (LeakSanitizer's tracer) */
+        int st;
+        while (waitpid(pid, &st, 0) < 0)
+            if (errno != EINTR)
+                _exit(1);
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+    }
+    /* our end ends everything: the parent dies, we die, the namespace's
+     * processes die with us */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0 ||
+        mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) {
+        fprintf(stderr, "private /proc and /run: %s\n", strerror(errno));
+        exit(1);
+    }
+}
+
 static int setup_server(void)
 {
     const char *n = SRV->name;
     if (!strcmp(n, "sshfs"))
         return setup_sshfs();
+    if (!strcmp(n, "moosefs"))
+        return setup_moosefs();
+    if (!strcmp(n, "glusterfs"))
+        return setup_glusterfs();
     if (!strcmp(n, "squashfuse")) {
         char *mk[] = {"mksquashfs", SEED, (char *)fmt("%s/seed.sqfs", BASE),
                       "-quiet", "-noappend", "-no-progress", NULL};
@@ -1079,17 +1681,45 @@ static void cleanup(void)
         ufuse_unmount(S);
         S = NULL;
     }
+    peer_kill();
     if (SSHD_PID > 0) {
         kill(SSHD_PID, SIGTERM);
         waitpid(SSHD_PID, NULL, 0);
         SSHD_PID = -1;
     }
+    for (int i = 0; i < NDAEMONS; i++)
+        kill(DAEMONS[i], SIGTERM);
+    for (int i = 0; i < NDAEMONS; i++)
+        waitpid(DAEMONS[i], NULL, 0);
+    NDAEMONS = 0;
+    if (SRV && SRV->isolate && getpid() == 1) {
+        /* we are the PID namespace's first process: whatever the daemons
+         * started (gluster's brick process) goes too */
+        kill(-1, SIGKILL);
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+            ;
+    }
     if (BASE[0] && !getenv("UFUSE_KEEP"))
         nftw(BASE, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Are all the programs named in @bins (space-separated) in PATH? */
+static int all_in_path(const char *bins)
+{
+    char *copy = strdup(bins), *save = NULL;
+    int ok = 1;
+    for (char *b = strtok_r(copy, " ", &save); b && ok; b = strtok_r(NULL, " ", &save))
+        ok = in_path(b);
+    free(copy);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "--peer")) {
+        signal(SIGPIPE, SIG_IGN);
+        return peer_main(argv[2], argv + 3);
+    }
     if (argc != 2) {
         fprintf(stderr, "usage: %s SERVER\n", argv[0]);
         return 2;
@@ -1102,28 +1732,22 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (!in_path(SRV->bin)) {
+    if (!all_in_path(SRV->bin)) {
         /* scripts/deps.sh installs it; try once more here */
         fprintf(stderr, "%s not found; trying apt-get install %s\n", SRV->bin, SRV->pkg);
-        if (geteuid() == 0) {
-            char *ai[] = {"apt-get", "install", "-y", "-qq", "--no-install-recommends",
-                          (char *)SRV->pkg, NULL};
-            pid_t pid = fork();
-            if (pid == 0) {
-                setenv("DEBIAN_FRONTEND", "noninteractive", 1);
-                execvp(ai[0], ai);
-                _exit(127);
-            }
-            if (pid > 0)
-                waitpid(pid, NULL, 0);
-        }
-        if (!in_path(SRV->bin)) {
-            fprintf(stderr, "skip: Debian package %s cannot be installed (apt-get "
-                            "install %s failed), so %s cannot be tested\n",
-                    SRV->pkg, SRV->pkg, SRV->bin);
+        if (geteuid() == 0 &&
+            run_sh(fmt("DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "
+                       "install -y -qq --no-install-recommends %s >&2", SRV->pkg)) != 0)
+            fprintf(stderr, "apt-get install %s failed\n", SRV->pkg);
+        if (!all_in_path(SRV->bin)) {
+            fprintf(stderr, "skip: Debian package(s) %s cannot be installed (apt-get "
+                            "install failed), so %s cannot be tested\n",
+                    SRV->pkg, SRV->bin);
             return 77;
         }
     }
+    if (SRV->isolate)
+        isolate();
     strcpy(BASE, "/tmp/ufuse-interop-XXXXXX");
     if (!mkdtemp(BASE)) {
         perror("mkdtemp");

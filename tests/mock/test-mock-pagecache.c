@@ -6,7 +6,7 @@
  *   read clipped at EOF; a small read caches a whole block; sequential
  *   reads issue clustered READs ahead of the reader with at most the
  *   readahead window in flight; a hot re-read sends nothing; keep_cache
- *   vs. drop on open; a short READ is EOF and drops the size; write-through
+ *   vs. drop on open; a size changed elsewhere drops kept data; a short READ is EOF and drops the size; write-through
  *   sends WRITE before returning and never READs; write-back sends nothing
  *   until fsync/close, then clustered WRITEs with FUSE_WRITE_CACHE before
  *   FLUSH; a full-page overwrite reads nothing; read-modify-write on an
@@ -609,6 +609,34 @@ static void t_keep_cache_vs_drop(void **state)
     mu_finish(m, s);
 }
 
+/* Without AUTO_INVAL_DATA (the mock does not grant it), open with
+ * FOPEN_KEEP_CACHE, and fresh attributes showing a size this client did
+ * not make (another client rewrote the file): the cached data is dropped
+ * and read again, as Linux does (glusterfs keeps the cache on open and
+ * relies on it). */
+static void t_keep_cache_size_changed(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    unsigned char buf[2 * PG], want[2 * PG];
+    mu_expect_entry(m, FUSE_ROOT_ID, "f", MU_INO, S_IFREG | 0644, PG, 3600, 0);
+    ufuse_file_t *f = open_f(m, s, O_RDONLY, O_RDONLY, MU_FH, KEEP);
+    expect_getattr_fh(m, MU_FH, PG);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 0, PG), 0, PG);
+    assert_int_equal(ufuse_pread(f, buf, PG, 0), PG);
+    close_f(m, f, MU_FH, 0);
+
+    /* the file is now 2 pages of other contents (the pattern from 100) */
+    f = open_f(m, s, O_RDONLY, O_RDONLY, FH2, KEEP);
+    expect_getattr_fh(m, FH2, 2 * PG);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, FH2, 0, 2 * PG), 100, 2 * PG);
+    assert_int_equal(ufuse_pread(f, buf, 2 * PG, 0), 2 * PG);
+    mock_pattern(want, 2 * PG, 100);
+    assert_memory_equal(buf, want, 2 * PG);
+    close_f(m, f, FH2, 0);
+    mu_finish(m, s);
+}
+
 /* ------------------------------------------------------------------ */
 /* 6. short READ = EOF, size dropped                                   */
 
@@ -1092,6 +1120,7 @@ int main(void)
         cmocka_unit_test(t_sequential_readahead),
         cmocka_unit_test(t_hot_reread),
         cmocka_unit_test(t_keep_cache_vs_drop),
+        cmocka_unit_test(t_keep_cache_size_changed),
         cmocka_unit_test(t_short_read_eof),
         cmocka_unit_test(t_writethrough),
         cmocka_unit_test(t_writeback_clustered),

@@ -11,8 +11,9 @@
  * Locks: none here; main() runs alone before the session loop starts and
  * after it ends.  peer_closed is atomic (written from the loop's threads).
  *
- * Exit status: 0 after an unmount, when the client closed the channel, or
- * on SIGTERM/SIGINT/SIGHUP; 1 on a run-time error, 2 on a usage error, 3
+ * Exit status: 0 after an unmount, when the client closed the channel
+ * (exit_status=N: N then), or on SIGTERM/SIGINT/SIGHUP; 1 on a run-time
+ * error or a refused mountpoint (dir_mountpoint), 2 on a usage error, 3
  * when die_after fired.
  *
  * Built with FUSE_USE_VERSION 35 (memfs.h): fuse_session_loop_mt() is then
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MEMFS_VERSION "0.1.0"
@@ -37,7 +39,7 @@ enum {
     K_ATTR_TIMEOUT, K_ENTRY_TIMEOUT, K_NEGATIVE_TIMEOUT, K_MAX_WRITE,
     K_WRITEBACK, K_DIRECT_IO, K_KEEP_CACHE, K_ATOMIC_TRUNC, K_NO_READDIRPLUS,
     K_ENOSYS, K_SHORT_READ, K_SHORT_WRITE, K_EIO_AT, K_DELAY_MS, K_DIE_AFTER,
-    K_SPLICE_READ, K_SEED_FILE,
+    K_SPLICE_READ, K_SEED_FILE, K_EXIT_STATUS, K_DIR_MOUNTPOINT,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -58,6 +60,8 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("die_after=", K_DIE_AFTER),
     FUSE_OPT_KEY("splice_read", K_SPLICE_READ),
     FUSE_OPT_KEY("seed_file=", K_SEED_FILE),
+    FUSE_OPT_KEY("exit_status=", K_EXIT_STATUS),
+    FUSE_OPT_KEY("dir_mountpoint", K_DIR_MOUNTPOINT),
     FUSE_OPT_END
 };
 
@@ -121,6 +125,10 @@ static void usage(const char *prog)
 "                         INIT, not FORGET)\n"
 "  -o die_after=N         _exit(3) right after the Nth reply (INIT counts as\n"
 "                         the first; FORGETs have no reply and do not count)\n"
+"  -o exit_status=N       exit with status N (0..255) when the client closed\n"
+"                         the channel, as some servers do (glusterfs: 15)\n"
+"  -o dir_mountpoint      refuse (exit 1 before serving) a MOUNTPOINT that is\n"
+"                         not a directory, /dev/fd/N included, as mfsmount does\n"
 "\n"
 "BYTES, N, OFF and SIZE take k, m, g, t suffixes (powers of 1024).\n"
 "libfuse's -o max_threads is ignored (this server uses the libfuse 3.5 loop\n"
@@ -273,6 +281,13 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
     case K_SEED_FILE:
         bad = add_seed(val);
         break;
+    case K_EXIT_STATUS:
+        bad = parse_size(val, &n) || n > 255;
+        o->exit_status = (int)n;
+        break;
+    case K_DIR_MOUNTPOINT:
+        o->dir_mountpoint = true;
+        break;
     default:
         return 1;   /* not ours: libfuse's options and the mountpoint */
     }
@@ -356,6 +371,13 @@ int main(int argc, char *argv[])
     }
     memfs.o.debug = copts.debug != 0;
     show_debug_log = memfs.o.debug;
+    struct stat mst;
+    if (memfs.o.dir_mountpoint &&
+        (stat(copts.mountpoint, &mst) != 0 || !S_ISDIR(mst.st_mode))) {
+        fprintf(stderr, "ufuse-memfs: mountpoint '%s' is not a directory\n",
+                copts.mountpoint);
+        goto out_args;
+    }
 
     fs_init();
     if (make_root() != 0) {
@@ -403,6 +425,8 @@ int main(int argc, char *argv[])
     if (ret != 0 && atomic_load(&peer_closed) && channel_closed(fuse_session_fd(se)))
         ret = 0;
     ret = ret == 0 ? 0 : 1;
+    if (ret == 0 && atomic_load(&peer_closed) && channel_closed(fuse_session_fd(se)))
+        ret = memfs.o.exit_status;
 
     fuse_session_unmount(se);
 out_signals:

@@ -192,6 +192,8 @@ struct memfs_opts {
     off_t eio_at;               /* -1 = off */
     unsigned delay_ms;
     uint64_t die_after;         /* 0 = off */
+    int exit_status;            /* status when the client closed the channel */
+    bool dir_mountpoint;        /* refuse a mountpoint that is no directory */
     bool debug;
 };
 

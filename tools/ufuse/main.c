@@ -382,8 +382,9 @@ static void option_help(void)
 "  attach=auto|devfd|hook\n"
 "                     how the server gets its socket: devfd passes /dev/fd/N\n"
 "                     as the mountpoint (libfuse >= 3.3, go-fuse), hook\n"
-"                     preloads ufuse's libfuse-2 hook; auto picks hook for\n"
-"                     servers linked against libfuse.so.2 [auto]\n"
+"                     preloads ufuse's libfuse-2 hook; auto picks devfd, and\n"
+"                     hook for a server that refuses /dev/fd/N (tried\n"
+"                     again) or is linked against libfuse.so.2 [auto]\n"
 "  server_name=NAME   the server's name in messages [its program name]\n");
 }
 
