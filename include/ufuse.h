@@ -217,6 +217,24 @@ struct ufuse_failure {
  */
 int ufuse_last_failure(ufuse_t *s, struct ufuse_failure *out);
 
+/** Who a request is made for (the FUSE request header's uid, gid, pid). */
+struct ufuse_caller {
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+};
+
+/**
+ * Make the calling thread's later requests on @s carry @who's identity,
+ * as the kernel fills each request from the process making the system
+ * call; NULL returns to the session's own (the process that mounted).
+ * For programs serving other processes (the `ufuse run` broker).  Requests
+ * the library makes by itself (readahead, write-back, FORGET) carry the
+ * session's identity.  Per thread; never fails on a valid @s.
+ * @return 0, or -EINVAL when @s is NULL.
+ */
+int ufuse_set_caller(ufuse_t *s, const struct ufuse_caller *who);
+
 /* ---------------------------------------------------------------------
  * Files
  * ------------------------------------------------------------------ */

@@ -160,6 +160,17 @@ int ufuse_last_failure(ufuse_t *s, struct ufuse_failure *out)
     return 0;
 }
 
+int ufuse_set_caller(ufuse_t *s, const struct ufuse_caller *who)
+{
+    if (!s)
+        return -EINVAL;
+    if (who)
+        conn_set_caller(&s->conn, 1, (uint32_t)who->uid, (uint32_t)who->gid, (uint32_t)who->pid);
+    else
+        conn_set_caller(&s->conn, 0, 0, 0, 0);
+    return 0;
+}
+
 int ufuse_conninfo(ufuse_t *s, struct ufuse_conninfo *out)
 {
     if (!s || !out)

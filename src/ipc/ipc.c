@@ -149,6 +149,20 @@ static void conn_note_failure(struct conn *c, uint32_t opcode, int rc, int bad_r
         .server_fault = bad_reply || rc == -ENOTCONN || rc == -ETIMEDOUT};
 }
 
+/* Per thread: the identity its requests carry instead of the session's. */
+static __thread struct {
+    const struct conn *c;
+    uint32_t uid, gid, pid;
+} conn_caller;
+
+void conn_set_caller(struct conn *c, int set, uint32_t uid, uint32_t gid, uint32_t pid)
+{
+    conn_caller.c = set ? c : NULL;
+    conn_caller.uid = uid;
+    conn_caller.gid = gid;
+    conn_caller.pid = pid;
+}
+
 /* ---- table ---------------------------------------------------------- */
 
 static struct ticket **conn_slot(struct conn *c, uint64_t unique)
@@ -679,9 +693,15 @@ static void conn_fill_header(struct conn *c, struct fuse_in_header *ih,
     ih->opcode = opcode;
     ih->unique = unique;
     ih->nodeid = nodeid;
-    ih->uid = c->uid;
-    ih->gid = c->gid;
-    ih->pid = c->pid;
+    if (conn_caller.c == c) {
+        ih->uid = conn_caller.uid;
+        ih->gid = conn_caller.gid;
+        ih->pid = conn_caller.pid;
+    } else {
+        ih->uid = c->uid;
+        ih->gid = c->gid;
+        ih->pid = c->pid;
+    }
 }
 
 /*

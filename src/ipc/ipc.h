@@ -73,6 +73,9 @@ struct conn_failure {
     int server_fault;        /* malformed reply, death or timeout */
 };
 int conn_last_failure(struct conn *c, struct conn_failure *out);
+/* The uid, gid and pid the calling thread's requests on @c carry from now
+ * on (@set), or the session's own again (!@set).  Per thread. */
+void conn_set_caller(struct conn *c, int set, uint32_t uid, uint32_t gid, uint32_t pid);
 
 struct ticket;
 

@@ -10,4 +10,21 @@ for mode in direct writethrough writeback; do
     expect_rc 0 "cache=$mode: fdsem"
     expect_match out '^fdsem: all checks passed$' "cache=$mode: all checks"
 done
+# Who is asking: requests carry the process's ids, also after it changes
+# them (ufuse-memfs makes a new file owned by the request's uid).
+if [ "$(id -u)" = 0 ]; then
+    "$UFUSE" run -- python3 -c '
+import os
+os.mkdir("/ufuse/pub"); os.chmod("/ufuse/pub", 0o777)
+open("/ufuse/pub/by-root", "w").close()
+os.setgid(65534); os.setuid(65534)
+open("/ufuse/pub/by-nobody", "w").close()
+print("owners", os.stat("/ufuse/pub/by-root").st_uid, os.stat("/ufuse/pub/by-nobody").st_uid)
+' >"$T/out" 2>"$T/err" </dev/null
+    rc=$?
+    expect_rc 0 "setuid inside the tree"
+    expect_out "owners 0 65534" "a file made after setuid belongs to the new uid"
+else
+    echo "note: not root; the setuid check is not run" >&2
+fi
 finish

@@ -313,7 +313,9 @@ static void *reaper_main(void *arg)
 struct conn {
     struct broker *b;
     int fd;
-    pid_t pid;              /* the peer process (SO_PEERCRED) */
+    pid_t pid;              /* the peer process and its effective ids at */
+    uid_t uid;              /* connect time (SO_PEERCRED): the preload */
+    gid_t gid;              /* library reconnects when they change */
     char *in;               /* request buffer, RUN_MAX_MSG */
     char *out;              /* reply payload, RUN_MAX_DATA */
 };
@@ -887,6 +889,11 @@ static void *conn_main(void *arg)
         int64_t res = parse_req(k->in, (size_t)n, &c);
         if (res == 0) {
             pthread_rwlock_rdlock(&k->b->life);
+            if (!k->b->closed) {
+                /* The server sees the program's identity, as from the kernel. */
+                struct ufuse_caller who = { .uid = k->uid, .gid = k->gid, .pid = k->pid };
+                (void)ufuse_set_caller(k->b->s, &who);
+            }
             res = k->b->closed ? -ENOTCONN : dispatch(k, &c);
             pthread_rwlock_unlock(&k->b->life);
         }
@@ -941,11 +948,13 @@ static void *acceptor_main(void *arg)
                 continue;
             break;
         }
-        /* Abstract sockets have no permissions: serve our own user only. */
+        /* Abstract sockets have no permissions: serve our own user, or any
+         * user when we are root (a program of the tree that dropped its
+         * ids; the server then sees and checks those ids). */
         struct ucred cr;
         socklen_t cl = sizeof cr;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
-            (cr.uid != b->uid && cr.uid != 0)) {
+            (cr.uid != b->uid && cr.uid != 0 && b->uid != 0)) {
             close(fd);
             continue;
         }
@@ -963,6 +972,8 @@ static void *acceptor_main(void *arg)
         k->b = b;
         k->fd = fd;
         k->pid = cr.pid;
+        k->uid = cr.uid;
+        k->gid = cr.gid;
         pthread_mutex_lock(&b->mu);
         b->nconns++;
         pthread_mutex_unlock(&b->mu);

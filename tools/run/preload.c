@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@ static mode_t cur_umask;
  * closed when the thread exits (conn_key's destructor). */
 static __thread int conn_fd[PL_MAX_MOUNTS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
 static __thread pid_t conn_pid;
+static __thread unsigned conn_gen;      /* cred_gen when connected */
+static _Atomic unsigned cred_gen;       /* bumped when the process's ids change */
 static pthread_key_t conn_key;
 
 static void conn_thread_exit(void *unused)
@@ -399,12 +402,17 @@ int64_t pl_call(int mnt, struct pl_call *c)
         c->q.path_len = (uint16_t)(strlen(c->path) + 1);
     if (c->path2)
         c->q.path2_len = (uint16_t)(strlen(c->path2) + 1);
-    c->q.uid = (uint32_t)geteuid();
-    c->q.gid = (uint32_t)getegid();
     c->q.umask = (uint32_t)cur_umask;
     c->out_len = 0;
     pid_t me = (pid_t)syscall(SYS_getpid);
     bool borrowed = conn_pid != 0 && conn_pid != me;  /* vfork child */
+    unsigned gen = atomic_load(&cred_gen);
+    if (!borrowed && conn_fd[mnt] >= 0 && conn_gen != gen) {
+        /* The ids changed since we connected: the broker reads them from
+         * the connection, so make a new one. */
+        syscall(SYS_close, conn_fd[mnt]);
+        conn_fd[mnt] = -1;
+    }
     int fd = borrowed ? -1 : conn_fd[mnt];
     if (fd < 0) {
         fd = connect_mount(mnt);
@@ -417,6 +425,7 @@ int64_t pl_call(int mnt, struct pl_call *c)
         if (!borrowed) {
             conn_fd[mnt] = fd;
             conn_pid = me;
+            conn_gen = gen;
             (void)pthread_setspecific(conn_key, (void *)1);
         }
     }
@@ -573,6 +582,24 @@ static void atfork_child(void)
     }
     conn_pid = 0;
 }
+
+/* The id-changing calls: connections made before carry the old ids. */
+#define ID_CALL(name, params, args)                        \
+    PL_EXPORT int name params                              \
+    {                                                      \
+        int rc_ = REAL(name) args;                         \
+        if (rc_ == 0)                                      \
+            atomic_fetch_add(&cred_gen, 1);                \
+        return rc_;                                        \
+    }
+ID_CALL(setuid, (uid_t u), (u))
+ID_CALL(seteuid, (uid_t u), (u))
+ID_CALL(setreuid, (uid_t r, uid_t e), (r, e))
+ID_CALL(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))
+ID_CALL(setgid, (gid_t g), (g))
+ID_CALL(setegid, (gid_t g), (g))
+ID_CALL(setregid, (gid_t r, gid_t e), (r, e))
+ID_CALL(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
 
 PL_EXPORT mode_t umask(mode_t mask)
 {

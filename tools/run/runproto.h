@@ -27,9 +27,13 @@
  * RUN_HELLO names the pipes the new image inherited (by inode) and the
  * broker says which descriptions they are.
  *
+ * Who is asking: the broker takes the caller's effective uid and gid, and
+ * pid, from the connection (SO_PEERCRED), never from the request; the
+ * preload library reconnects after the process changes its ids (setuid
+ * and friends), so the server always sees the ids the process has now.
+ *
  * The broker trusts nothing in a request: lengths, strings and description
- * ids are checked, and a connection may only use descriptions whose pipe
- * it presented (RUN_HELLO) or was given (RUN_OPEN*).
+ * ids are checked.
  */
 #ifndef UFUSE_RUNPROTO_H
 #define UFUSE_RUNPROTO_H
@@ -108,7 +112,6 @@ struct run_req {
     uint64_t desc;      /* description id, 0 for path calls */
     int64_t a, b;       /* op arguments (see enum run_op) */
     uint32_t mode;
-    uint32_t uid, gid;  /* the caller's effective ids */
     uint32_t umask;     /* the caller's umask, applied by the broker */
     uint16_t path_len;  /* bytes of path incl. its NUL (0: none) */
     uint16_t path2_len; /* bytes of path2 incl. its NUL (0: none) */
