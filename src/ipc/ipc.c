@@ -328,8 +328,10 @@ static int conn_store(struct ticket *t, const struct iovec *src, int scnt,
     return 0;
 }
 
-/* A notification arrived: validate, then hand it up without the lock. */
-static void conn_notification(struct conn *c, const struct fuse_out_header *oh,
+/* A notification arrived: validate, then hand it up to @fn (taken under
+ * the lock; NULL until the session is set up) without the lock. */
+static void conn_notification(struct conn *c, conn_notify_fn fn, void *ctx,
+                              const struct fuse_out_header *oh,
                               const struct iovec *src, int scnt, size_t len)
 {
     size_t blen = len - sizeof *oh;
@@ -338,8 +340,10 @@ static void conn_notification(struct conn *c, const struct fuse_out_header *oh,
         return;
     iov_copy_out(body, src, scnt, sizeof *oh, blen);
     int rc = proto_notify_check(oh->error, body, blen);
-    if (rc == 0 && c->notify)
-        c->notify(c->notify_ctx, oh->error, body, blen);
+    if (rc == 0 && fn)
+        fn(ctx, oh->error, body, blen);
+    else if (rc == 0)
+        ulog_once(c->log, 9, "notification before the session was set up ignored");
     else if (rc == -ENOSYS)
         ulog_once(c->log, 10, "ignoring unknown notification code %d", oh->error);
     else
@@ -415,12 +419,14 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         return;
     }
     if (oh->unique == 0) {
+        conn_notify_fn fn = c->notify;
+        void *ctx = c->notify_ctx;
         pthread_mutex_unlock(&c->mu);
         if (oh->len != len || truncated)
             ulog_once(c->log, 11, "malformed notification (length %u, datagram %zu) ignored",
                       oh->len, len);
         else
-            conn_notification(c, oh, src, scnt, len);
+            conn_notification(c, fn, ctx, oh, src, scnt, len);
         return;
     }
     struct ticket *t = conn_find(c, oh->unique & ~PROTO_INT_REQ_BIT);
@@ -967,7 +973,7 @@ static int conn_init_handshake(struct conn *c, const struct conn_wants *w)
 }
 
 int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
-               const struct conn_wants *w, conn_notify_fn fn, void *ctx)
+               const struct conn_wants *w)
 {
     memset(c, 0, sizeof *c);
     c->ch = *ch;
@@ -976,8 +982,6 @@ int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
     c->uid = (uint32_t)geteuid();
     c->gid = (uint32_t)getegid();
     c->pid = (uint32_t)getpid();
-    c->notify = fn;
-    c->notify_ctx = ctx;
     c->wake_fd = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t a;
@@ -1001,6 +1005,14 @@ int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
     if (pthread_create(&c->watcher, NULL, conn_watcher, c) == 0)
         c->watcher_running = 1;
     return 0;
+}
+
+void conn_set_notify(struct conn *c, conn_notify_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&c->mu);
+    c->notify = fn;
+    c->notify_ctx = ctx;
+    pthread_mutex_unlock(&c->mu);
 }
 
 void conn_drain(struct conn *c, int timeout_ms)

@@ -218,7 +218,7 @@ int vfs_start(ufuse_t *s, struct chan *ch)
         .max_readahead = UFUSE_MAX(s->opts.readahead, DEFAULT_MAX_READAHEAD),
         .timeout_ns = s->opts.timeout_ns,
     };
-    int rc = conn_start(&s->conn, ch, &s->log, &w, vfs_notify, s);
+    int rc = conn_start(&s->conn, ch, &s->log, &w);
     if (rc == 0)
         rc = node_table_init(&s->nodes, &s->conn);
     if (rc == 0) {
@@ -226,6 +226,8 @@ int vfs_start(ufuse_t *s, struct chan *ch)
         if (rc)
             node_table_destroy(&s->nodes);
     }
+    if (rc == 0) /* the tables exist: notifications may act on them */
+        conn_set_notify(&s->conn, vfs_notify, s);
     if (rc) {
         int st = chan_close(&s->conn.ch, 1000, &s->log);
         (void)st;

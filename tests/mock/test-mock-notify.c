@@ -270,6 +270,33 @@ static void t_malformed(void **state)
     mu_finish(m, s);
 }
 
+/*
+ * Notifications that arrive before INIT's reply (queued ahead of it) find
+ * no session to act on yet: they are ignored, as the kernel ignores those
+ * for inodes it does not have (fuzz-session found they were delivered to
+ * the node table before it existed, a NULL dereference).
+ */
+static void t_before_init(void **state)
+{
+    struct mock *m = mock_new(NULL);
+    unsigned char nb[128];
+    size_t nl = mock_build_inval_entry(nb, sizeof(nb), 1, "a");
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_INVAL_ENTRY, nb, nl), 0);
+    nl = mock_build_delete(nb, sizeof(nb), 1, 2, "a");
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_DELETE, nb, nl), 0);
+    struct fuse_notify_inval_inode_out ii = {.ino = 1, .off = 0, .len = -1};
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_INVAL_INODE, &ii, sizeof(ii)), 0);
+    nl = mock_build_store(nb, sizeof(nb), 1, 0, "0123456789", 10);
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_STORE, nb, nl), 0);
+    struct fuse_notify_retrieve_out ro = {.notify_unique = 5, .nodeid = 1, .size = 10};
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_RETRIEVE, &ro, sizeof(ro)), 0);
+    ufuse_t *s;
+    assert_int_equal(ufuse_mount_fd(&s, mock_client_fd(m), "cache=writeback"), 0);
+    cache_a(m, s);
+    assert_int_equal(mock_log_count(m, FUSE_NOTIFY_REPLY), 0);
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +308,7 @@ int main(void)
         cmocka_unit_test(t_retrieve),
         cmocka_unit_test(t_retrieve_idle),
         cmocka_unit_test(t_malformed),
+        cmocka_unit_test(t_before_init),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
