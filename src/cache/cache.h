@@ -144,12 +144,14 @@ struct cache {
 
     /* Readahead workers and the flusher. */
     struct cache_job *jobs, *jobs_tail;
+    unsigned njobs;              /* jobs queued, not yet taken */
+    unsigned idle_workers;       /* workers waiting for a job */
     pthread_cond_t jobs_cv;
     pthread_cond_t flusher_cv;
     int flusher_kick;
     int stopping;
-    pthread_t *workers;
-    int nworkers;
+    pthread_t *workers;          /* CACHE_WORKERS slots */
+    int nworkers;                /* started (grows, under mu, until stopping) */
     pthread_t flusher;
     int flusher_running;
 
