@@ -60,6 +60,7 @@ struct ticket {
     int int_again;            /* the server asked for the INTERRUPT again */
     int32_t error;
     int bad_reply;            /* failed because the reply was malformed */
+    int replied;              /* error is the server's reply's (or EIO for it) */
     const struct iovec *out;
     int outcnt;
     size_t outcap;
@@ -124,6 +125,7 @@ static void conn_complete(struct conn *c, struct ticket *t, int32_t error);
 static void conn_reject(struct conn *c, struct ticket *t)
 {
     t->bad_reply = 1;
+    t->replied = 1;
     conn_complete(c, t, -EIO);
 }
 
@@ -520,6 +522,7 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
                       t->outcap);
     }
     t->bad_reply = bad;
+    t->replied = 1;
     conn_complete(c, t, err);
     pthread_mutex_unlock(&c->mu);
 }
@@ -626,8 +629,10 @@ static int conn_wait(struct conn *c, struct ticket *t)
     for (;;) {
         if (t->state == T_DONE) {
             res = t->error;
-            if (res == -EINTR && t->int_timeout)
-                res = -ETIMEDOUT;
+            if (res == -EINTR && t->int_timeout) {
+                res = -ETIMEDOUT; /* our timeout, which the server took */
+                t->replied = 0;
+            }
             break;
         }
         if (c->dead) { /* cannot happen with t still waiting, but be safe */
@@ -768,6 +773,7 @@ int conn_dead(struct conn *c)
 int conn_call(struct conn *c, struct conn_req *r)
 {
     r->outlen = 0;
+    r->replied = 0;
     size_t outcap = iov_total(r->out, r->outcnt);
     if (r->outcnt > 8 || outcap > c->scratch_cap)
         return -EINVAL;
@@ -802,6 +808,7 @@ int conn_call(struct conn *c, struct conn_req *r)
         if (!t->orphaned) {
             r->outlen = t->got;
             bad = t->bad_reply;
+            r->replied = t->replied;
             ticket_put(c, t);
         }
     } else {
@@ -930,7 +937,9 @@ static int conn_init_handshake(struct conn *c, const struct conn_wants *w)
     struct conn_req r = {.opcode = FUSE_INIT, .nodeid = 0, .in = &iv, .incnt = 1,
                          .out = &ov, .outcnt = 1};
     int rc = conn_call(c, &r);
-    if (rc == -ENOTCONN || rc == -ETIMEDOUT)
+    /* Death and our timeout are said as such; any answer but a good one
+     * (a server's own ENOTCONN or ETIMEDOUT too) is a failed INIT. */
+    if (!r.replied && (rc == -ENOTCONN || rc == -ETIMEDOUT))
         return rc;
     if (rc != 0) {
         ulog_msg(c->log, "INIT failed: %s", strerror(-rc));

@@ -130,6 +130,9 @@ struct conn_req {
     int outcnt;
     int out_exact;           /* a successful reply must fill @out exactly */
     size_t outlen;           /* result: payload bytes received */
+    int replied;             /* result: the error is the server's answer (or
+                                EIO for its malformed reply), not death,
+                                timeout or a local failure */
 };
 
 /* Set up over an open channel (taken over) and run INIT. 0 or -errno. */
