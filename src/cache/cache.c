@@ -1534,6 +1534,20 @@ static struct cache_obj **cache_objs_snapshot(struct cache *c)
     return v;
 }
 
+int cache_sane_all(struct cache *c)
+{
+    struct cache_obj **v = cache_objs_snapshot(c);
+    int ok = 1;
+    for (size_t i = 0; v && v[i]; i++) {
+        pthread_mutex_lock(&v[i]->mu);
+        ok &= cache_obj_sane(v[i]);
+        pthread_mutex_unlock(&v[i]->mu);
+        cache_obj_put(v[i]);
+    }
+    free(v);
+    return ok;
+}
+
 static void *cache_flusher_main(void *arg)
 {
     struct cache *c = arg;

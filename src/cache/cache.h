@@ -269,5 +269,8 @@ int cache_sync_all(struct cache *c);
 void cache_info(struct cache *c, struct ufuse_cacheinfo *out);
 /* The sanity checker: every invariant of cache.c, for assert(). */
 int cache_obj_sane(struct cache_obj *o);
+/* Test hook (tests/fuzz): cache_obj_sane of every object, each under its
+ * lock.  1 when all hold. */
+int cache_sane_all(struct cache *c);
 
 #endif
