@@ -26,7 +26,11 @@
  *    is released by the matching close/unmount call.
  *  - A call that reaches a dead server returns -ENOTCONN; a reply the
  *    server got wrong returns -EIO; a request that timed out (option
- *    timeout=) returns -ETIMEDOUT.
+ *    timeout=) returns -ETIMEDOUT.  Otherwise a failure is one of the
+ *    errors of the corresponding system call, or the error the server
+ *    answered, passed through as a kernel FUSE mount passes it (whatever
+ *    errno it is), except where a function says otherwise
+ *    (ufuse_mount: any failed INIT is -EPROTO).
  */
 #ifndef UFUSE_H
 #define UFUSE_H
