@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MAX_PENDING 64
 #define FUZZ_BODY_KEEP 512        /* request body bytes the server keeps */
 #define FUZZ_MAX_NAMES 24         /* model nodes besides the root */
-#define FUZZ_BIG_SIZE (384u << 10)
+#define FUZZ_BIG_SIZE (1280u << 10) /* more than the 1 MiB cache: eviction */
 #define FUZZ_SMALL_SIZE (12u << 10)
 #define FUZZ_MAX_REPLY (1u << 20) /* the largest READ the model answers */
 #define FUZZ_DEFER_WAIT_MS 1      /* a held reply waits this long for more requests */
@@ -967,6 +967,9 @@ static void fuzz_file_ops(struct fuzz_run *r, const char *path, int flags)
     for (int i = 0; i < 4; i++) /* sequential: the readahead window opens */
         CHECK(C_READ, ufuse_pread(f, fuzz_rbuf, 32 << 10, (off_t)i * (32 << 10)));
     CHECK(C_READ, ufuse_pread(f, fuzz_rbuf, 5000, 300000));
+    if ((flags & O_ACCMODE) == O_RDONLY) /* on past the cache's size */
+        for (off_t off = 512 << 10; off < (off_t)FUZZ_BIG_SIZE; off += sizeof fuzz_rbuf / 2)
+            CHECK(C_READ, ufuse_pread(f, fuzz_rbuf, sizeof fuzz_rbuf / 2, off));
     if ((flags & O_ACCMODE) != O_RDONLY) {
         CHECK(C_WRITE, ufuse_pwrite(f, fuzz_wbuf, 5000, 100));
         CHECK(C_WRITE, ufuse_pwrite(f, fuzz_wbuf, 20000, 16384));
