@@ -250,7 +250,10 @@ ssize_t ufuse_preadv(ufuse_file_t *f, const struct iovec *iov, int iovcnt,
  * Write @n bytes at @off (at the end of the file for O_APPEND handles, as
  * Linux does).  @return bytes written or -errno.  A server that writes less
  * is asked again for the rest, except for direct_io files, where the short
- * count is returned.
+ * count is returned.  A server that acknowledges more than it was sent
+ * fails the write with -EINVAL (FreeBSD's rule); when that WRITE was a
+ * write-back, ufuse_fsync, ufuse_close, ufuse_sync or ufuse_unmount
+ * reports the -EINVAL.
  */
 ssize_t ufuse_pwrite(ufuse_file_t *f, const void *buf, size_t n, off_t off);
 ssize_t ufuse_pwritev(ufuse_file_t *f, const struct iovec *iov, int iovcnt,

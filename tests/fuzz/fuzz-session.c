@@ -868,7 +868,9 @@ static const int fuzz_errs[C_NCALLS][24] = {
     [C_OPEN] = {EACCES, EBUSY, EDQUOT, EEXIST, EFBIG, EINTR, EINVAL, EISDIR, ELOOP,
                 ENAMETOOLONG, ENODEV, ENOENT, ENOSPC, ENOTDIR, ENXIO, EOPNOTSUPP,
                 EOVERFLOW, EPERM, EROFS, ETXTBSY, EWOULDBLOCK},
-    [C_CLOSE] = {EINTR, ENOSPC, EDQUOT},
+    /* EINVAL: a write-back WRITE acknowledged beyond what it sent (ufuse.h,
+     * ufuse_pwrite), reported at close, sync and unmount too. */
+    [C_CLOSE] = {EINTR, ENOSPC, EDQUOT, EINVAL},
     [C_READ] = {EAGAIN, EINTR, EINVAL, EISDIR, ESPIPE, EOVERFLOW, ENXIO, EBADF},
     [C_WRITE] = {EAGAIN, EDQUOT, EFBIG, EINTR, EINVAL, ENOSPC, EPERM, EPIPE, ESPIPE,
                  EOVERFLOW, ENXIO, EBADF},
@@ -901,8 +903,8 @@ static const int fuzz_errs[C_NCALLS][24] = {
     [C_UTIMENS] = {EACCES, EINVAL, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EPERM, EROFS},
     [C_ACCESS] = {EACCES, ELOOP, ENAMETOOLONG, ENOENT, ENOTDIR, EROFS, EINVAL, ETXTBSY},
     [C_STATFS] = {EACCES, EINTR, ELOOP, ENAMETOOLONG, ENOENT, ENOSYS, ENOTDIR, EOVERFLOW},
-    [C_SYNC] = {ENOSPC, EDQUOT},
-    [C_UNMOUNT] = {ENOSPC, EDQUOT},
+    [C_SYNC] = {ENOSPC, EDQUOT, EINVAL},
+    [C_UNMOUNT] = {ENOSPC, EDQUOT, EINVAL},
 };
 
 static const char *const fuzz_call_names[C_NCALLS] = {
