@@ -26,8 +26,9 @@
  *  6. While c->cont is set, a datagram that is not plausibly the head of
  *     another message (conn_is_head) is the next piece of c->cont; when
  *     two split replies interleave, both fail and c->discard counts the
- *     bytes of theirs still to come, which are dropped.  So a piece is
- *     never stored into a reply it does not belong to.
+ *     bytes of theirs still to come, which are dropped; a new head for
+ *     c->cont's own request fails it.  So a piece is never stored into a
+ *     reply it does not belong to, and t->got never exceeds t->want.
  *  3. A ticket's out buffers are written only under c->mu, or by the
  *     leader when the ticket is its own (direct receive).  An orphaned
  *     ticket has no out buffers.
@@ -458,6 +459,20 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         }
         if (t->following)
             pthread_cond_signal(&t->cv);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (t == c->cont) {
+        /* A new reply while its split one is being put together: the
+         * server started its answer over, so the rest of the first is
+         * not coming.  Neither is to be trusted (their pieces would add
+         * up to more than either); the new one's rest, if it is split
+         * too, is dropped. */
+        ulog_once(c->log, 23, "%s reply started over before its split one ended", op);
+        c->cont = NULL;
+        if (oh->len > len)
+            c->discard += oh->len - len;
+        conn_reject(c, t);
         pthread_mutex_unlock(&c->mu);
         return;
     }
