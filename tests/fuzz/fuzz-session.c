@@ -130,6 +130,7 @@ struct fuzz_srv {
     struct fuzz_node nodes[FUZZ_MAX_NAMES + 2]; /* by nodeid; 1 is the root */
     int nnodes;
     _Atomic uint64_t sent_errs[8];    /* errnos answered (the harness reads them) */
+    atomic_int tainted;               /* READ data sent that is not the model's */
 };
 
 static unsigned char fuzz_pattern[FUZZ_MAX_REPLY + 256];
@@ -627,6 +628,7 @@ static void fuzz_notify(struct fuzz_srv *v)
         struct fuse_out_header oh;
         char b[sizeof(struct fuse_out_header) + 64 + 8192];
     } m;
+    memset(&m, 0, sizeof m);
     char *p = m.b + sizeof m.oh;
     int code = fuzz_byte(v) % (FUSE_NOTIFY_CODE_MAX + 1);
     uint64_t node = (uint64_t)(fuzz_byte(v) % (v->nnodes + 1));
@@ -676,9 +678,10 @@ static void fuzz_notify(struct fuzz_srv *v)
         memcpy(p, &o, plen = sizeof o);
         break;
     }
-    default: /* an unknown code, or one with a junk body */
+    default: /* an unknown code, with a junk body (the rest of a split reply?) */
         plen = fuzz_byte(v) % 64;
         memset(p, fuzz_byte(v), plen);
+        atomic_store(&v->tainted, 1);
         break;
     }
     /* Sometimes a length off by a little. */
@@ -709,6 +712,7 @@ static int fuzz_step(struct fuzz_srv *v)
     case ACT_DUP:
         if (v->lastlen)
             fuzz_send(v, v->last, v->lastlen);
+        atomic_store(&v->tainted, 1); /* perhaps READ data, perhaps cut */
         return 1;
     case ACT_SPLIT:
         v->split = (unsigned)fuzz_byte(v) * 97 + 1;
@@ -716,8 +720,9 @@ static int fuzz_step(struct fuzz_srv *v)
     case ACT_NOTIFY:
         fuzz_notify(v);
         return 1;
-    case ACT_STRAY:
+    case ACT_STRAY: /* could be taken for the rest of a split reply */
         fuzz_stray(v);
+        atomic_store(&v->tainted, 1);
         return 1;
     case ACT_CLOSE:
         if (fuzz_byte(v) < 16) {
@@ -740,6 +745,11 @@ static int fuzz_step(struct fuzz_srv *v)
         v->pend[i].defer = (unsigned)fuzz_byte(v) % 4 + 1;
         return 1;
     }
+    /* Data not the model's.  (Broken lengths send the model's bytes: a
+     * client that takes them apart right never shows other data.) */
+    if (v->pend[i].h.opcode == FUSE_READ && (kind == ACT_XOR || kind == ACT_FIELD ||
+                                             kind == ACT_RAW))
+        atomic_store(&v->tainted, 1);
     struct fuse_out_header *oh = (void *)fuzz_reply_buf;
     char *p = (char *)(oh + 1);
     size_t plen = 0;
@@ -917,6 +927,9 @@ static const char *const fuzz_call_names[C_NCALLS] = {
 /* FUZZ_SESSION_TRACE=1 in the environment: print every call's result. */
 static int fuzz_trace;
 
+static char fuzz_wbuf[64 << 10];
+static char fuzz_rbuf[256 << 10];
+
 struct fuzz_run {
     struct fuzz_srv *v;
     ufuse_t *s;
@@ -960,8 +973,25 @@ static long long fuzz_check(struct fuzz_run *r, enum fuzz_call c, long long rc)
 
 #define CHECK(call, expr) fuzz_check(r, (call), (long long)(expr))
 
-static char fuzz_wbuf[64 << 10];
-static char fuzz_rbuf[256 << 10];
+/*
+ * Data read from the file at @off: while the server sent only the model's
+ * READ data (the pattern, by file offset; STORE sends it too), every byte
+ * is the pattern's, the script's own 'w', or a zero (a hole, or past a
+ * truncation): a reply taken apart or put together wrong shows here.
+ */
+static void fuzz_check_data(struct fuzz_run *r, long long n, off_t off)
+{
+    for (long long i = 0; i < n && !atomic_load(&r->v->tainted); i++) {
+        unsigned char b = (unsigned char)fuzz_rbuf[i];
+        if (b != fuzz_pattern[(uint64_t)(off + i) % 251] && b != 'w' && b != 0)
+            fuzz_fail(r, C_READ, "byte %lld of a read at %lld is %#x: not the file's",
+                      i, (long long)off, b);
+    }
+}
+
+#define READ_CHECKED(f, n, off) \
+    fuzz_check_data(r, CHECK(C_READ, ufuse_pread((f), fuzz_rbuf, (n), (off))), (off))
+
 
 /* A file: reads (sequential: readahead), writes, write-back, truncate. */
 static void fuzz_file_ops(struct fuzz_run *r, const char *path, int flags)
@@ -972,15 +1002,15 @@ static void fuzz_file_ops(struct fuzz_run *r, const char *path, int flags)
     if (CHECK(C_OPEN, ufuse_open(s, path, flags, 0644, &f)) < 0)
         return;
     for (int i = 0; i < 4; i++) /* sequential: the readahead window opens */
-        CHECK(C_READ, ufuse_pread(f, fuzz_rbuf, 32 << 10, (off_t)i * (32 << 10)));
-    CHECK(C_READ, ufuse_pread(f, fuzz_rbuf, 5000, 300000));
+        READ_CHECKED(f, 32 << 10, (off_t)i * (32 << 10));
+    READ_CHECKED(f, 5000, 300000);
     if ((flags & O_ACCMODE) == O_RDONLY) /* on past the cache's size */
         for (off_t off = 512 << 10; off < (off_t)FUZZ_BIG_SIZE; off += sizeof fuzz_rbuf / 2)
-            CHECK(C_READ, ufuse_pread(f, fuzz_rbuf, sizeof fuzz_rbuf / 2, off));
+            READ_CHECKED(f, sizeof fuzz_rbuf / 2, off);
     if ((flags & O_ACCMODE) != O_RDONLY) {
         CHECK(C_WRITE, ufuse_pwrite(f, fuzz_wbuf, 5000, 100));
         CHECK(C_WRITE, ufuse_pwrite(f, fuzz_wbuf, 20000, 16384));
-        CHECK(C_READ, ufuse_pread(f, fuzz_rbuf, 16384, 0));
+        READ_CHECKED(f, 16384, 0);
         CHECK(C_FSYNC, ufuse_fsync(f));
         CHECK(C_WRITE, ufuse_write(f, fuzz_wbuf, 3000));
         CHECK(C_TRUNC, ufuse_ftruncate(f, 7000));
@@ -993,7 +1023,7 @@ static void fuzz_file_ops(struct fuzz_run *r, const char *path, int flags)
             off_t a = 0, b = 8192;
             CHECK(C_COPY, ufuse_copy_file_range(f, &a, g, &b, 8192, 0));
             CHECK(C_WRITE, ufuse_pwrite(g, fuzz_wbuf, 8192, 4096));
-            CHECK(C_READ, ufuse_pread(g, fuzz_rbuf, 12288, 0));
+            READ_CHECKED(g, 12288, 0);
             CHECK(C_CLOSE, ufuse_close(g));
         }
         CHECK(C_WRITE, ufuse_pwrite(f, fuzz_wbuf, 9000, 1000));
@@ -1104,6 +1134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     v->nodes[1] = (struct fuzz_node){.name = "/", .mode = S_IFDIR | 0755, .size = 4096};
     for (int i = 0; i < 8; i++)
         atomic_init(&v->sent_errs[i], 0);
+    atomic_init(&v->tainted, 0);
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
