@@ -346,7 +346,7 @@ static void conn_notification(struct conn *c, conn_notify_fn fn, void *ctx,
     if (rc == 0 && fn)
         fn(ctx, oh->error, body, blen);
     else if (rc == 0)
-        ulog_once(c->log, 9, "notification before the session was set up ignored");
+        ulog_once(c->log, 9, "notification while the session is not set up ignored");
     else if (rc == -ENOSYS)
         ulog_once(c->log, 10, "ignoring unknown notification code %d", oh->error);
     else
@@ -424,12 +424,17 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
     if (oh->unique == 0) {
         conn_notify_fn fn = c->notify;
         void *ctx = c->notify_ctx;
+        c->notifying++;
         pthread_mutex_unlock(&c->mu);
         if (oh->len != len || truncated)
             ulog_once(c->log, 11, "malformed notification (length %u, datagram %zu) ignored",
                       oh->len, len);
         else
             conn_notification(c, fn, ctx, oh, src, scnt, len);
+        pthread_mutex_lock(&c->mu);
+        if (--c->notifying == 0)
+            pthread_cond_broadcast(&c->notify_cv);
+        pthread_mutex_unlock(&c->mu);
         return;
     }
     struct ticket *t = conn_find(c, oh->unique & ~PROTO_INT_REQ_BIT);
@@ -1013,6 +1018,7 @@ int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(&c->idle_cv, &a);
     pthread_condattr_destroy(&a);
+    pthread_cond_init(&c->notify_cv, NULL);
     c->table_mask = 255;
     c->table = calloc(c->table_mask + 1, sizeof(struct ticket *));
     /* Before INIT we know no limits: allow the largest READ we may ask. */
@@ -1036,6 +1042,10 @@ void conn_set_notify(struct conn *c, conn_notify_fn fn, void *ctx)
     pthread_mutex_lock(&c->mu);
     c->notify = fn;
     c->notify_ctx = ctx;
+    /* Callbacks already under way on other threads end first (they never
+     * wait for a reply, so this wait is short). */
+    while (c->notifying)
+        pthread_cond_wait(&c->notify_cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -1091,6 +1101,7 @@ void conn_destroy(struct conn *c)
     if (c->wake_fd >= 0)
         close(c->wake_fd);
     pthread_cond_destroy(&c->idle_cv);
+    pthread_cond_destroy(&c->notify_cv);
     pthread_mutex_destroy(&c->mu);
 }
 

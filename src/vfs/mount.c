@@ -247,6 +247,9 @@ int vfs_unmount(ufuse_t *s)
         vfs_closedir(s->dirs);
     /* Whatever is still dirty (nothing, once every file is closed). */
     io_mount_sync(&s->io);
+    /* The tables go: notifications (the watcher's, or arriving while the
+     * FORGETs and RELEASEs below are answered) may no longer reach them. */
+    conn_set_notify(&s->conn, NULL, NULL);
     io_mount_destroy(&s->io);
     /* Outstanding FORGETs (batched).  No DESTROY: the kernel sends it only
      * for fuseblk mounts; every server ends on the socket's EOF. */
