@@ -34,17 +34,21 @@
  *
  * Meanwhile the main thread runs a fixed script of calls (fuzz_script):
  * path lookups and stat, open/read/write in the cache mode the config
- * chose, sequential reads long enough for readahead, write-back at fsync
- * and close, O_DIRECT on a cached file, truncate, readdir(plus), xattrs,
- * namespace calls, notifications in between, unmount.  After each call:
- *  - a failure must be an errno documented for that call (the errors of
- *    the corresponding system call, plus ENOTCONN, EIO; fuzz_allowed) or
- *    one the server answered during the session (passed through, as a
- *    kernel mount passes them);
+ * chose, sequential reads long enough for readahead and past the cache's
+ * size, write-back at fsync and close, O_DIRECT on a cached file,
+ * truncate, readdir(plus), xattrs, namespace calls, unmount.  After each
+ * call:
+ *  - a failure must be an errno documented for that call (fuzz_errs: the
+ *    errors of the corresponding system call, plus ENOTCONN, EIO, ENOMEM)
+ *    or one the server answered during the session (passed through, as a
+ *    kernel mount passes them; ufuse.h says so);
+ *  - data read is the file's (fuzz_check_data), while the server sent no
+ *    READ data but the model's;
  *  - the page cache's invariants (cache_obj_sane) hold for every object.
- * A violation aborts with the call named; crashes, sanitizer reports and
- * leaks are libFuzzer's.  The server's own bookkeeping never trusts what
- * the client sends beyond bounds checks.
+ * A violation aborts with the call named (FUZZ_SESSION_TRACE=1 in the
+ * environment prints every call's result); crashes, sanitizer reports and
+ * leaks are libFuzzer's.  The server's own bookkeeping trusts nothing the
+ * client sends beyond bounds checks.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -125,7 +129,7 @@ struct fuzz_srv {
     unsigned char last[8192];         /* its first bytes, for ACT_DUP */
     size_t lastlen;
     unsigned split;                   /* split the next reply at this offset (0: no) */
-    unsigned waits;
+    unsigned waits;                   /* waits for held requests so far (FUZZ_DEFER_WAITS) */
     int eof;                          /* the client closed, or we did */
     struct fuzz_node nodes[FUZZ_MAX_NAMES + 2]; /* by nodeid; 1 is the root */
     int nnodes;
