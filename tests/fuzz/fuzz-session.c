@@ -2,9 +2,10 @@
  * fuzz-session.c - libFuzzer target: a whole session (ufuse_mount_fd to
  * ufuse_unmount) against a server the fuzzer plays.
  *
- * A server thread owns the other end of the socketpair.  It keeps the
- * requests it has read and not yet answered ("pending") and, for every
- * reply and notification, takes its next action from the input:
+ * The server owns the other end of the socketpair and runs inside the
+ * library's receive (see __wrap_chan_recv).  It keeps the requests it has
+ * read and not yet answered ("pending") and, for every reply and
+ * notification, takes its next action from the input:
  *
  *   input   = config[5] action*
  *   config  = [0] cache mode (bits 0-1: direct, writethrough, writeback,
@@ -57,7 +58,6 @@
 #include <linux/fuse.h>
 #include <poll.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -65,6 +65,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -130,6 +132,8 @@ struct fuzz_srv {
     size_t lastlen;
     unsigned split;                   /* split the next reply at this offset (0: no) */
     unsigned waits;                   /* waits for held requests so far (FUZZ_DEFER_WAITS) */
+    int held_expired;                 /* a wait passed without a new request */
+    int max_unread;                   /* reply bytes the client may leave unread */
     int eof;                          /* the client closed, or we did */
     struct fuzz_node nodes[FUZZ_MAX_NAMES + 2]; /* by nodeid; 1 is the root */
     int nnodes;
@@ -575,22 +579,6 @@ static void fuzz_drain(struct fuzz_srv *v)
         ;
 }
 
-/* Wait up to @ms (-1: forever) for a request; 1 if one came. */
-static int fuzz_wait(struct fuzz_srv *v, int ms)
-{
-    int before = v->npend;
-    if (ms < 0) { /* a blocking receive: one system call, no poll */
-        while (!v->eof && v->npend == before && fuzz_recv_one(v, 0) >= 0)
-            ;
-    } else {
-        struct pollfd pf = {.fd = v->fd, .events = POLLIN};
-        if (poll(&pf, 1, ms) <= 0)
-            return 0;
-    }
-    fuzz_drain(v);
-    return v->npend != before || v->eof;
-}
-
 /* The pending request the action's high nibble picks among those neither
  * held nor answered already, -1 if none. */
 static int fuzz_pick(struct fuzz_srv *v, int sel)
@@ -810,59 +798,112 @@ static int fuzz_step(struct fuzz_srv *v)
     return 1;
 }
 
-static void fuzz_serve(struct fuzz_srv *v)
+/*
+ * Run the server as far as it can go without waiting.  Returns -1 when it
+ * waits for requests (or for the client to read, or is done), else the
+ * milliseconds to wait for more requests before it answers a held one
+ * (v->held_expired set by the caller when they passed without one).
+ */
+static int fuzz_serve_some(struct fuzz_srv *v)
 {
     while (!v->eof) {
         fuzz_drain(v);
-        if (v->eof)
+        /* It runs on the client's receiving thread: it must never block
+         * in send, so it stops at half its send buffer unread. */
+        int unread = 0;
+        if (v->eof || (ioctl(v->fd, SIOCOUTQ, &unread) == 0 && unread > v->max_unread))
             break;
-        if (v->pos < v->len) {
-            if (fuzz_step(v))
-                continue;
-            /* The action needs a request and none is fresh.  The client
-             * may be waiting for one whose reply was broken, or held. */
-            int stale = -1, held = -1;
-            for (int i = 0; i < v->npend; i++) {
-                if (v->pend[i].answered && stale < 0)
-                    stale = i;
-                if (v->pend[i].defer && held < 0)
-                    held = i;
-            }
-            if (stale >= 0) {
-                fuzz_answer_model(v, stale);
-                continue;
-            }
-            /* Give the client a moment to send more, then answer the
-             * oldest held request. */
-            if (held >= 0) {
-                if (v->waits++ >= FUZZ_DEFER_WAITS || !fuzz_wait(v, FUZZ_DEFER_WAIT_MS))
-                    fuzz_answer_model(v, held);
-                continue;
-            }
-        } else {
+        if (v->pos >= v->len) {
             /* The input is spent: the model answers everything. */
-            while (v->npend && !v->eof)
-                fuzz_answer_model(v, 0);
+            if (!v->npend)
+                break;
+            fuzz_answer_model(v, 0);
+            continue;
         }
-        if (!v->npend)
-            fuzz_wait(v, -1);
+        if (fuzz_step(v))
+            continue;
+        /* The action needs a request and none is fresh.  The client may
+         * be waiting for one whose reply was broken, or held. */
+        int stale = -1, held = -1;
+        for (int i = 0; i < v->npend; i++) {
+            if (v->pend[i].answered && stale < 0)
+                stale = i;
+            if (v->pend[i].defer && held < 0)
+                held = i;
+        }
+        if (stale >= 0) {
+            fuzz_answer_model(v, stale);
+            continue;
+        }
+        if (held < 0)
+            break;
+        /* Give the client a moment to send more, then answer the oldest
+         * held request. */
+        if (v->held_expired || v->waits >= FUZZ_DEFER_WAITS) {
+            v->held_expired = 0;
+            fuzz_answer_model(v, held);
+            continue;
+        }
+        v->waits++;
+        return FUZZ_DEFER_WAIT_MS;
     }
+    return -1;
 }
 
-/* The server thread lives across inputs (a thread start is a large part
- * of an input's cost): each input posts fuzz_go and waits for fuzz_done. */
+/*
+ * The server runs on whichever client thread receives: the harness is
+ * linked with --wrap=chan_recv (tests/fuzz/CMakeLists.txt), so the
+ * library's receive (only ever called by the one thread that is the
+ * receiver, ipc.c invariant 2) first serves the requests waiting on the
+ * server's end, then receives.  No thread of the harness's own and no
+ * hand-off between threads per request: a session is one thread's work
+ * where the library makes it so (perf showed the two wake-ups per request
+ * of a server thread as most of an input's cost on a loaded machine).
+ * fuzz_mu orders the server's state between successive receivers.
+ */
 static struct fuzz_srv fuzz_v;
-static sem_t fuzz_go, fuzz_done;
+static pthread_mutex_t fuzz_mu = PTHREAD_MUTEX_INITIALIZER;
+static int fuzz_client_fd = -1;   /* the session's end, while it runs */
 
-static void *fuzz_server_main(void *arg)
+ssize_t __real_chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
+                         int wake_fd, int *truncated);
+ssize_t __wrap_chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
+                         int wake_fd, int *truncated);
+
+ssize_t __wrap_chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
+                         int wake_fd, int *truncated)
 {
-    for (;;) {
-        while (sem_wait(&fuzz_go) != 0)
-            ;
-        fuzz_serve(&fuzz_v);
-        sem_post(&fuzz_done);
+    struct fuzz_srv *v = &fuzz_v;
+    uint64_t deadline = timeout_ms >= 0 ? ufuse_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+    while (c->fd == fuzz_client_fd) {
+        pthread_mutex_lock(&fuzz_mu);
+        int wait_ms = fuzz_serve_some(v);
+        int srv_fd = v->eof ? -1 : v->fd;
+        pthread_mutex_unlock(&fuzz_mu);
+        if (deadline) {
+            uint64_t now = ufuse_now_ns();
+            int left = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+            wait_ms = wait_ms < 0 || left < wait_ms ? left : wait_ms;
+        }
+        /* A reply, a kick, a request, or the held request's moment. */
+        struct pollfd pf[3] = {{.fd = c->fd, .events = POLLIN},
+                               {.fd = wake_fd, .events = POLLIN},
+                               {.fd = srv_fd, .events = POLLIN}};
+        int n = poll(pf, 3, wait_ms);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || pf[0].revents || pf[1].revents || (deadline && ufuse_now_ns() >= deadline))
+            break;
+        if (n == 0 && !pf[2].revents) {
+            pthread_mutex_lock(&fuzz_mu);
+            v->held_expired = 1;
+            pthread_mutex_unlock(&fuzz_mu);
+        }
     }
-    return arg;
+    /* What is there now, or the library's own wait when not our session. */
+    if (c->fd == fuzz_client_fd)
+        timeout_ms = 0;
+    return __real_chan_recv(c, iov, cnt, timeout_ms, wake_fd, truncated);
 }
 
 /* ---- the script ------------------------------------------------------------------ */
@@ -1114,11 +1155,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return -1; /* not a valid input: keep it out of the corpus */
     struct fuzz_srv *v = &fuzz_v;
     if (!fuzz_pattern[1]) {
-        pthread_t srv;
-        if (sem_init(&fuzz_go, 0, 0) || sem_init(&fuzz_done, 0, 0) ||
-            pthread_create(&srv, NULL, fuzz_server_main, NULL))
-            abort();
-        pthread_detach(srv);
         fuzz_trace = getenv("FUZZ_SESSION_TRACE") != NULL;
         for (size_t i = 0; i < sizeof fuzz_pattern; i++)
             fuzz_pattern[i] = (unsigned char)(i % 251);
@@ -1144,9 +1180,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
         abort();
     int big = 4 << 20;
-    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
+    socklen_t bl = sizeof big;
+    if (setsockopt(sv[1], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) != 0)
+        (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    if (getsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, &bl) != 0)
+        abort();
+    v->max_unread = big / 2; /* the largest reply (a 32 KiB READ) fits in the rest */
     v->fd = sv[1];
-    sem_post(&fuzz_go);
+    fuzz_client_fd = sv[0];
 
     char opts[160];
     snprintf(opts, sizeof opts,
@@ -1160,9 +1201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r.s = NULL;
         fuzz_check(&r, C_UNMOUNT, ufuse_unmount(s));
     }
-    /* Our end is closed: the server sees EOF and is done. */
-    while (sem_wait(&fuzz_done) != 0)
-        ;
+    fuzz_client_fd = -1; /* closed by unmount, or by the failed mount */
     close(sv[1]);
     return 0;
 }
