@@ -51,7 +51,8 @@ def main(argv):
     lines = [FIGURES_BEGIN, "", HEADER]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", "Total over the runs above: " + "; ".join(
-        "%s %s executions in %.1f h" % (t, format(v[0], ","), v[1] / 3600.0)
+        "%s %s executions in %s" % (t, format(v[0], ","), "%.1f h" % (v[1] / 3600.0)
+                                     if v[1] >= 3600 else "%d min" % (v[1] // 60))
         for t, v in sorted(totals.items())) + ".", "", FIGURES_END]
     text = text[:start] + "\n".join(lines) + text[end + len(FIGURES_END):]
     with open(doc, "w") as f:
