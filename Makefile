@@ -5,6 +5,8 @@
 #   make demo   copy a tree in and out of the built-in server
 #   make bench  benchmarks (QUICK=1 for a smoke run)
 #   make soak   long randomized runs
+#   make fuzz   the libFuzzer targets for FUZZ_TIME seconds (default 1800) with
+#               FUZZ_JOBS processes (default 2); figures into docs/reliability.md
 #   make install [PREFIX=/usr/local] [DESTDIR=DIR]   library, CLI, server, man pages
 SHELL   := /bin/bash
 JOBS    ?= $(shell nproc)
@@ -12,7 +14,10 @@ CMAKE   ?= cmake
 BUILD   ?= build
 PREFIX  ?= /usr/local
 
-.PHONY: all deps check demo bench soak clean install tidy
+FUZZ_TIME ?= 1800
+FUZZ_JOBS ?= 2
+
+.PHONY: all deps check demo bench soak fuzz clean install tidy
 
 all:
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -42,6 +47,12 @@ bench: all
 soak: all
 	@UFUSE_SOAK=1 ctest --test-dir $(BUILD) -L soak --output-on-failure
 
+# An optimized clang build of the fuzz targets only (ASan+UBSan, asserts on).
+fuzz: deps
+	@$(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang >/dev/null
+	@$(CMAKE) --build build-fuzz -j $(JOBS) --target fuzz-reply fuzz-session
+	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_JOBS=$(FUZZ_JOBS) ./scripts/fuzz.sh build-fuzz
+
 # make install [PREFIX=/usr/local] [DESTDIR=/staging]: the prefix is
 # configured, not only given to `cmake --install`, because the client has it
 # compiled in (where to find ufuse-memfs and the libfuse-2 hook), as do
@@ -60,4 +71,4 @@ tidy: all
 	    | grep -E '^/.*(warning|error):' ; test $${PIPESTATUS[0]} -eq 0
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -26,7 +26,11 @@
  *    is released by the matching close/unmount call.
  *  - A call that reaches a dead server returns -ENOTCONN; a reply the
  *    server got wrong returns -EIO; a request that timed out (option
- *    timeout=) returns -ETIMEDOUT.
+ *    timeout=) returns -ETIMEDOUT.  Otherwise a failure is one of the
+ *    errors of the corresponding system call, or the error the server
+ *    answered, passed through as a kernel FUSE mount passes it (whatever
+ *    errno it is), except where a function says otherwise
+ *    (ufuse_mount: any failed INIT is -EPROTO).
  */
 #ifndef UFUSE_H
 #define UFUSE_H
@@ -269,7 +273,10 @@ ssize_t ufuse_preadv(ufuse_file_t *f, const struct iovec *iov, int iovcnt,
  * Write @n bytes at @off (at the end of the file for O_APPEND handles, as
  * Linux does).  @return bytes written or -errno.  A server that writes less
  * is asked again for the rest, except for direct_io files, where the short
- * count is returned.
+ * count is returned.  A server that acknowledges more than it was sent
+ * fails the write with -EINVAL (FreeBSD's rule); when that WRITE was a
+ * write-back, ufuse_fsync, ufuse_close, ufuse_sync or ufuse_unmount
+ * reports the -EINVAL.
  */
 ssize_t ufuse_pwrite(ufuse_file_t *f, const void *buf, size_t n, off_t off);
 ssize_t ufuse_pwritev(ufuse_file_t *f, const struct iovec *iov, int iovcnt,

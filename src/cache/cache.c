@@ -38,7 +38,10 @@
  *
  * Readahead and write-back run in worker threads (readahead READs,
  * clustered write-back WRITEs, up to 12 per putpages pass, invalidations
- * asked by notifications) and one flusher thread (dirty data
+ * asked by notifications; one worker is started with the cache, more,
+ * up to CACHE_WORKERS, when a job is queued while every worker is busy,
+ * so a session starts only the threads its load uses) and one flusher
+ * thread (dirty data
  * older than dirty_expire, or more than a quarter of the budget dirty, or
  * memory pressure).  Writers are throttled above half the budget dirty.
  *
@@ -934,6 +937,8 @@ void cache_release(struct cache_obj *o, struct cache_page **pages, int n)
 
 /* ---- readahead ------------------------------------------------------------------------------ */
 
+static void *cache_worker_main(void *arg);
+
 static void cache_job_queue(struct cache *c, struct cache_job *j)
 {
     j->next = NULL;
@@ -944,7 +949,12 @@ static void cache_job_queue(struct cache *c, struct cache_job *j)
     else
         c->jobs = j;
     c->jobs_tail = j;
+    c->njobs++;
     pthread_cond_signal(&c->jobs_cv);
+    /* More jobs than idle workers: another worker, if the pool may grow. */
+    if (c->njobs > c->idle_workers && c->nworkers < CACHE_WORKERS && !c->stopping &&
+        pthread_create(&c->workers[c->nworkers], NULL, cache_worker_main, c) == 0)
+        c->nworkers++;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -1024,11 +1034,15 @@ static void *cache_worker_main(void *arg)
     struct cache *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->jobs && !c->stopping)
+        while (!c->jobs && !c->stopping) {
+            c->idle_workers++;
             pthread_cond_wait(&c->jobs_cv, &c->mu);
+            c->idle_workers--;
+        }
         struct cache_job *j = c->jobs;
         if (!j)
             break;
+        c->njobs--;
         c->jobs = j->next;
         if (!c->jobs)
             c->jobs_tail = NULL;
@@ -1531,6 +1545,20 @@ static struct cache_obj **cache_objs_snapshot(struct cache *c)
     return v;
 }
 
+int cache_sane_all(struct cache *c)
+{
+    struct cache_obj **v = cache_objs_snapshot(c);
+    int ok = 1;
+    for (size_t i = 0; v && v[i]; i++) {
+        pthread_mutex_lock(&v[i]->mu);
+        ok &= cache_obj_sane(v[i]);
+        pthread_mutex_unlock(&v[i]->mu);
+        cache_obj_put(v[i]);
+    }
+    free(v);
+    return ok;
+}
+
 static void *cache_flusher_main(void *arg)
 {
     struct cache *c = arg;
@@ -1711,11 +1739,8 @@ int cache_init(struct cache *c, const struct cache_params *p,
     cache_cond_init(&c->cv);
     cache_cond_init(&c->jobs_cv);
     cache_cond_init(&c->flusher_cv);
-    for (int i = 0; i < CACHE_WORKERS; i++)
-        if (pthread_create(&c->workers[i], NULL, cache_worker_main, c) == 0)
-            c->nworkers = i + 1;
-        else
-            break;
+    if (pthread_create(&c->workers[0], NULL, cache_worker_main, c) == 0)
+        c->nworkers = 1;
     c->flusher_running = pthread_create(&c->flusher, NULL, cache_flusher_main, c) == 0;
     if (!c->nworkers || !c->flusher_running) {
         c->stopping = 1;

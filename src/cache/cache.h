@@ -145,12 +145,14 @@ struct cache {
 
     /* Readahead workers and the flusher. */
     struct cache_job *jobs, *jobs_tail;
+    unsigned njobs;              /* jobs queued, not yet taken */
+    unsigned idle_workers;       /* workers waiting for a job */
     pthread_cond_t jobs_cv;
     pthread_cond_t flusher_cv;
     int flusher_kick;
     int stopping;
-    pthread_t *workers;
-    int nworkers;
+    pthread_t *workers;          /* CACHE_WORKERS slots */
+    int nworkers;                /* started (grows, under mu, until stopping) */
     pthread_t flusher;
     int flusher_running;
 
@@ -271,5 +273,8 @@ int cache_sync_all(struct cache *c);
 void cache_info(struct cache *c, struct ufuse_cacheinfo *out);
 /* The sanity checker: every invariant of cache.c, for assert(). */
 int cache_obj_sane(struct cache_obj *o);
+/* Test hook (tests/fuzz): cache_obj_sane of every object, each under its
+ * lock.  1 when all hold. */
+int cache_sane_all(struct cache *c);
 
 #endif

@@ -26,8 +26,9 @@
  *  6. While c->cont is set, a datagram that is not plausibly the head of
  *     another message (conn_is_head) is the next piece of c->cont; when
  *     two split replies interleave, both fail and c->discard counts the
- *     bytes of theirs still to come, which are dropped.  So a piece is
- *     never stored into a reply it does not belong to.
+ *     bytes of theirs still to come, which are dropped; a new head for
+ *     c->cont's own request fails it.  So a piece is never stored into a
+ *     reply it does not belong to, and t->got never exceeds t->want.
  *  3. A ticket's out buffers are written only under c->mu, or by the
  *     leader when the ticket is its own (direct receive).  An orphaned
  *     ticket has no out buffers.
@@ -60,6 +61,7 @@ struct ticket {
     int int_again;            /* the server asked for the INTERRUPT again */
     int32_t error;
     int bad_reply;            /* failed because the reply was malformed */
+    int replied;              /* error is the server's reply's (or EIO for it) */
     const struct iovec *out;
     int outcnt;
     size_t outcap;
@@ -124,6 +126,7 @@ static void conn_complete(struct conn *c, struct ticket *t, int32_t error);
 static void conn_reject(struct conn *c, struct ticket *t)
 {
     t->bad_reply = 1;
+    t->replied = 1;
     conn_complete(c, t, -EIO);
 }
 
@@ -342,8 +345,10 @@ static int conn_store(struct ticket *t, const struct iovec *src, int scnt,
     return 0;
 }
 
-/* A notification arrived: validate, then hand it up without the lock. */
-static void conn_notification(struct conn *c, const struct fuse_out_header *oh,
+/* A notification arrived: validate, then hand it up to @fn (taken under
+ * the lock; NULL until the session is set up) without the lock. */
+static void conn_notification(struct conn *c, conn_notify_fn fn, void *ctx,
+                              const struct fuse_out_header *oh,
                               const struct iovec *src, int scnt, size_t len)
 {
     size_t blen = len - sizeof *oh;
@@ -352,8 +357,10 @@ static void conn_notification(struct conn *c, const struct fuse_out_header *oh,
         return;
     iov_copy_out(body, src, scnt, sizeof *oh, blen);
     int rc = proto_notify_check(oh->error, body, blen);
-    if (rc == 0 && c->notify)
-        c->notify(c->notify_ctx, oh->error, body, blen);
+    if (rc == 0 && fn)
+        fn(ctx, oh->error, body, blen);
+    else if (rc == 0)
+        ulog_once(c->log, 9, "notification while the session is not set up ignored");
     else if (rc == -ENOSYS)
         ulog_once(c->log, 10, "ignoring unknown notification code %d", oh->error);
     else
@@ -429,12 +436,19 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         return;
     }
     if (oh->unique == 0) {
+        conn_notify_fn fn = c->notify;
+        void *ctx = c->notify_ctx;
+        c->notifying++;
         pthread_mutex_unlock(&c->mu);
         if (oh->len != len || truncated)
             ulog_once(c->log, 11, "malformed notification (length %u, datagram %zu) ignored",
                       oh->len, len);
         else
-            conn_notification(c, oh, src, scnt, len);
+            conn_notification(c, fn, ctx, oh, src, scnt, len);
+        pthread_mutex_lock(&c->mu);
+        if (--c->notifying == 0)
+            pthread_cond_broadcast(&c->notify_cv);
+        pthread_mutex_unlock(&c->mu);
         return;
     }
     struct ticket *t = conn_find(c, oh->unique & ~PROTO_INT_REQ_BIT);
@@ -464,6 +478,20 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         }
         if (t->following)
             pthread_cond_signal(&t->cv);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (t == c->cont) {
+        /* A new reply while its split one is being put together: the
+         * server started its answer over, so the rest of the first is
+         * not coming.  Neither is to be trusted (their pieces would add
+         * up to more than either); the new one's rest, if it is split
+         * too, is dropped. */
+        ulog_once(c->log, 23, "%s reply started over before its split one ended", op);
+        c->cont = NULL;
+        if (oh->len > len)
+            c->discard += oh->len - len;
+        conn_reject(c, t);
         pthread_mutex_unlock(&c->mu);
         return;
     }
@@ -528,6 +556,7 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
                       t->outcap);
     }
     t->bad_reply = bad;
+    t->replied = 1;
     conn_complete(c, t, err);
     pthread_mutex_unlock(&c->mu);
 }
@@ -634,8 +663,10 @@ static int conn_wait(struct conn *c, struct ticket *t)
     for (;;) {
         if (t->state == T_DONE) {
             res = t->error;
-            if (res == -EINTR && t->int_timeout)
-                res = -ETIMEDOUT;
+            if (res == -EINTR && t->int_timeout) {
+                res = -ETIMEDOUT; /* our timeout, which the server took */
+                t->replied = 0;
+            }
             break;
         }
         if (c->dead) { /* cannot happen with t still waiting, but be safe */
@@ -790,6 +821,7 @@ unsigned conn_unanswered(struct conn *c)
 int conn_call(struct conn *c, struct conn_req *r)
 {
     r->outlen = 0;
+    r->replied = 0;
     size_t outcap = iov_total(r->out, r->outcnt);
     if (r->outcnt > 8 || outcap > c->scratch_cap)
         return -EINVAL;
@@ -824,6 +856,7 @@ int conn_call(struct conn *c, struct conn_req *r)
         if (!t->orphaned) {
             r->outlen = t->got;
             bad = t->bad_reply;
+            r->replied = t->replied;
             ticket_put(c, t);
         }
     } else {
@@ -952,7 +985,9 @@ static int conn_init_handshake(struct conn *c, const struct conn_wants *w)
     struct conn_req r = {.opcode = FUSE_INIT, .nodeid = 0, .in = &iv, .incnt = 1,
                          .out = &ov, .outcnt = 1};
     int rc = conn_call(c, &r);
-    if (rc == -ENOTCONN || rc == -ETIMEDOUT)
+    /* Death and our timeout are said as such; any answer but a good one
+     * (a server's own ENOTCONN or ETIMEDOUT too) is a failed INIT. */
+    if (!r.replied && (rc == -ENOTCONN || rc == -ETIMEDOUT))
         return rc;
     if (rc != 0) {
         ulog_msg(c->log, "INIT failed: %s", strerror(-rc));
@@ -995,7 +1030,7 @@ static int conn_init_handshake(struct conn *c, const struct conn_wants *w)
 }
 
 int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
-               const struct conn_wants *w, conn_notify_fn fn, void *ctx)
+               const struct conn_wants *w)
 {
     memset(c, 0, sizeof *c);
     c->ch = *ch;
@@ -1004,8 +1039,6 @@ int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
     c->uid = (uint32_t)geteuid();
     c->gid = (uint32_t)getegid();
     c->pid = (uint32_t)getpid();
-    c->notify = fn;
-    c->notify_ctx = ctx;
     c->wake_fd = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t a;
@@ -1013,6 +1046,7 @@ int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(&c->idle_cv, &a);
     pthread_condattr_destroy(&a);
+    pthread_cond_init(&c->notify_cv, NULL);
     c->table_mask = 255;
     c->table = calloc(c->table_mask + 1, sizeof(struct ticket *));
     /* Before INIT we know no limits: allow the largest READ we may ask. */
@@ -1029,6 +1063,18 @@ int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
     if (pthread_create(&c->watcher, NULL, conn_watcher, c) == 0)
         c->watcher_running = 1;
     return 0;
+}
+
+void conn_set_notify(struct conn *c, conn_notify_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&c->mu);
+    c->notify = fn;
+    c->notify_ctx = ctx;
+    /* Callbacks already under way on other threads end first (they never
+     * wait for a reply, so this wait is short). */
+    while (c->notifying)
+        pthread_cond_wait(&c->notify_cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void conn_drain(struct conn *c, int timeout_ms)
@@ -1083,6 +1129,7 @@ void conn_destroy(struct conn *c)
     if (c->wake_fd >= 0)
         close(c->wake_fd);
     pthread_cond_destroy(&c->idle_cv);
+    pthread_cond_destroy(&c->notify_cv);
     pthread_mutex_destroy(&c->mu);
 }
 

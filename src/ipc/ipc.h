@@ -49,7 +49,10 @@ struct conn_wants {
 /*
  * Called by the receiving thread for every well-formed notification
  * (unique 0), with no ipc lock held.  Callers of conn_call must not hold a
- * lock across it that this callback takes.
+ * lock across it that this callback takes.  Notifications that arrive
+ * before conn_set_notify (during INIT, or while the session above is being
+ * set up) or after conn_set_notify(NULL) (its teardown) are dropped, as the
+ * kernel ignores those for inodes it does not have.
  */
 typedef void (*conn_notify_fn)(void *ctx, int code, const void *body, size_t len);
 
@@ -113,8 +116,10 @@ struct conn {
     struct ticket *cont;          /* reply split over datagrams, being reassembled */
     size_t discard;               /* continuation bytes of failed split replies */
 
-    conn_notify_fn notify;
+    conn_notify_fn notify;        /* NULL until conn_set_notify */
     void *notify_ctx;
+    unsigned notifying;           /* notifications being handled (callback or not) */
+    pthread_cond_t notify_cv;     /* notifying dropped to 0 */
     pthread_t watcher;
     int watcher_running;
     int wake_fd;                  /* eventfd kicking the watcher */
@@ -130,11 +135,18 @@ struct conn_req {
     int outcnt;
     int out_exact;           /* a successful reply must fill @out exactly */
     size_t outlen;           /* result: payload bytes received */
+    int replied;             /* result: the error is the server's answer (or
+                                EIO for its malformed reply), not death,
+                                timeout or a local failure */
 };
 
 /* Set up over an open channel (taken over) and run INIT. 0 or -errno. */
 int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
-               const struct conn_wants *w, conn_notify_fn fn, void *ctx);
+               const struct conn_wants *w);
+/* Deliver notifications to @fn from now on (NULL: drop them); returns once
+ * no callback to the former one runs on another thread.  Not to be called
+ * from the callback. */
+void conn_set_notify(struct conn *c, conn_notify_fn fn, void *ctx);
 /*
  * Send @r and wait for its reply.  0, the server's -errno, or -ENOTCONN
  * (server gone), -ETIMEDOUT (option timeout), -EIO (malformed reply),

@@ -219,7 +219,7 @@ int vfs_start(ufuse_t *s, struct chan *ch)
         .max_readahead = UFUSE_MAX(s->opts.readahead, DEFAULT_MAX_READAHEAD),
         .timeout_ns = s->opts.timeout_ns,
     };
-    int rc = conn_start(&s->conn, ch, &s->log, &w, vfs_notify, s);
+    int rc = conn_start(&s->conn, ch, &s->log, &w);
     if (rc == 0)
         rc = node_table_init(&s->nodes, &s->conn);
     if (rc == 0) {
@@ -227,6 +227,8 @@ int vfs_start(ufuse_t *s, struct chan *ch)
         if (rc)
             node_table_destroy(&s->nodes);
     }
+    if (rc == 0) /* the tables exist: notifications may act on them */
+        conn_set_notify(&s->conn, vfs_notify, s);
     if (rc) {
         chan_discard(&s->conn.ch, 1000, &s->log);
         conn_destroy(&s->conn);
@@ -264,6 +266,9 @@ int vfs_unmount(ufuse_t *s)
         vfs_closedir(s->dirs);
     /* Whatever is still dirty (nothing, once every file is closed). */
     io_mount_sync(&s->io);
+    /* The tables go: notifications (the watcher's, or arriving while the
+     * FORGETs and RELEASEs below are answered) may no longer reach them. */
+    conn_set_notify(&s->conn, NULL, NULL);
     io_mount_destroy(&s->io);
     /* Outstanding FORGETs (batched).  No DESTROY: the kernel sends it only
      * for fuseblk mounts; every server ends on the socket's EOF. */

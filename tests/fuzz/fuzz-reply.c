@@ -66,8 +66,9 @@ static void fuzz_setup(void)
     if (chan_attach_fd(&ch, sv[0]))
         abort();
     struct conn_wants w = {.max_read = 65536, .max_write = 65536, .max_readahead = 65536};
-    if (conn_start(&conn, &ch, &lg, &w, fuzz_notify, NULL))
+    if (conn_start(&conn, &ch, &lg, &w))
         abort();
+    conn_set_notify(&conn, fuzz_notify, NULL);
     /* One thread only: no watcher competing for the datagrams. */
     conn_drain(&conn, 0);
 }

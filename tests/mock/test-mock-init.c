@@ -267,6 +267,12 @@ static void t_init_error(void **state)
     expect_mount_fails(&cfg, -EPROTO);
     cfg.error = -ENOSYS;
     expect_mount_fails(&cfg, -EPROTO);
+    /* The server's own ENOTCONN and ETIMEDOUT are answers too, not its
+     * death or our timeout (fuzz-session: mount returned ETIMEDOUT). */
+    cfg.error = -ETIMEDOUT;
+    expect_mount_fails(&cfg, -EPROTO);
+    cfg.error = -ENOTCONN;
+    expect_mount_fails(&cfg, -EPROTO);
 }
 
 /* An INIT reply too short for the minor it claims does not complete INIT. */

@@ -270,6 +270,61 @@ static void t_malformed(void **state)
     mu_finish(m, s);
 }
 
+/*
+ * Notifications that arrive before INIT's reply (queued ahead of it) find
+ * no session to act on yet: they are ignored, as the kernel ignores those
+ * for inodes it does not have (fuzz-session found they were delivered to
+ * the node table before it existed, a NULL dereference).
+ */
+static void t_before_init(void **state)
+{
+    struct mock *m = mock_new(NULL);
+    unsigned char nb[128];
+    size_t nl = mock_build_inval_entry(nb, sizeof(nb), 1, "a");
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_INVAL_ENTRY, nb, nl), 0);
+    nl = mock_build_delete(nb, sizeof(nb), 1, 2, "a");
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_DELETE, nb, nl), 0);
+    struct fuse_notify_inval_inode_out ii = {.ino = 1, .off = 0, .len = -1};
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_INVAL_INODE, &ii, sizeof(ii)), 0);
+    nl = mock_build_store(nb, sizeof(nb), 1, 0, "0123456789", 10);
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_STORE, nb, nl), 0);
+    struct fuse_notify_retrieve_out ro = {.notify_unique = 5, .nodeid = 1, .size = 10};
+    assert_int_equal(mock_notify(m, FUSE_NOTIFY_RETRIEVE, &ro, sizeof(ro)), 0);
+    ufuse_t *s;
+    assert_int_equal(ufuse_mount_fd(&s, mock_client_fd(m), "cache=writeback"), 0);
+    cache_a(m, s);
+    assert_int_equal(mock_log_count(m, FUSE_NOTIFY_REPLY), 0);
+    mu_finish(m, s);
+}
+
+/*
+ * Notifications that arrive while the session is being torn down (here:
+ * after the FORGETs of unmount, before the RELEASE of the file it closed
+ * is answered) find its tables gone: they are ignored (fuzz-session found
+ * them delivered to the freed node table).
+ */
+static void t_during_unmount(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writeback");
+    ufuse_file_t *f = mu_open(m, s, O_RDONLY, 100, 3600, 0);
+    (void)f; /* unmount closes it */
+    mock_reply_err(mock_expect_flush(m, MU_INO, MU_FH), 0);
+    struct mock_exp *rel = mock_expect_release(m, MU_INO, MU_FH); /* answered below */
+    struct mock_exp *fg = mock_expect(m, FUSE_BATCH_FORGET, MOCK_ANY_NODE);
+    unsigned char nb[128];
+    size_t nl = mock_build_inval_entry(nb, sizeof(nb), 1, "f");
+    mock_act_notify(fg, FUSE_NOTIFY_INVAL_ENTRY, nb, nl);
+    struct fuse_notify_inval_inode_out ii = {.ino = MU_INO, .off = 0, .len = -1};
+    mock_act_notify(fg, FUSE_NOTIFY_INVAL_INODE, &ii, sizeof(ii));
+    nl = mock_build_store(nb, sizeof(nb), MU_INO, 0, "0123456789", 10);
+    mock_act_notify(fg, FUSE_NOTIFY_STORE, nb, nl);
+    mock_act_reply_to(fg, rel, 0, NULL, 0);
+    assert_int_equal(ufuse_unmount(s), 0);
+    mock_verify(m);
+    mock_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +336,8 @@ int main(void)
         cmocka_unit_test(t_retrieve),
         cmocka_unit_test(t_retrieve_idle),
         cmocka_unit_test(t_malformed),
+        cmocka_unit_test(t_before_init),
+        cmocka_unit_test(t_during_unmount),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

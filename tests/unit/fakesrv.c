@@ -65,7 +65,7 @@ void fakesrv_start(struct fakesrv *f, uint32_t minor, uint32_t max_write,
     struct conn_wants w = {.flags = FUSE_MAX_PAGES | FUSE_BIG_WRITES,
                            .max_read = 131072, .max_write = 1 << 20,
                            .max_readahead = 1 << 20, .timeout_ns = timeout_ns};
-    int rc = conn_start(&f->conn, &ch, &f->log, &w, NULL, NULL);
+    int rc = conn_start(&f->conn, &ch, &f->log, &w);
     void *ok;
     pthread_join(t, &ok);
     assert_int_equal(rc, 0);
