@@ -1,4 +1,7 @@
 # ufuse top-level Makefile: a thin wrapper over CMake/CTest.
+# Every target that builds installs the Debian packages it needs first
+# (scripts/deps.sh: one dpkg-query when they are all there), so any of them
+# works as the first command on a new machine.
 #   make        release build into build/ (CLI at build/ufuse)
 #   make check  install missing packages, build, run every test (plain,
 #               ASan+UBSan, and the TSan-labelled tests under TSan)
@@ -12,14 +15,20 @@ CMAKE   ?= cmake
 BUILD   ?= build
 PREFIX  ?= /usr/local
 
-.PHONY: all deps check demo bench soak clean install tidy
+.PHONY: all deps deps-build check demo bench soak clean install tidy
 
-all:
+all: deps-build
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@$(CMAKE) --build $(BUILD) -j $(JOBS)
 
+# deps-build: what building needs (a few MB).  deps: that and what the
+# tests and benchmarks run (sanitizer runtimes, real FUSE servers, ...: much
+# more), which check, bench and soak install in their recipes, after the
+# build's prerequisites, so that two apt-get never run at once under -j.
+deps-build:
+	@./scripts/deps.sh build
 deps:
-	@./scripts/deps.sh
+	@./scripts/deps.sh check
 
 check: deps
 	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -36,17 +45,19 @@ demo: all
 	@./scripts/demo.sh $(BUILD)
 
 bench: all
+	@./scripts/deps.sh check
 	@if [ -x $(BUILD)/ufuse-bench ]; then QUICK=$(QUICK) ./scripts/bench.sh $(BUILD); \
 	 else echo "bench: no benchmarks yet (issue 4)"; fi
 
 soak: all
+	@./scripts/deps.sh check
 	@UFUSE_SOAK=1 ctest --test-dir $(BUILD) -L soak --output-on-failure
 
 # make install [PREFIX=/usr/local] [DESTDIR=/staging]: the prefix is
 # configured, not only given to `cmake --install`, because the client has it
 # compiled in (where to find ufuse-memfs and the libfuse-2 hook), as do
 # ufuse.pc and GNUInstallDirs' libdir (lib/<multiarch> under /usr).
-install:
+install: deps-build
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	@$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -56,6 +67,7 @@ install:
 # are style, not bugs, for a C library of this kind).
 TIDY_CHECKS = -*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier
 tidy: all
+	@./scripts/deps.sh tidy
 	@clang-tidy -p $(BUILD) --quiet --checks='$(TIDY_CHECKS)' $$(git ls-files 'src/*.c' 'tools/*.c') 2>&1 \
 	    | grep -E '^/.*(warning|error):' ; test $${PIPESTATUS[0]} -eq 0
 
