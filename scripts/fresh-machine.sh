@@ -68,6 +68,7 @@ phase() { printf '== fresh-machine [%4ss] %s\n' $(($(date +%s) - t0)) "$*"; }
 
 if [ -z "$root" ]; then
     root=$(mktemp -d /var/tmp/ufuse-fresh.XXXXXX)
+    chmod 0755 "$root"    # a root file system: other users (_apt, tests) walk it
     own_root=1
 else
     mkdir -p "$root"
@@ -138,6 +139,7 @@ tarball=${cache:+$cache/$SUITE-minbase-toolchain.tar.gz}
 if [ -n "$tarball" ] && [ -s "$tarball" ]; then
     phase "unpacking the cached stock root $tarball into $root"
     tar -xzpf "$tarball" -C "$root"
+    chmod 0755 "$root"
     mount_all
 else
     if ! command -v debootstrap >/dev/null; then
