@@ -69,12 +69,14 @@ struct ufuse_dir {
     struct ufuse_dir *prev, *next;
 };
 
-/* Options: parse @s into @o (defaults first).  0 or -EINVAL. */
-int vfs_parse_opts(const char *s, struct ufuse_opts *o);
+/* Options: parse @s into @o (defaults first).  0, or -EINVAL with a
+ * message naming the option and what it takes in @msg. */
+int vfs_parse_opts(const char *s, struct ufuse_opts *o, char *msg, size_t msgsize);
 void vfs_free_opts(struct ufuse_opts *o);
 /* Bring a session up over @ch (INIT, tables). 0 or -errno; on error the
- * channel is closed. */
-int vfs_start(ufuse_t *s, struct chan *ch);
+ * channel is closed and @msg says how the server failed, with the last
+ * lines of its stderr. */
+int vfs_start(ufuse_t *s, struct chan *ch, char *msg, size_t msgsize);
 int vfs_unmount(ufuse_t *s);
 /* Notification callback (conn_notify_fn). */
 void vfs_notify(void *ctx, int code, const void *body, size_t len);

@@ -497,10 +497,13 @@ int main(int argc, char **argv)
     umask(c.umask);
     c.progress = isatty(STDERR_FILENO);
     c.cwd = xstrdup("/");
-    int r = ufuse_mount(&c.fs, sargc ? sargv : NULL, opts);
+    char why[UFUSE_MOUNT_ERR_MAX];
+    int r = ufuse_mount_err(&c.fs, sargc ? sargv : NULL, opts, why, sizeof(why));
     words_free(sargv);
     if (r < 0) {
-        fprintf(stderr, "ufuse: mount: %s\n", strerror(-r));
+        /* The library says what and why; we say where the options are. */
+        fprintf(stderr, "ufuse: %s%s\n", why,
+                strncmp(why, "unknown option ", 15) == 0 ? " (ufuse -o help lists them)" : "");
         status = 1;
         goto out;
     }
