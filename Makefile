@@ -3,7 +3,7 @@
 # (scripts/deps.sh: one dpkg-query when they are all there), so any of them
 # works as the first command on a new machine.
 #   make        release build into build/ (CLI at build/ufuse)
-#   make check  install missing packages, build, run every test (plain,
+#   make check  build, run every test (plain,
 #               ASan+UBSan, and the TSan-labelled tests under TSan)
 #   make demo   copy a tree in and out of the built-in server
 #   make bench  benchmarks (QUICK=1 for a smoke run)
@@ -21,10 +21,11 @@ all: deps-build
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@$(CMAKE) --build $(BUILD) -j $(JOBS)
 
-# deps-build: what building needs (a few MB).  deps: that and what the
-# tests and benchmarks run (sanitizer runtimes, real FUSE servers, ...: much
-# more), which check, bench and soak install in their recipes, after the
-# build's prerequisites, so that two apt-get never run at once under -j.
+# deps-build: what building needs (a few MB), a prerequisite of every
+# target that builds.  deps: that and what the tests and benchmarks run
+# (sanitizer runtimes, real FUSE servers, ...: much more); check depends on
+# it, bench and soak run it in their recipes, after their build, so that
+# two apt-get never run at once under -j.
 deps-build:
 	@./scripts/deps.sh build
 deps:

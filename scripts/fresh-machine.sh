@@ -14,7 +14,7 @@
 #   --check      run `make check` after `make demo` (adds the test packages,
 #                three builds and the whole suite: tens of minutes).
 #   --cache DIR  keep the stock root (minbase + toolchain, before anything of
-#                ufuse) as DIR/bookworm-minbase-toolchain.tar.gz and start
+#                ufuse) as DIR/bookworm-minbase-toolchain.tar and start
 #                from it next time: a rerun skips debootstrap and the
 #                toolchain's download.
 #   --root DIR   build the root in DIR (empty or missing; kept afterwards)
@@ -135,10 +135,10 @@ mount_all() {
 }
 
 # ---- the stock root: minbase + the toolchain --------------------------------
-tarball=${cache:+$cache/$SUITE-minbase-toolchain.tar.gz}
+tarball=${cache:+$cache/$SUITE-minbase-toolchain.tar}
 if [ -n "$tarball" ] && [ -s "$tarball" ]; then
     phase "unpacking the cached stock root $tarball into $root"
-    tar -xzpf "$tarball" -C "$root"
+    tar -xpf "$tarball" -C "$root"
     chmod 0755 "$root"
     mount_all
 else
@@ -159,7 +159,7 @@ else
     if [ -n "$tarball" ]; then
         phase "saving the stock root as $tarball"
         mkdir -p "$cache"
-        tar -czpf "$tarball.tmp" -C "$root" --one-file-system \
+        tar -cpf "$tarball.tmp" -C "$root" --one-file-system \
             --exclude=./dev --exclude=./proc --exclude=./sys . &&
             mv "$tarball.tmp" "$tarball"
     fi
