@@ -1,6 +1,8 @@
 /*
  * mount.c - session life: options, attaching (spawn or fd), INIT,
  * unmount.  Seed counterpart: FreeBSD fuse_vfsops.c (mount/unmount).
+ * A mount that fails leaves a message for a person (ufuse_mount_err): the
+ * option and what it takes, or how the server failed INIT.
  *
  * Locks: none of its own; a session is set up before it is returned to
  * the caller and torn down after the caller's last call.
@@ -284,7 +286,7 @@ static int vfs_start_io(ufuse_t *s)
 
 /* Why INIT failed, for the caller: how the server ended (it has been
  * reaped) and the last lines it wrote to stderr. */
-static void vfs_start_failure(ufuse_t *s, int rc, char *msg, size_t msgsize)
+static void vfs_start_failure(ufuse_t *s, int rc, int init_failed, char *msg, size_t msgsize)
 {
     const struct chan *ch = &s->conn.ch;
     char who[96], how[128];
@@ -299,8 +301,10 @@ static void vfs_start_failure(ufuse_t *s, int rc, char *msg, size_t msgsize)
         snprintf(how, sizeof how, "closed the socket before answering INIT");
     } else if (rc == -ETIMEDOUT) {
         snprintf(how, sizeof how, "did not answer INIT in time (timeout=)");
-    } else {
+    } else if (init_failed) {
         snprintf(how, sizeof how, "failed INIT: %s", strerror(-rc));
+    } else {
+        snprintf(how, sizeof how, "could not be attached: %s", strerror(-rc));
     }
     int n = snprintf(msg, msgsize, "%s %s", who, how);
     if (ch->last_lines[0] && n >= 0 && (size_t)n < msgsize) {
@@ -329,6 +333,7 @@ int vfs_start(ufuse_t *s, struct chan *ch, char *msg, size_t msgsize)
         .timeout_ns = s->opts.timeout_ns,
     };
     int rc = conn_start(&s->conn, ch, &s->log, &w, vfs_notify, s);
+    int init_failed = rc != 0;
     if (rc == 0) {
         chan_started(&s->conn.ch);
         rc = node_table_init(&s->nodes, &s->conn);
@@ -343,7 +348,7 @@ int vfs_start(ufuse_t *s, struct chan *ch, char *msg, size_t msgsize)
         int st = chan_close(&s->conn.ch, 1000, NULL);
         (void)st;
         if (msg && msgsize)
-            vfs_start_failure(s, rc, msg, msgsize);
+            vfs_start_failure(s, rc, init_failed, msg, msgsize);
         conn_destroy(&s->conn);
         pthread_mutex_destroy(&s->handles_mu);
         return rc == -ENOTCONN ? -ENOTCONN : rc;
