@@ -35,7 +35,7 @@ if [ "$(id -u)" -ne 0 ]; then
     if ! command -v sudo >/dev/null 2>&1; then
         echo "deps: these Debian packages are missing:$missing" >&2
         echo "deps: installing them needs root, and sudo is not installed:" >&2
-        echo "deps: run 'make' as root once, or install them (apt-get install$missing)" >&2
+        echo "deps: run the same make command as root, or as root: apt-get install$missing" >&2
         exit 1
     fi
     SUDO="sudo"

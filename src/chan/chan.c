@@ -284,6 +284,22 @@ static char **chan_make_env(char *const set[], int n)
     return env;
 }
 
+/*
+ * @fd moved above 0-2 if it is one of them (a caller that runs with its
+ * stdio closed): an fd the server inherits must not be its stdin, stdout
+ * or stderr, which the spawn sets.  Returns the fd to use.
+ */
+static int chan_above_stdio(int fd)
+{
+    if (fd > STDERR_FILENO)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    if (moved < 0)
+        return fd;
+    close(fd);
+    return moved;
+}
+
 /* ---- the server's stderr ---------------------------------------------- */
 
 #define CHAN_KEEP_BYTES 2048
@@ -444,7 +460,7 @@ static int chan_relay_start(struct chan *c, int sink_fd, int *wfd)
         return -errno;
     }
     r->rfd = p[0];
-    *wfd = p[1];
+    *wfd = chan_above_stdio(p[1]);
     r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r->stop_fd < 0)
         return -errno;
@@ -502,6 +518,7 @@ int chan_spawn(struct chan *c, char *const argv[],
         rc = -errno;
         goto out;
     }
+    sv[1] = chan_above_stdio(sv[1]);
     c->fd = sv[0];
     c->max_send = chan_set_sndbuf(sv[0]);
     c->max_recv = chan_set_sndbuf(sv[1]);

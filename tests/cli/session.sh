@@ -217,4 +217,11 @@ expect_match err '^ufuse: ufuse-memfs: [A-Z]+ /: Transport endpoint is not conne
 run -c "cat /nope"
 expect_match err '^ufuse: cat: /nope: No such file or directory$' "an ordinary error names the command"
 
+# A caller with its stdout and stderr closed: the server's socket and its
+# stderr pipe must not land on fds 1 or 2 (the spawn sets the server's 2;
+# the server would then wait for requests on its stderr pipe: a hang).
+timeout 60 "$UFUSE" -c "mkdir /closed-stdio" -c "rmdir /closed-stdio" </dev/null >&- 2>&-
+rc=$?
+expect_rc 0 "a session with stdout and stderr closed"
+
 finish
