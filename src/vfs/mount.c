@@ -93,7 +93,10 @@ static const char *vfs_size_str(uint64_t x, char *buf, size_t n)
         x /= 1024;
         u++;
     }
-    snprintf(buf, n, u < 0 ? "%llu" : "%llu%c", (unsigned long long)x, u < 0 ? 0 : unit[u]);
+    if (u < 0)
+        snprintf(buf, n, "%llu", (unsigned long long)x);
+    else
+        snprintf(buf, n, "%llu%c", (unsigned long long)x, unit[u]);
     return buf;
 }
 
@@ -148,9 +151,9 @@ static int vfs_opt_choice(const struct vfs_optarg *a, const struct vfs_choice *c
         }
     char list[128] = "";
     size_t len = 0;
-    for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(list + len, sizeof list - UFUSE_MIN(len, sizeof list),
-                                "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ", c[i].name);
+    for (int i = 0; i < n && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+                                i == 0 ? "" : i == n - 1 ? " or " : ", ", c[i].name);
     return vfs_opt_fail(a, "expected %s", list);
 }
 
