@@ -27,7 +27,7 @@ esac
 missing=$(dpkg-query -W -f='${Package} ${Status}\n' $PKGS 2>/dev/null |
           awk '$NF == "installed" { ok[$1] = 1 }
                END { n = split(want, w, " "); for (i = 1; i <= n; i++) if (!(w[i] in ok)) printf " %s", w[i] }' \
-              want="$(echo $PKGS)")
+              want="$PKGS")
 [ -z "$missing" ] && exit 0
 
 SUDO=""
