@@ -24,8 +24,10 @@
 # Needs root (debootstrap, mount, chroot) and the network to Debian's
 # mirror; installs debootstrap with apt-get if it is missing.  /dev (and
 # /dev/pts), /proc and /sys are bound into the root, with the host's
-# resolv.conf and apt sources so that apt works there; every mount is
-# undone on every way out (trap), before anything is removed.
+# resolv.conf and apt sources so that apt works there, and the root is bound
+# onto itself (so that / is a mount point in the chroot, as on a real
+# machine); every mount is undone on every way out (trap), before anything
+# is removed.
 set -euo pipefail
 
 SUITE=bookworm
@@ -90,7 +92,8 @@ cleanup() {
             echo "fresh-machine: could not unmount ${mounts[i]}" >&2
     done
     # Never remove a tree that still has something mounted in it.
-    if findmnt -rn -o TARGET | grep -q "^$root/"; then
+    if findmnt -rn -o TARGET | awk -v r="$root" '$0 == r || index($0, r "/") == 1 { f = 1 }
+                                                END { exit !f }'; then
         echo "fresh-machine: mounts left under $root; not removing it" >&2
     elif [ "$own_root" = 1 ] && [ "$keep" = 0 ]; then
         rm -rf --one-file-system "$root"
@@ -115,6 +118,9 @@ enter() { # COMMAND: run a shell command in the root, with a clean environment
         chroot "$root" /bin/bash -c "$1"
 }
 mount_all() {
+    # The root a mount point of its own, as on a real machine: tests that
+    # make their mount namespace private (mount --make-rprivate /) need it.
+    bind "$root" "$root"
     bind /dev "$root/dev"
     bind /dev/pts "$root/dev/pts"
     mkdir -p "$root/proc"
