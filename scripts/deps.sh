@@ -5,12 +5,13 @@
 #   build  what building ufuse and running `make demo` need (every make
 #          target that builds runs this first)
 #   check  (default) build, plus what the tests and benchmarks run: the
-#          sanitizer runtimes, the real FUSE servers, cmocka's helpers, ...
+#          sanitizer runtimes and llvm-symbolizer (package llvm: without it
+#          sanitizer reports have no function names), the real FUSE servers...
 #   tidy   build, plus clang-tidy
 set -e
 BUILD_PKGS="build-essential cmake pkg-config
             libfuse3-dev libelf-dev libcmocka-dev linux-libc-dev"
-CHECK_PKGS="clang libclang-rt-14-dev
+CHECK_PKGS="clang libclang-rt-14-dev llvm
             fuse3 libfuse2 libfuse-dev
             bindfs python3
             sshfs openssh-server openssh-client squashfuse squashfs-tools fuse-overlayfs fuse-zip archivemount gocryptfs
