@@ -1,6 +1,9 @@
 # ufuse top-level Makefile: a thin wrapper over CMake/CTest.
+# Every target that builds installs the Debian packages it needs first
+# (scripts/deps.sh: one dpkg-query when they are all there), so any of them
+# works as the first command on a new machine.
 #   make        release build into build/ (CLI at build/ufuse)
-#   make check  install missing packages, build, run every test (plain,
+#   make check  build, run every test (plain,
 #               ASan+UBSan, and the TSan-labelled tests under TSan)
 #   make demo   copy a tree in and out of the built-in server
 #   make bench  benchmarks (QUICK=1 for a smoke run)
@@ -17,14 +20,21 @@ PREFIX  ?= /usr/local
 FUZZ_TIME ?= 1800
 FUZZ_JOBS ?= 2
 
-.PHONY: all deps check demo bench soak fuzz clean install tidy
+.PHONY: all deps deps-build check demo bench soak fuzz clean install tidy
 
-all:
+all: deps-build
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@$(CMAKE) --build $(BUILD) -j $(JOBS)
 
+# deps-build: what building needs (a few MB), a prerequisite of every
+# target that builds.  deps: that and what the tests and benchmarks run
+# (sanitizer runtimes, real FUSE servers, ...: much more); check depends on
+# it, bench and soak run it in their recipes, after their build, so that
+# two apt-get never run at once under -j.
+deps-build:
+	@./scripts/deps.sh build
 deps:
-	@./scripts/deps.sh
+	@./scripts/deps.sh check
 
 check: deps
 	@$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -41,10 +51,12 @@ demo: all
 	@./scripts/demo.sh $(BUILD)
 
 bench: all
+	@./scripts/deps.sh check
 	@if [ -x $(BUILD)/ufuse-bench ]; then QUICK=$(QUICK) ./scripts/bench.sh $(BUILD); \
 	 else echo "bench: no benchmarks yet (issue 4)"; fi
 
 soak: all
+	@./scripts/deps.sh check
 	@UFUSE_SOAK=1 ctest --test-dir $(BUILD) -L soak --output-on-failure
 
 # An optimized clang build of the fuzz targets only (ASan+UBSan, asserts on).
@@ -57,7 +69,7 @@ fuzz: deps
 # configured, not only given to `cmake --install`, because the client has it
 # compiled in (where to find ufuse-memfs and the libfuse-2 hook), as do
 # ufuse.pc and GNUInstallDirs' libdir (lib/<multiarch> under /usr).
-install:
+install: deps-build
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	@$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -67,6 +79,7 @@ install:
 # are style, not bugs, for a C library of this kind).
 TIDY_CHECKS = -*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier
 tidy: all
+	@./scripts/deps.sh tidy
 	@clang-tidy -p $(BUILD) --quiet --checks='$(TIDY_CHECKS)' $$(git ls-files 'src/*.c' 'tools/*.c') 2>&1 \
 	    | grep -E '^/.*(warning|error):' ; test $${PIPESTATUS[0]} -eq 0
 

@@ -101,12 +101,35 @@ typedef struct ufuse_dir ufuse_dir_t;
  *                 before INIT having refused /dev/fd/N), server_name=NAME
  *                 (used in messages).
  * @return 0, or -errno: -EINVAL for a bad option, -ENOENT if the server
- *         cannot be executed, -EPROTO if it does not complete INIT,
- *         -ENOTCONN if it exits before answering.
+ *         is not found, -EACCES or -EISDIR if it is not an executable file
+ *         (or the error of its exec), -EPROTO if it does not complete INIT,
+ *         -ENOTCONN if it exits before answering.  ufuse_mount_err() also
+ *         says why in words.
  *
- * The server's stderr is shared with ours (or goes to log=FILE).
+ * The server's stderr goes to ours (or to log=FILE) through a pipe that a
+ * thread of the session relays for the server's whole life.
  */
 int ufuse_mount(ufuse_t **out, char *const argv[], const char *options);
+
+/** Room enough for any message of ufuse_mount_err() (longer ones are cut). */
+#define UFUSE_MOUNT_ERR_MAX 1024
+
+/**
+ * ufuse_mount(), and when it fails a message for a person in @err (@size
+ * bytes, NUL-terminated, cut to fit; "" on success; @err may be NULL) that
+ * says what went wrong, without a "ufuse: " prefix:
+ *   "unknown option 'foo'"
+ *   "option cache=bogus: expected auto, writethrough, writeback or direct"
+ *   "option cache_size=1k: out of range (1m to 1t)"
+ *   "cannot start server 'sshfs': not found in PATH"
+ *   "server 'sshfs' exited with status 1 before answering INIT; its last
+ *    lines of stderr:\n  read: Connection reset by peer"
+ * The last lines (up to 5) of what the server wrote to stderr before it
+ * failed, if any, follow on lines of their own, indented by two spaces.
+ * @return as ufuse_mount().
+ */
+int ufuse_mount_err(ufuse_t **out, char *const argv[], const char *options,
+                    char *err, size_t size);
 
 /**
  * Attach to a server that is already running on the other end of @fd, a
@@ -115,6 +138,10 @@ int ufuse_mount(ufuse_t **out, char *const argv[], const char *options);
  * ufuse_mount() (attach= and log= apply to spawned servers only).
  */
 int ufuse_mount_fd(ufuse_t **out, int fd, const char *options);
+
+/** ufuse_mount_fd() with a message in @err when it fails, as ufuse_mount_err(). */
+int ufuse_mount_fd_err(ufuse_t **out, int fd, const char *options, char *err,
+                       size_t size);
 
 /**
  * Detach: write back what is cached, send the outstanding FORGETs, DESTROY

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,7 +26,8 @@
 
 /* ---- sessions ----------------------------------------------------------------------- */
 
-static int api_session_new(ufuse_t **out, const char *options, ufuse_t **sp)
+static int api_session_new(ufuse_t **out, const char *options, ufuse_t **sp, char *msg,
+                           size_t msgsize)
 {
     if (!out)
         return -EINVAL;
@@ -33,7 +35,7 @@ static int api_session_new(ufuse_t **out, const char *options, ufuse_t **sp)
     ufuse_t *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    int rc = vfs_parse_opts(options, &s->opts);
+    int rc = vfs_parse_opts(options, &s->opts, msg, msgsize);
     if (rc) {
         free(s);
         return rc;
@@ -50,10 +52,11 @@ static void api_session_free(ufuse_t *s)
     free(s);
 }
 
-int ufuse_mount(ufuse_t **out, char *const argv[], const char *options)
+static int api_mount(ufuse_t **out, char *const argv[], const char *options, char *msg,
+                     size_t msgsize)
 {
     ufuse_t *s;
-    int rc = api_session_new(out, options, &s);
+    int rc = api_session_new(out, options, &s, msg, msgsize);
     if (rc)
         return rc;
     int logfd = -1;
@@ -61,6 +64,8 @@ int ufuse_mount(ufuse_t **out, char *const argv[], const char *options)
         logfd = open(s->opts.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (logfd < 0 || !(s->logfp = fdopen(logfd, "a"))) {
             rc = -errno;
+            snprintf(msg, msgsize, "option log=%s: cannot open it: %s", s->opts.log_path,
+                     strerror(-rc));
             if (logfd >= 0)
                 close(logfd);
             api_session_free(s);
@@ -68,7 +73,7 @@ int ufuse_mount(ufuse_t **out, char *const argv[], const char *options)
         }
         setvbuf(s->logfp, NULL, _IOLBF, 0);
     }
-    rc = vfs_spawn(s, argv, logfd);
+    rc = vfs_spawn(s, argv, logfd, msg, msgsize);
     if (rc) {
         api_session_free(s);
         return rc;
@@ -77,10 +82,11 @@ int ufuse_mount(ufuse_t **out, char *const argv[], const char *options)
     return 0;
 }
 
-int ufuse_mount_fd(ufuse_t **out, int fd, const char *options)
+static int api_mount_fd(ufuse_t **out, int fd, const char *options, char *msg,
+                        size_t msgsize)
 {
     ufuse_t *s;
-    int rc = api_session_new(out, options, &s);
+    int rc = api_session_new(out, options, &s, msg, msgsize);
     if (rc) {
         if (fd >= 0)
             close(fd);
@@ -88,14 +94,49 @@ int ufuse_mount_fd(ufuse_t **out, int fd, const char *options)
     }
     struct chan ch;
     rc = chan_attach_fd(&ch, fd);
-    if (rc == 0)
-        rc = vfs_start(s, &ch);
+    if (rc)
+        snprintf(msg, msgsize, "fd %d is not a connected SOCK_SEQPACKET socket", fd);
+    else
+        rc = vfs_start(s, &ch, msg, msgsize);
     if (rc) {
         api_session_free(s);
         return rc;
     }
     *out = s;
     return 0;
+}
+
+/* The caller's copy of a mount's message: the layers' own, else the
+ * error's name; "" on success. */
+static int api_report(int rc, const char *msg, char *err, size_t errsize)
+{
+    if (err && errsize)
+        snprintf(err, errsize, "%s", rc == 0 ? "" : msg[0] ? msg : strerror(-rc));
+    return rc;
+}
+
+int ufuse_mount_err(ufuse_t **out, char *const argv[], const char *options, char *err,
+                    size_t errsize)
+{
+    char msg[UFUSE_MOUNT_ERR_MAX] = "";
+    return api_report(api_mount(out, argv, options, msg, sizeof msg), msg, err, errsize);
+}
+
+int ufuse_mount(ufuse_t **out, char *const argv[], const char *options)
+{
+    return ufuse_mount_err(out, argv, options, NULL, 0);
+}
+
+int ufuse_mount_fd_err(ufuse_t **out, int fd, const char *options, char *err,
+                       size_t errsize)
+{
+    char msg[UFUSE_MOUNT_ERR_MAX] = "";
+    return api_report(api_mount_fd(out, fd, options, msg, sizeof msg), msg, err, errsize);
+}
+
+int ufuse_mount_fd(ufuse_t **out, int fd, const char *options)
+{
+    return ufuse_mount_fd_err(out, fd, options, NULL, 0);
 }
 
 int ufuse_unmount(ufuse_t *s)

@@ -31,16 +31,26 @@
  *  (a bad option, an unreachable host) is started twice, and its error
  *  shows twice, the retry's log line between them.
  *
+ * The server's stderr is a pipe.  A relay thread copies what comes out of
+ * it to our stderr (or the log= file) for the server's whole life, so the
+ * server never blocks on it, and until INIT completes it also keeps the
+ * last bytes, so that a server that dies at start-up can be quoted in the
+ * mount's error message.
+ *
  * Locks: none.  A struct chan is set up before any other thread sees it;
  * afterwards chan_send and chan_recv may run concurrently from any threads
  * (one datagram per system call is atomic on SEQPACKET), and chan_close
- * runs alone at unmount.
+ * runs alone at unmount.  The relay shares only its "keeping" flag (an
+ * atomic) with other threads; its tail is read after it is joined.
  *
  * Invariants:
  *  1. c->fd is our end, close-on-exec, until chan_close.
  *  2. c->max_send is below the sending socket's SO_SNDBUF limit, so a
  *     datagram we accept to send is never refused for size by the kernel.
  *  3. c->pid != 0 implies the server has not been reaped yet.
+ *  4. c->relay is non-NULL from a successful spawn to chan_close, which
+ *     stops and joins it only after the server was reaped (so everything
+ *     it wrote before exiting has been relayed and, if kept, is quoted).
  */
 #include "chan/chan.h"
 
@@ -50,12 +60,15 @@
 #include <libelf.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -88,6 +101,7 @@ static void chan_reset(struct chan *c)
     memset(c, 0, sizeof *c);
     c->fd = -1;
     c->pidfd = -1;
+    c->wstatus = -1;
 }
 
 int chan_attach_fd(struct chan *c, int fd)
@@ -151,23 +165,68 @@ static char *chan_find_near(const char *name, const char *installdir)
     return chan_try(installdir, "", name);
 }
 
-/* Resolve a command name through PATH, as execvp would. */
-static char *chan_which(const char *cmd)
+/* Is @path a file we can execute?  1, or 0 with the reason in *err. */
+static int chan_executable(const char *path, int *err)
 {
-    if (strchr(cmd, '/'))
-        return access(cmd, X_OK) == 0 ? strdup(cmd) : NULL;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        *err = errno;
+    else if (S_ISDIR(st.st_mode))
+        *err = EISDIR;
+    else if (access(path, X_OK) != 0)
+        *err = errno;
+    else
+        return 1;
+    return 0;
+}
+
+/*
+ * Resolve a command name as execvp would: a name with a '/' is taken as it
+ * is, a bare name is looked for in each PATH directory.  Returns the path
+ * (caller frees), or NULL with -errno in *err and, if @why, the reason for
+ * a message ("not found in PATH", "/bin/x is not executable").
+ */
+static char *chan_which(const char *cmd, int *err, char *why, size_t whysize)
+{
+    int e = ENOENT;
+    char buf[PATH_MAX];
+    if (strchr(cmd, '/')) {
+        if (chan_executable(cmd, &e))
+            return strdup(cmd);
+        if (why)
+            snprintf(why, whysize, "%s", e == ENOENT ? "no such file"
+                                         : e == EISDIR ? "is a directory"
+                                         : e == EACCES ? "not executable (permission denied)"
+                                                       : strerror(e));
+        *err = -e;
+        return NULL;
+    }
     const char *path = getenv("PATH");
     if (!path || !*path)
         path = "/usr/local/bin:/usr/bin:/bin";
-    char buf[PATH_MAX];
+    /* Like execvp, a match that cannot be run does not end the search,
+     * but is what we report if nothing else is found. */
+    int seen = 0;
     while (*path) {
         const char *colon = strchrnul(path, ':');
         int dlen = (int)(colon - path);
         snprintf(buf, sizeof buf, "%.*s/%s", dlen ? dlen : 1, dlen ? path : ".", cmd);
-        if (access(buf, X_OK) == 0)
+        int e1;
+        if (chan_executable(buf, &e1))
             return strdup(buf);
+        if (e1 != ENOENT && e1 != ENOTDIR && !seen) {
+            seen = 1;
+            e = e1;
+            if (why)
+                snprintf(why, whysize, "%s %s", buf, e1 == EISDIR ? "is a directory"
+                                                     : e1 == EACCES ? "is not executable"
+                                                                    : strerror(e1));
+        }
         path = *colon ? colon + 1 : colon;
     }
+    if (!seen && why)
+        snprintf(why, whysize, "not found in PATH");
+    *err = -e;
     return NULL;
 }
 
@@ -180,7 +239,8 @@ char *chan_find_helper(const char *name, int is_library)
                                               : UFUSE_INSTALL_BINDIR);
     if (p || is_library)
         return p;
-    return chan_which(name);
+    int err;
+    return chan_which(name, &err, NULL, 0);
 }
 
 /* What attach=auto needs to know about an executable (A1-A3). */
@@ -262,22 +322,229 @@ static char **chan_make_env(char *const set[], int n)
     return env;
 }
 
+/*
+ * @fd moved above 0-2 if it is one of them (a caller that runs with its
+ * stdio closed): an fd the server inherits must not be its stdin, stdout
+ * or stderr, which the spawn sets.  Returns the fd to use.
+ */
+static int chan_above_stdio(int fd)
+{
+    if (fd > STDERR_FILENO)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    if (moved < 0)
+        return fd;
+    close(fd);
+    return moved;
+}
+
+/* ---- the server's stderr ---------------------------------------------- */
+
+#define CHAN_KEEP_BYTES 2048
+
+struct chan_relay {
+    pthread_t thread;
+    int running;             /* thread started (to be joined) */
+    int rfd;                 /* read end of the server's stderr pipe */
+    int sink;                /* where its bytes go (our own dup), or -1: dropped */
+    int stop_fd;             /* eventfd: chan_close asks for the end */
+    atomic_int keeping;      /* 1 until chan_started() */
+    size_t kept;             /* bytes in keep[]: relay thread only, until joined */
+    char keep[CHAN_KEEP_BYTES]; /* the last bytes read while keeping */
+};
+
+/* Write all of @buf to @fd, waiting a bounded time when it is a full
+ * non-blocking file.  Errors drop the rest: the server must never wait on
+ * a broken sink. */
+static void chan_write_all(int fd, const char *buf, size_t n)
+{
+    while (fd >= 0 && n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w > 0) {
+            buf += w;
+            n -= (size_t)w;
+        } else if (w < 0 && errno == EAGAIN) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            if (poll(&p, 1, 1000) <= 0)
+                return;
+        } else if (!(w < 0 && errno == EINTR)) {
+            return;
+        }
+    }
+}
+
+static void chan_relay_take(struct chan_relay *r, const char *buf, size_t n)
+{
+    chan_write_all(r->sink, buf, n);
+    if (!atomic_load_explicit(&r->keeping, memory_order_relaxed))
+        return;
+    if (n >= CHAN_KEEP_BYTES) {
+        memcpy(r->keep, buf + n - CHAN_KEEP_BYTES, CHAN_KEEP_BYTES);
+        r->kept = CHAN_KEEP_BYTES;
+        return;
+    }
+    if (r->kept + n > CHAN_KEEP_BYTES) {
+        size_t drop = r->kept + n - CHAN_KEEP_BYTES;
+        memmove(r->keep, r->keep + drop, r->kept - drop);
+        r->kept -= drop;
+    }
+    memcpy(r->keep + r->kept, buf, n);
+    r->kept += n;
+}
+
+/* Relay until every writer has closed the pipe, or until asked to stop;
+ * then what the pipe already holds is relayed first. */
+static void *chan_relay_main(void *arg)
+{
+    struct chan_relay *r = arg;
+    char buf[4096];
+    int stopping = 0;
+    for (;;) {
+        if (!stopping) {
+            struct pollfd p[2] = {{.fd = r->rfd, .events = POLLIN},
+                                  {.fd = r->stop_fd, .events = POLLIN}};
+            if (poll(p, 2, -1) < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;
+            }
+            if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+                stopping = 1;
+                (void)fcntl(r->rfd, F_SETFL, O_NONBLOCK);
+            }
+        }
+        ssize_t n = read(r->rfd, buf, sizeof buf);
+        if (n > 0)
+            chan_relay_take(r, buf, (size_t)n);
+        else if (n == 0 || errno != EINTR)
+            break;
+    }
+    return NULL;
+}
+
+/*
+ * Into @out (size @n, @n > 2): the last @max non-empty lines of @buf
+ * (@len bytes), each '\n'-terminated, control characters shown as '?'; if
+ * they do not fit, their end.
+ */
+static void chan_last_lines(const char *buf, size_t len, int max, char *out, size_t n)
+{
+    size_t start = len, i = len;
+    for (int lines = 0; lines < max; lines++) {
+        while (i > 0 && buf[i - 1] == '\n')
+            i--;
+        if (i == 0)
+            break;
+        while (i > 0 && buf[i - 1] != '\n')
+            i--;
+        start = i;
+    }
+    if (len - start > n - 2)
+        start = len - (n - 2);
+    size_t o = 0;
+    for (i = start; i < len; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        if (ch == '\n' && (o == 0 || out[o - 1] == '\n'))
+            continue;
+        out[o++] = ch == '\n' || ch == '\t' || ch >= 0x20 ? (char)ch : '?';
+    }
+    if (o > 0 && out[o - 1] != '\n')
+        out[o++] = '\n';
+    out[o] = 0;
+}
+
+/* Stop and join the relay (after the server was reaped), keep the last
+ * lines it kept in c->last_lines, free it. */
+static void chan_relay_end(struct chan *c)
+{
+    struct chan_relay *r = c->relay;
+    if (!r)
+        return;
+    c->relay = NULL;
+    if (r->running) {
+        uint64_t one = 1;
+        ssize_t w = write(r->stop_fd, &one, sizeof one);
+        (void)w;
+        pthread_join(r->thread, NULL);
+    }
+    c->last_lines[0] = 0;
+    if (atomic_load(&r->keeping))
+        chan_last_lines(r->keep, r->kept, CHAN_LAST_LINES, c->last_lines,
+                        sizeof c->last_lines);
+    if (r->rfd >= 0)
+        close(r->rfd);
+    if (r->stop_fd >= 0)
+        close(r->stop_fd);
+    if (r->sink >= 0)
+        close(r->sink);
+    free(r);
+}
+
+/* A pipe for the server's stderr and the thread relaying it to @sink_fd
+ * (-1: our stderr).  0, or -errno; *@wfd is then the server's end. */
+static int chan_relay_start(struct chan *c, int sink_fd, int *wfd)
+{
+    struct chan_relay *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    c->relay = r;
+    atomic_init(&r->keeping, 1);
+    /* Our own sink: the caller may close or move its stderr (or the log
+     * file) while the server runs.  Without one, the bytes are dropped. */
+    r->sink = fcntl(sink_fd >= 0 ? sink_fd : STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        r->rfd = r->stop_fd = -1;
+        return -errno;
+    }
+    r->rfd = p[0];
+    *wfd = chan_above_stdio(p[1]);
+    r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->stop_fd < 0)
+        return -errno;
+    /* No signals in this thread: a broken sink gives it EPIPE (the pending
+     * SIGPIPE goes with the thread), and the caller's signals go to the
+     * caller's threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&r->thread, NULL, chan_relay_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err)
+        return -err;
+    r->running = 1;
+    return 0;
+}
+
+void chan_started(struct chan *c)
+{
+    if (c->relay)
+        atomic_store(&c->relay->keeping, 0);
+}
+
 int chan_spawn(struct chan *c, char *const argv[],
-               const struct chan_spawn_opts *o)
+               const struct chan_spawn_opts *o, char *msg, size_t msgsize)
 {
     chan_reset(c);
     char *exe = NULL, *hook = NULL, *envbuf[3] = {0}, **env = NULL;
     char **args = NULL;
     char mountarg[PATH_MAX];
-    int sv[2] = {-1, -1};
+    int sv[2] = {-1, -1}, errfd = -1;
     int rc;
     int builtin = !argv || !argv[0];
+    char why[PATH_MAX + 64] = "";  /* why it could not be started, if known */
 
-    exe = builtin ? chan_find_helper("ufuse-memfs", 0) : chan_which(argv[0]);
-    if (!exe) {
+    if (builtin) {
+        exe = chan_find_helper("ufuse-memfs", 0);
         rc = -ENOENT;
-        goto out;
+        if (!exe)
+            snprintf(why, sizeof why, "not found beside this program, in %s or in PATH "
+                     "(UFUSE_MEMFS may name it)", UFUSE_INSTALL_BINDIR);
+    } else {
+        exe = chan_which(argv[0], &rc, why, sizeof why);
     }
+    if (!exe)
+        goto out;
     const char *base = strrchr(builtin ? exe : argv[0], '/');
     snprintf(c->name, sizeof c->name, "%s", base ? base + 1 : (builtin ? exe : argv[0]));
 
@@ -294,6 +561,7 @@ int chan_spawn(struct chan *c, char *const argv[],
         rc = -errno;
         goto out;
     }
+    sv[1] = chan_above_stdio(sv[1]);
     c->fd = sv[0];
     c->max_send = chan_set_sndbuf(sv[0]);
     c->max_recv = chan_set_sndbuf(sv[1]);
@@ -303,6 +571,9 @@ int chan_spawn(struct chan *c, char *const argv[],
         hook = chan_find_helper("libufuse-fusehook.so", 1);
         if (!hook) {
             rc = -ENOENT;
+            snprintf(why, sizeof why, "attach=hook needs libufuse-fusehook.so, not found "
+                     "beside this program or in %s (UFUSE_FUSEHOOK may name it)",
+                     UFUSE_INSTALL_PKGLIBDIR);
             goto out;
         }
         const char *rt = getenv("XDG_RUNTIME_DIR");
@@ -351,14 +622,17 @@ int chan_spawn(struct chan *c, char *const argv[],
     if (!placed)
         args[argc ? argc : 1] = mountarg;
 
+    rc = chan_relay_start(c, o->log_fd, &errfd);
+    if (rc)
+        goto out;
+
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&at);
     /* dup2 onto itself clears FD_CLOEXEC: the server inherits its end. */
     posix_spawn_file_actions_adddup2(&fa, sv[1], sv[1]);
-    if (o->log_fd >= 0)
-        posix_spawn_file_actions_adddup2(&fa, o->log_fd, 2);
+    posix_spawn_file_actions_adddup2(&fa, errfd, 2);
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
@@ -375,6 +649,9 @@ int chan_spawn(struct chan *c, char *const argv[],
     posix_spawnattr_destroy(&at);
     if (err) {
         rc = -err;
+        /* ENOENT for a file that exists: its #! interpreter or ELF loader. */
+        snprintf(why, sizeof why, "exec failed: %s%s", strerror(err),
+                 err == ENOENT ? " (a missing #! interpreter or ELF loader?)" : "");
         goto out;
     }
     c->pid = pid;
@@ -386,7 +663,13 @@ int chan_spawn(struct chan *c, char *const argv[],
 out:
     if (sv[1] >= 0)
         close(sv[1]);
+    if (errfd >= 0)
+        close(errfd);
     if (rc != 0) {
+        if (msg && msgsize)
+            snprintf(msg, msgsize, "cannot start server '%s': %s",
+                     builtin ? "ufuse-memfs" : argv[0], why[0] ? why : strerror(-rc));
+        chan_relay_end(c);
         if (c->fd >= 0)
             close(c->fd);
         if (c->mountdir) {
@@ -556,9 +839,10 @@ static void chan_shut(struct chan *c)
     }
 }
 
-/* The rest of a close: the pidfd and the hook's directory. */
+/* The rest of a close: the stderr relay, the pidfd and the hook's directory. */
 static void chan_release(struct chan *c)
 {
+    chan_relay_end(c);
     if (c->pidfd >= 0) {
         close(c->pidfd);
         c->pidfd = -1;
@@ -576,6 +860,7 @@ int chan_close(struct chan *c, int timeout_ms, int clean, struct ulog *lg)
     chan_shut(c);
     if (c->pid > 0) {
         int st = chan_wait_exit(c, timeout_ms);
+        c->wstatus = st;
         if (st < 0) {
             ulog_msg(lg, "server %d did not exit after the socket closed; terminating it",
                      (int)c->pid);
@@ -611,6 +896,7 @@ int chan_close(struct chan *c, int timeout_ms, int clean, struct ulog *lg)
 void chan_discard(struct chan *c, int timeout_ms, struct ulog *lg)
 {
     chan_shut(c);
+    c->wstatus = -1;
     if (c->pid > 0) {
         /* Wait for the exit without reaping: while the server is unreaped
          * its pid, and so its process group id, cannot be reused. */
@@ -623,6 +909,10 @@ void chan_discard(struct chan *c, int timeout_ms, struct ulog *lg)
                 break;
             usleep(2000);
         }
+        /* How it ended by itself, for the caller's message (chan_describe_end). */
+        if (si.si_pid == c->pid)
+            c->wstatus = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8
+                                                  : (si.si_status & 0x7f);
         kill(-c->pid, SIGTERM); /* its group: the server is its leader */
         if (chan_wait_exit(c, 1000) < 0) {
             kill(-c->pid, SIGKILL);
@@ -633,4 +923,16 @@ void chan_discard(struct chan *c, int timeout_ms, struct ulog *lg)
             (void)chan_wait_holders(c, 1000, lg);
     }
     chan_release(c);
+}
+
+void chan_describe_end(const struct chan *c, char *buf, size_t n)
+{
+    int st = c->wstatus;
+    if (st >= 0 && WIFEXITED(st))
+        snprintf(buf, n, "exited with status %d", WEXITSTATUS(st));
+    else if (st >= 0 && WIFSIGNALED(st))
+        snprintf(buf, n, "was killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
+    else
+        snprintf(buf, n, "closed its socket");
 }

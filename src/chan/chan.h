@@ -16,6 +16,10 @@
 
 #include "util/util.h"
 
+/* Room for the last lines of a server's stderr kept for a failed start. */
+#define CHAN_LAST_LINES_MAX 1024
+#define CHAN_LAST_LINES 5
+
 enum chan_attach {
     CHAN_ATTACH_AUTO,   /* the rule in chan.c's header */
     CHAN_ATTACH_DEVFD,  /* mountpoint argument /dev/fd/N */
@@ -35,6 +39,12 @@ struct chan {
     int hook_fallback;  /* attach=auto chose devfd for a program the hook can
                            also serve: if it ends before answering INIT (it
                            refused /dev/fd/N), spawn it again with the hook */
+    struct chan_relay *relay; /* relays the spawned server's stderr, or NULL */
+    int wstatus;        /* after chan_close: the server's wait status, or -1
+                           (none, or it had to be terminated) */
+    char last_lines[CHAN_LAST_LINES_MAX]; /* after chan_close of a server that
+                           never completed INIT: the last lines it wrote to
+                           stderr, each "\n"-terminated ("" if none) */
 };
 
 struct chan_spawn_opts {
@@ -44,10 +54,17 @@ struct chan_spawn_opts {
 
 /*
  * Spawn @argv (NULL or empty: the built-in ufuse-memfs) with the server end
- * of a fresh socketpair.  0 or -errno (-ENOENT: not executable).
+ * of a fresh socketpair.  Its stderr is a pipe that a relay thread copies
+ * to our stderr (or o->log_fd) for the server's whole life, keeping the
+ * last lines it wrote until chan_started() says INIT completed.
+ * 0, or -errno with what could not be started and why in @msg
+ * ("cannot start server 'x': not found in PATH"): -ENOENT (not found),
+ * -EACCES (not executable), -EISDIR, or the error of the exec.
  */
 int chan_spawn(struct chan *c, char *const argv[],
-               const struct chan_spawn_opts *o);
+               const struct chan_spawn_opts *o, char *msg, size_t msgsize);
+/* The server completed INIT: its stderr is still relayed, no longer kept. */
+void chan_started(struct chan *c);
 /* Use an already connected SEQPACKET socket (ownership taken, even on error). */
 int chan_attach_fd(struct chan *c, int fd);
 
@@ -76,6 +93,7 @@ ssize_t chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
  * glusterfs 15).  Otherwise its exit status, if not 0, is logged.  A server
  * killed by a signal, or that has to be terminated, is always logged.
  * Returns 0 for a normal end, -EIO for a logged one.
+ * Sets c->wstatus, and c->last_lines unless chan_started() was called.
  */
 int chan_close(struct chan *c, int timeout_ms, int clean, struct ulog *lg);
 
@@ -85,7 +103,8 @@ int chan_close(struct chan *c, int timeout_ms, int clean, struct ulog *lg);
  * terminate what the attempt left behind -- the server, its process group
  * (children it started before failing) and every process still holding its
  * socket (a daemonized child) -- and reap it.  Reports nothing: the caller
- * reports the failed attach.
+ * reports the failed attach (c->wstatus: how the server ended by itself, or
+ * -1; c->last_lines as for chan_close).
  */
 void chan_discard(struct chan *c, int timeout_ms, struct ulog *lg);
 
@@ -96,6 +115,13 @@ void chan_discard(struct chan *c, int timeout_ms, struct ulog *lg);
  * own processes' fd tables are readable, which are the ones that matter.
  */
 int chan_holders(ino_t ino, pid_t *pids, int max);
+
+/*
+ * How a server that never completed INIT ended, after chan_close: "exited
+ * with status 1", "was killed by signal 11 (Segmentation fault)" or
+ * "closed its socket", into @buf.
+ */
+void chan_describe_end(const struct chan *c, char *buf, size_t n);
 
 /* Find the built-in server / the hook library: next to our executable,
  * then the install directories, then PATH (for the server). Caller frees. */

@@ -26,10 +26,12 @@ void ulog_init(struct ulog *lg, FILE *fp, const char *name)
 
 static void ulog_v(struct ulog *lg, const char *fmt, va_list ap)
 {
+    if (!lg)
+        return;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
-    FILE *fp = lg && lg->fp ? lg->fp : stderr;
-    if (lg && lg->name[0])
+    FILE *fp = lg->fp ? lg->fp : stderr;
+    if (lg->name[0])
         fprintf(fp, "ufuse: %s: %s\n", lg->name, buf);
     else
         fprintf(fp, "ufuse: %s\n", buf);

@@ -30,6 +30,7 @@ struct ulog {
 };
 
 void ulog_init(struct ulog *lg, FILE *fp, const char *name);
+/* Log a message; a NULL @lg logs nothing (the caller reports otherwise). */
 void ulog_msg(struct ulog *lg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Log a message of kind @bit (0..63) only the first time it happens. */

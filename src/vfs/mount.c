@@ -1,6 +1,8 @@
 /*
  * mount.c - session life: options, attaching (spawn or fd), INIT,
  * unmount.  Seed counterpart: FreeBSD fuse_vfsops.c (mount/unmount).
+ * A mount that fails leaves a message for a person (ufuse_mount_err): the
+ * option and what it takes, or how the server failed INIT.
  *
  * Locks: none of its own; a session is set up before it is returned to
  * the caller and torn down after the caller's last call.
@@ -9,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -55,95 +58,174 @@ void vfs_free_opts(struct ufuse_opts *o)
     o->log_path = o->server_name = NULL;
 }
 
-static int vfs_opt_size(const char *v, uint32_t min, uint32_t max, uint32_t *out)
-{
-    uint64_t x;
-    if (ufuse_parse_size(v, &x) != 0 || x < min || x > max)
-        return -EINVAL;
-    *out = (uint32_t)x;
-    return 0;
-}
+/*
+ * Option parsing.  Every rejected option gets a message naming it and what
+ * it takes ("option cache=bogus: expected auto, writethrough, writeback or
+ * direct"), written into @msg for ufuse_mount_err().
+ */
+struct vfs_optarg {
+    const char *key, *val;   /* KEY[=VAL]; val NULL without '=' */
+    char *msg;
+    size_t msgsize;
+};
 
-static int vfs_opt(struct ufuse_opts *o, const char *key, const char *val)
+static int vfs_opt_fail(const struct vfs_optarg *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int vfs_opt_fail(const struct vfs_optarg *a, const char *fmt, ...)
 {
-    if (strcmp(key, "cache") == 0 && val) {
-        static const char *const modes[] = {"auto", "direct", "writethrough", "writeback"};
-        for (int i = 0; i < 4; i++)
-            if (strcmp(val, modes[i]) == 0) {
-                o->cache = (enum ufuse_cache_mode)i;
-                return 0;
-            }
-        return -EINVAL;
-    }
-    if (strcmp(key, "timeout") == 0 && val) {
-        char *end;
-        double sec = strtod(val, &end);
-        if (*end || end == val || !(sec >= 0) || sec > 86400)
-            return -EINVAL;
-        o->timeout_ns = (uint64_t)(sec * 1e9);
-        return 0;
-    }
-    if (strcmp(key, "max_read") == 0 && val) {
-        o->max_read_set = 1;
-        return vfs_opt_size(val, 4096, 1u << 20, &o->max_read);
-    }
-    if (strcmp(key, "splice") == 0 && !val) {
-        o->splice = 1;
-        return 0;
-    }
-    if (strcmp(key, "cache_size") == 0 && val) {
-        uint64_t x;
-        if (ufuse_parse_size(val, &x) != 0 || x < MIN_CACHE_SIZE || x > (1ull << 40))
-            return -EINVAL;
-        o->cache_size = x;
-        return 0;
-    }
-    if (strcmp(key, "block_size") == 0 && val) {
-        int rc = vfs_opt_size(val, 4096, 1u << 20, &o->block_size);
-        return rc ? rc : (o->block_size & (o->block_size - 1)) ? -EINVAL : 0;
-    }
-    if (strcmp(key, "readahead") == 0 && val) {
-        uint64_t x;
-        if (ufuse_parse_size(val, &x) != 0 || x > (64u << 20))
-            return -EINVAL;
-        o->readahead = (uint32_t)x;
-        return 0;
-    }
-    if (strcmp(key, "dirty_expire") == 0 && val) {
-        char *end;
-        double sec = strtod(val, &end);
-        if (*end || end == val || !(sec >= 0) || sec > 86400)
-            return -EINVAL;
-        o->dirty_expire_ns = (uint64_t)(sec * 1e9);
-        return 0;
-    }
-    if (strcmp(key, "max_write") == 0 && val)
-        return vfs_opt_size(val, 4096, 1u << 24, &o->max_write);
-    if (strcmp(key, "log") == 0 && val && *val) {
-        free(o->log_path);
-        o->log_path = strdup(val);
-        return o->log_path ? 0 : -ENOMEM;
-    }
-    if (strcmp(key, "server_name") == 0 && val && *val) {
-        free(o->server_name);
-        o->server_name = strdup(val);
-        return o->server_name ? 0 : -ENOMEM;
-    }
-    if (strcmp(key, "attach") == 0 && val) {
-        if (strcmp(val, "auto") == 0)
-            o->attach = CHAN_ATTACH_AUTO;
-        else if (strcmp(val, "devfd") == 0)
-            o->attach = CHAN_ATTACH_DEVFD;
-        else if (strcmp(val, "hook") == 0)
-            o->attach = CHAN_ATTACH_HOOK;
-        else
-            return -EINVAL;
-        return 0;
+    int n = a->val ? snprintf(a->msg, a->msgsize, "option %s=%s: ", a->key, a->val)
+                   : snprintf(a->msg, a->msgsize, "option %s: ", a->key);
+    if (n >= 0 && (size_t)n < a->msgsize) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(a->msg + n, a->msgsize - (size_t)n, fmt, ap);
+        va_end(ap);
     }
     return -EINVAL;
 }
 
-int vfs_parse_opts(const char *s, struct ufuse_opts *o)
+/* A size as the options take it: "4k", "1m", "1t", or bytes. */
+static const char *vfs_size_str(uint64_t x, char *buf, size_t n)
+{
+    static const char unit[] = "kmgt";
+    int u = -1;
+    while (u < 3 && x >= 1024 && x % 1024 == 0) {
+        x /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(buf, n, "%llu", (unsigned long long)x);
+    else
+        snprintf(buf, n, "%llu%c", (unsigned long long)x, unit[u]);
+    return buf;
+}
+
+static int vfs_opt_size(const struct vfs_optarg *a, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char lo[24], hi[24];
+    vfs_size_str(min, lo, sizeof lo);
+    vfs_size_str(max, hi, sizeof hi);
+    uint64_t x;
+    if (!a->val || !*a->val)
+        return vfs_opt_fail(a, "needs a size from %s to %s", lo, hi);
+    if (ufuse_parse_size(a->val, &x) != 0)
+        return vfs_opt_fail(a, "not a size (a number with an optional k, m, g or t suffix)");
+    if (x < min || x > max)
+        return vfs_opt_fail(a, "out of range (%s to %s)", lo, hi);
+    *out = x;
+    return 0;
+}
+
+static int vfs_opt_size32(const struct vfs_optarg *a, uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint64_t x;
+    int rc = vfs_opt_size(a, min, max, &x);
+    if (rc == 0)
+        *out = (uint32_t)x;
+    return rc;
+}
+
+static int vfs_opt_seconds(const struct vfs_optarg *a, uint64_t *out_ns)
+{
+    char *end = NULL;
+    double sec = a->val ? strtod(a->val, &end) : 0;
+    if (!a->val || !*a->val || *end || end == a->val || !(sec >= 0) || sec > 86400)
+        return vfs_opt_fail(a, "expected seconds from 0 to 86400");
+    *out_ns = (uint64_t)(sec * 1e9);
+    return 0;
+}
+
+struct vfs_choice {
+    const char *name;
+    int value;
+};
+
+/* @val among @n choices; the message lists them ("a, b or c"). */
+static int vfs_opt_choice(const struct vfs_optarg *a, const struct vfs_choice *c, int n,
+                          int *out)
+{
+    for (int i = 0; a->val && i < n; i++)
+        if (strcmp(a->val, c[i].name) == 0) {
+            *out = c[i].value;
+            return 0;
+        }
+    char list[128] = "";
+    size_t len = 0;
+    for (int i = 0; i < n && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+                                i == 0 ? "" : i == n - 1 ? " or " : ", ", c[i].name);
+    return vfs_opt_fail(a, "expected %s", list);
+}
+
+static int vfs_opt_string(const struct vfs_optarg *a, const char *what, char **out)
+{
+    if (!a->val || !*a->val)
+        return vfs_opt_fail(a, "needs a value (%s)", what);
+    char *dup = strdup(a->val);
+    if (!dup)
+        return -ENOMEM;
+    free(*out);
+    *out = dup;
+    return 0;
+}
+
+static int vfs_opt(struct ufuse_opts *o, const struct vfs_optarg *a)
+{
+    static const struct vfs_choice caches[] = {
+        {"auto", CACHE_AUTO}, {"writethrough", CACHE_WRITETHROUGH},
+        {"writeback", CACHE_WRITEBACK}, {"direct", CACHE_DIRECT}};
+    static const struct vfs_choice attaches[] = {
+        {"auto", CHAN_ATTACH_AUTO}, {"devfd", CHAN_ATTACH_DEVFD}, {"hook", CHAN_ATTACH_HOOK}};
+    const char *key = a->key;
+    int rc, v;
+
+    if (strcmp(key, "cache") == 0) {
+        rc = vfs_opt_choice(a, caches, (int)UFUSE_ARRAY_SIZE(caches), &v);
+        if (rc == 0)
+            o->cache = (enum ufuse_cache_mode)v;
+        return rc;
+    }
+    if (strcmp(key, "attach") == 0) {
+        rc = vfs_opt_choice(a, attaches, (int)UFUSE_ARRAY_SIZE(attaches), &v);
+        if (rc == 0)
+            o->attach = (enum chan_attach)v;
+        return rc;
+    }
+    if (strcmp(key, "timeout") == 0)
+        return vfs_opt_seconds(a, &o->timeout_ns);
+    if (strcmp(key, "dirty_expire") == 0)
+        return vfs_opt_seconds(a, &o->dirty_expire_ns);
+    if (strcmp(key, "max_read") == 0) {
+        o->max_read_set = 1;
+        return vfs_opt_size32(a, 4096, 1u << 20, &o->max_read);
+    }
+    if (strcmp(key, "max_write") == 0)
+        return vfs_opt_size32(a, 4096, 1u << 24, &o->max_write);
+    if (strcmp(key, "cache_size") == 0)
+        return vfs_opt_size(a, MIN_CACHE_SIZE, 1ull << 40, &o->cache_size);
+    if (strcmp(key, "readahead") == 0)
+        return vfs_opt_size32(a, 0, 64u << 20, &o->readahead);
+    if (strcmp(key, "block_size") == 0) {
+        rc = vfs_opt_size32(a, 4096, 1u << 20, &o->block_size);
+        if (rc == 0 && (o->block_size & (o->block_size - 1)))
+            return vfs_opt_fail(a, "not a power of two (4k to 1m)");
+        return rc;
+    }
+    if (strcmp(key, "splice") == 0) {
+        if (a->val)
+            return vfs_opt_fail(a, "takes no value");
+        o->splice = 1;
+        return 0;
+    }
+    if (strcmp(key, "log") == 0)
+        return vfs_opt_string(a, "a file name", &o->log_path);
+    if (strcmp(key, "server_name") == 0)
+        return vfs_opt_string(a, "a name", &o->server_name);
+    snprintf(a->msg, a->msgsize, "unknown option '%s'", key);
+    return -EINVAL;
+}
+
+int vfs_parse_opts(const char *s, struct ufuse_opts *o, char *msg, size_t msgsize)
 {
     memset(o, 0, sizeof *o);
     o->cache = CACHE_AUTO;
@@ -166,7 +248,9 @@ int vfs_parse_opts(const char *s, struct ufuse_opts *o)
         char *eq = strchr(tok, '=');
         if (eq)
             *eq = 0;
-        rc = vfs_opt(o, tok, eq ? eq + 1 : NULL);
+        struct vfs_optarg a = {.key = tok, .val = eq ? eq + 1 : NULL,
+                               .msg = msg, .msgsize = msgsize};
+        rc = vfs_opt(o, &a);
     }
     free(copy);
     if (rc)
@@ -204,7 +288,40 @@ static int vfs_start_io(ufuse_t *s)
     return io_mount_init(m, &cp);
 }
 
-int vfs_start(ufuse_t *s, struct chan *ch)
+/* Why INIT failed, for the caller: how the server ended (it has been
+ * reaped) and the last lines it wrote to stderr. */
+static void vfs_start_failure(ufuse_t *s, int rc, int init_failed, char *msg, size_t msgsize)
+{
+    const struct chan *ch = &s->conn.ch;
+    char who[96], how[128];
+    if (s->log.name[0])
+        snprintf(who, sizeof who, "server '%s'", s->log.name);
+    else
+        snprintf(who, sizeof who, "the server");
+    if (rc == -ENOTCONN && ch->name[0]) {       /* a server we spawned */
+        chan_describe_end(ch, how, sizeof how);
+        strncat(how, " before answering INIT", sizeof how - strlen(how) - 1);
+    } else if (rc == -ENOTCONN) {
+        snprintf(how, sizeof how, "closed the socket before answering INIT");
+    } else if (rc == -ETIMEDOUT) {
+        snprintf(how, sizeof how, "did not answer INIT in time (timeout=)");
+    } else if (init_failed) {
+        snprintf(how, sizeof how, "failed INIT: %s", strerror(-rc));
+    } else {
+        snprintf(how, sizeof how, "could not be attached: %s", strerror(-rc));
+    }
+    int n = snprintf(msg, msgsize, "%s %s", who, how);
+    if (ch->last_lines[0] && n >= 0 && (size_t)n < msgsize) {
+        n += snprintf(msg + n, msgsize - (size_t)n, "; its last lines of stderr:");
+        for (const char *p = ch->last_lines; *p && n >= 0 && (size_t)n < msgsize;) {
+            int len = (int)strcspn(p, "\n");
+            n += snprintf(msg + n, msgsize - (size_t)n, "\n  %.*s", len, p);
+            p += len + (p[len] == '\n');
+        }
+    }
+}
+
+int vfs_start(ufuse_t *s, struct chan *ch, char *msg, size_t msgsize)
 {
     const char *name = s->opts.server_name ? s->opts.server_name : ch->name;
     ulog_init(&s->log, s->logfp, name);
@@ -220,8 +337,11 @@ int vfs_start(ufuse_t *s, struct chan *ch)
         .timeout_ns = s->opts.timeout_ns,
     };
     int rc = conn_start(&s->conn, ch, &s->log, &w);
-    if (rc == 0)
+    int init_failed = rc != 0;
+    if (rc == 0) {
+        chan_started(&s->conn.ch);
         rc = node_table_init(&s->nodes, &s->conn);
+    }
     if (rc == 0) {
         rc = vfs_start_io(s);
         if (rc)
@@ -230,7 +350,11 @@ int vfs_start(ufuse_t *s, struct chan *ch)
     if (rc == 0) /* the tables exist: notifications may act on them */
         conn_set_notify(&s->conn, vfs_notify, s);
     if (rc) {
+        /* End what the attempt left running; the caller gets the whole
+         * story in @msg (how the server ended, its last lines of stderr). */
         chan_discard(&s->conn.ch, 1000, &s->log);
+        if (msg && msgsize)
+            vfs_start_failure(s, rc, init_failed, msg, msgsize);
         conn_destroy(&s->conn);
         pthread_mutex_destroy(&s->handles_mu);
         return rc == -ENOTCONN ? -ENOTCONN : rc;
@@ -238,23 +362,23 @@ int vfs_start(ufuse_t *s, struct chan *ch)
     return 0;
 }
 
-int vfs_spawn(ufuse_t *s, char *const argv[], int log_fd)
+int vfs_spawn(ufuse_t *s, char *const argv[], int log_fd, char *msg, size_t msgsize)
 {
     struct chan_spawn_opts so = {.attach = s->opts.attach, .log_fd = log_fd};
     struct chan ch;
-    int rc = chan_spawn(&ch, argv, &so);
+    int rc = chan_spawn(&ch, argv, &so, msg, msgsize);
     if (rc)
         return rc;
     int fallback = ch.hook_fallback;
-    rc = vfs_start(s, &ch);
+    rc = vfs_start(s, &ch, msg, msgsize);
     if (rc != -ENOTCONN || !fallback)
         return rc;
     /* chan.c, A3: it refused /dev/fd/N; vfs_start discarded the attempt. */
     ulog_msg(&s->log, "the server ended before INIT with /dev/fd/N as its mountpoint; "
              "starting it again with attach=hook");
     so.attach = CHAN_ATTACH_HOOK;
-    rc = chan_spawn(&ch, argv, &so);
-    return rc ? rc : vfs_start(s, &ch);
+    rc = chan_spawn(&ch, argv, &so, msg, msgsize);
+    return rc ? rc : vfs_start(s, &ch, msg, msgsize);
 }
 
 int vfs_unmount(ufuse_t *s)

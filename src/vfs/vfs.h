@@ -69,16 +69,18 @@ struct ufuse_dir {
     struct ufuse_dir *prev, *next;
 };
 
-/* Options: parse @s into @o (defaults first).  0 or -EINVAL. */
-int vfs_parse_opts(const char *s, struct ufuse_opts *o);
+/* Options: parse @s into @o (defaults first).  0, or -EINVAL with a
+ * message naming the option and what it takes in @msg. */
+int vfs_parse_opts(const char *s, struct ufuse_opts *o, char *msg, size_t msgsize);
 void vfs_free_opts(struct ufuse_opts *o);
 /* Bring a session up over @ch (INIT, tables). 0 or -errno; on error the
- * channel is closed. */
-int vfs_start(ufuse_t *s, struct chan *ch);
+ * channel is closed and @msg says how the server failed, with the last
+ * lines of its stderr. */
+int vfs_start(ufuse_t *s, struct chan *ch, char *msg, size_t msgsize);
 /* Spawn the server @argv (NULL: the built-in one) and vfs_start it; with
  * attach=auto, once more with the hook if it refuses /dev/fd/N (chan.c, A3).
- * 0 or -errno. */
-int vfs_spawn(ufuse_t *s, char *const argv[], int log_fd);
+ * 0 or -errno, with @msg saying why. */
+int vfs_spawn(ufuse_t *s, char *const argv[], int log_fd, char *msg, size_t msgsize);
 int vfs_unmount(ufuse_t *s);
 /* Notification callback (conn_notify_fn). */
 void vfs_notify(void *ctx, int code, const void *body, size_t len);

@@ -95,24 +95,98 @@ expect_match err "^ufuse: -s: 'x: unterminated single quote$" "bad -s quoting: m
 # The same server, with valid commands: it IS started (so the checks above
 # were meaningful), and a server that exits before INIT fails the mount,
 # after attach=auto tried it once more with the hook (as it would a server
-# refusing /dev/fd/N).
+# refusing /dev/fd/N), saying how it ended.
 rm -f "$T/started"
 run -s "$T/server.sh" -c pwd
 expect_rc 1 "server exiting before INIT"
 expect_err "ufuse: server.sh: the server ended before INIT with /dev/fd/N as its mountpoint; starting it again with attach=hook
-ufuse: mount: $(printf 'Transport endpoint is not connected')" \
-    "server exiting before INIT: the retry, then -ENOTCONN as ufuse_mount() documents"
+ufuse: server 'server.sh' exited with status 1 before answering INIT" \
+    "server exiting before INIT: the retry, then how it ended"
 check "the server was started" test -e "$T/started"
 expect_empty out "no command ran after a failed mount"
 
-# A server that cannot be executed.
+# A server that says why before it exits: everything it writes reaches our
+# stderr as it comes, and the mount's message quotes its last 5 lines.
+cat >"$T/talker" <<'EOF2'
+#!/bin/sh
+for i in 1 2 3 4 5 6; do echo "talker: line $i" >&2; done
+printf '\n\ntalker: cannot open /srv: No such file\n' >&2
+exit 3
+EOF2
+chmod +x "$T/talker"
+run -s "$T/talker" -c pwd
+expect_rc 1 "server failing with a message"
+expect_err "talker: line 1
+talker: line 2
+talker: line 3
+talker: line 4
+talker: line 5
+talker: line 6
+
+
+talker: cannot open /srv: No such file
+ufuse: server 'talker' exited with status 3 before answering INIT; its last lines of stderr:
+  talker: line 3
+  talker: line 4
+  talker: line 5
+  talker: line 6
+  talker: cannot open /srv: No such file" "server failing with a message: relayed, then quoted"
+printf '#!/bin/sh\nkill -SEGV $$\n' >"$T/crasher"
+chmod +x "$T/crasher"
+run -s "$T/crasher" -c pwd
+expect_err "ufuse: server 'crasher' was killed by signal 11 (Segmentation fault) before answering INIT" \
+    "server killed before INIT"
+
+# A server that cannot be started: what, and why.
+mkdir -p "$T/bin" "$T/bin/adir"
+printf '#!/bin/sh\n' >"$T/bin/notexec"
+chmod 0644 "$T/bin/notexec"
+printf '#!/no/such/interpreter\n' >"$T/bin/badinterp"
+chmod 0755 "$T/bin/badinterp"
+PATH=$T/bin:$PATH run -s "ufuse-no-such-server -f" -c pwd
+expect_rc 1 "server not in PATH"
+expect_err "ufuse: cannot start server 'ufuse-no-such-server': not found in PATH" \
+    "server not in PATH: message"
+PATH=$T/bin:$PATH run -s notexec -c pwd
+expect_rc 1 "server in PATH not executable"
+expect_err "ufuse: cannot start server 'notexec': $T/bin/notexec is not executable" \
+    "server in PATH not executable: message"
+PATH=$T/bin:$PATH run -s adir -c pwd
+expect_err "ufuse: cannot start server 'adir': $T/bin/adir is a directory" \
+    "a directory in PATH: message"
 run -s "$T/no-such-server {}" -c pwd
 expect_rc 1 "missing server"
-expect_err "ufuse: mount: No such file or directory" "missing server message"
+expect_err "ufuse: cannot start server '$T/no-such-server': no such file" "missing server message"
+run -s "$T/bin/notexec" -c pwd
+expect_err "ufuse: cannot start server '$T/bin/notexec': not executable (permission denied)" \
+    "server not executable: message"
+run -s "$T/bin" -c pwd
+expect_err "ufuse: cannot start server '$T/bin': is a directory" "server is a directory: message"
+run -s "$T/bin/badinterp" -c pwd
+expect_err "ufuse: cannot start server '$T/bin/badinterp': exec failed: No such file or directory (a missing #! interpreter or ELF loader?)" \
+    "server with a missing interpreter: message"
 
-# A bad mount option.
-run -o no_such_option=1 -c pwd
-expect_rc 1 "bad mount option"
-expect_err "ufuse: mount: Invalid argument" "bad mount option message"
+# Bad mount options: the option, and what it takes.  No server is started.
+opt_case() { # OPTIONS EXPECTED-STDERR
+    rm -f "$T/started"
+    run -s "$T/server.sh" -o "$1" -c pwd
+    expect_rc 1 "-o $1"
+    expect_err "$2" "-o $1: message"
+    check "-o $1: no server started" test ! -e "$T/started"
+}
+opt_case no_such_option=1 "ufuse: unknown option 'no_such_option' (ufuse -o help lists them)"
+opt_case foo "ufuse: unknown option 'foo' (ufuse -o help lists them)"
+opt_case cache=bogus "ufuse: option cache=bogus: expected auto, writethrough, writeback or direct"
+opt_case cache "ufuse: option cache: expected auto, writethrough, writeback or direct"
+opt_case attach=x "ufuse: option attach=x: expected auto, devfd or hook"
+opt_case cache_size=1k "ufuse: option cache_size=1k: out of range (1m to 1t)"
+opt_case cache_size=lots "ufuse: option cache_size=lots: not a size (a number with an optional k, m, g or t suffix)"
+opt_case max_read= "ufuse: option max_read=: needs a size from 4k to 1m"
+opt_case block_size=12k "ufuse: option block_size=12k: not a power of two (4k to 1m)"
+opt_case timeout=soon "ufuse: option timeout=soon: expected seconds from 0 to 86400"
+opt_case dirty_expire=99999 "ufuse: option dirty_expire=99999: expected seconds from 0 to 86400"
+opt_case splice=yes "ufuse: option splice=yes: takes no value"
+opt_case log= "ufuse: option log=: needs a value (a file name)"
+opt_case "log=$T/no/such/dir/log" "ufuse: option log=$T/no/such/dir/log: cannot open it: No such file or directory"
 
 finish

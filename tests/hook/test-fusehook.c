@@ -101,6 +101,21 @@ static void write_file(const char *path, const void *buf, size_t n,
     assert_int_equal(chmod(path, mode), 0);     /* despite the umask */
 }
 
+/* Copy @from to @to (small files: the hook and the probe). */
+static void copy_file(const char *from, const char *to, mode_t mode)
+{
+    int fd = open(from, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    char *buf = malloc((size_t)st.st_size + 1);
+    assert_non_null(buf);
+    assert_int_equal(read(fd, buf, (size_t)st.st_size), st.st_size);
+    close(fd);
+    write_file(to, buf, (size_t)st.st_size, mode);
+    free(buf);
+}
+
 static int find_in_path(const char *name, char *out)
 {
     const char *path = getenv("PATH");
@@ -157,6 +172,16 @@ static int group_setup(void **state)
     pathcat(fx->fakefm, fx->fakebin, "fusermount");
     pathcat(fx->fakedev, fx->base, "fake-dev-fuse");
     pathcat(fx->marker, fx->base, "marker/fusermount-ran");
+    /* The hook and the probe run as 65534 too: copies in the 0755 base
+     * directory, since the build tree may not be reachable by that user
+     * (a clone in root's 0700 home on a fresh machine). */
+    char copy[PATH_MAX];
+    pathcat(copy, fx->base, "libufuse-fusehook.so");
+    copy_file(fx->hook, copy, 0644);
+    strcpy(fx->hook, copy);
+    pathcat(copy, fx->base, "hook-probe");
+    copy_file(fx->probe, copy, 0755);
+    strcpy(fx->probe, copy);
     char markdir[PATH_MAX];
     pathcat(markdir, fx->base, "marker");
     assert_int_equal(mkdir(fx->src, 0755), 0);

@@ -85,7 +85,7 @@ static void expect_choice(const char *exe, enum chan_attach want, int fallback)
     int logfd = open(new_log(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     SYS(logfd);
     struct chan_spawn_opts so = {.attach = CHAN_ATTACH_AUTO, .log_fd = logfd};
-    int rc = chan_spawn(&ch, argv, &so);
+    int rc = chan_spawn(&ch, argv, &so, NULL, 0);
     close(logfd);
     if (rc)
         fail_msg("chan_spawn %s: %s", exe, errstr(rc));

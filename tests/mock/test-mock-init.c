@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -235,18 +236,29 @@ static void t_max_write(void **state)
     mu_finish(m, s);
 }
 
-static void expect_mount_fails(const struct mock_init_cfg *cfg, int want)
+/* The mount fails with @want, and ufuse_mount_fd_err() says @msg. */
+static void expect_mount_fails_msg(const struct mock_init_cfg *cfg, const char *opts, int want,
+                                   const char *msg)
 {
     struct mock *m = mock_new(cfg);
     ufuse_t *s = (ufuse_t *)&s; /* must be reset to NULL */
-    int rc = ufuse_mount_fd(&s, mock_client_fd(m), NULL);
+    char err[UFUSE_MOUNT_ERR_MAX];
+    int rc = ufuse_mount_fd_err(&s, mock_client_fd(m), opts, err, sizeof err);
     assert_int_equal(rc, want);
     assert_null(s);
+    assert_string_equal(err, msg);
     /* Only INIT was sent. */
     assert_int_equal(mock_log_count(m, 0), 1);
     assert_int_equal(mock_log_count(m, FUSE_INIT), 1);
     mock_verify(m);
     mock_free(m);
+}
+
+static void expect_mount_fails(const struct mock_init_cfg *cfg, int want)
+{
+    expect_mount_fails_msg(cfg, NULL, want, want == -ENOTCONN
+        ? "the server closed the socket before answering INIT"
+        : "the server failed INIT: Protocol error");
 }
 
 static void t_bad_major(void **state)
@@ -284,13 +296,80 @@ static void t_init_short_reply(void **state)
     expect_mount_fails(&cfg, -EPROTO);
 }
 
-/* The server closes the socket instead of answering INIT. */
+/* The server closes the socket instead of answering INIT; server_name=
+ * names it in the message. */
 static void t_init_death(void **state)
 {
     struct mock_init_cfg cfg;
     mock_init_defaults(&cfg);
     cfg.action = MOCK_INIT_DIE;
     expect_mount_fails(&cfg, -ENOTCONN);
+    expect_mount_fails_msg(&cfg, "server_name=mockfs", -ENOTCONN,
+                           "server 'mockfs' closed the socket before answering INIT");
+}
+
+/* Every kind of bad option: -EINVAL before anything is sent, the fd is
+ * closed, and the message names the option and what it takes. */
+static void t_bad_options(void **state)
+{
+    static const struct { const char *opts, *msg; } cases[] = {
+        {"foo", "unknown option 'foo'"},
+        {"cache=direct,foo=1", "unknown option 'foo'"},
+        {"cache=bogus", "option cache=bogus: expected auto, writethrough, writeback or direct"},
+        {"cache", "option cache: expected auto, writethrough, writeback or direct"},
+        {"attach=x", "option attach=x: expected auto, devfd or hook"},
+        {"cache_size=1k", "option cache_size=1k: out of range (1m to 1t)"},
+        {"cache_size=12q", "option cache_size=12q: not a size (a number with an optional "
+                           "k, m, g or t suffix)"},
+        {"cache_size", "option cache_size: needs a size from 1m to 1t"},
+        {"max_read=2m", "option max_read=2m: out of range (4k to 1m)"},
+        {"max_write=1000", "option max_write=1000: out of range (4k to 16m)"},
+        {"readahead=65m", "option readahead=65m: out of range (0 to 64m)"},
+        {"block_size=12k", "option block_size=12k: not a power of two (4k to 1m)"},
+        {"timeout=x", "option timeout=x: expected seconds from 0 to 86400"},
+        {"dirty_expire=-1", "option dirty_expire=-1: expected seconds from 0 to 86400"},
+        {"timeout", "option timeout: expected seconds from 0 to 86400"},
+        {"splice=1", "option splice=1: takes no value"},
+        {"log=", "option log=: needs a value (a file name)"},
+        {"server_name", "option server_name: needs a value (a name)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+        ufuse_t *s = (ufuse_t *)&s;
+        char err[UFUSE_MOUNT_ERR_MAX] = "unset";
+        int rc = ufuse_mount_fd_err(&s, sv[0], cases[i].opts, err, sizeof err);
+        if (rc != -EINVAL || strcmp(err, cases[i].msg) != 0)
+            fail_msg("-o %s: %d '%s', want -EINVAL '%s'", cases[i].opts, rc, err, cases[i].msg);
+        assert_null(s);
+        assert_int_equal(fcntl(sv[0], F_GETFD), -1); /* the session took the fd */
+        char b;
+        assert_int_equal(recv(sv[1], &b, 1, MSG_DONTWAIT), 0); /* EOF: nothing sent */
+        close(sv[1]);
+    }
+    /* A message longer than the buffer is cut; NULL means no message. */
+    char small[8];
+    for (int i = 0; i < 2; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+        ufuse_t *s;
+        assert_int_equal(ufuse_mount_fd_err(&s, sv[0], "foo", i ? NULL : small,
+                                            i ? 0 : sizeof small), -EINVAL);
+        close(sv[1]);
+    }
+    assert_string_equal(small, "unknown");
+}
+
+/* A mount that works leaves "" in the message. */
+static void t_mount_err_ok(void **state)
+{
+    struct mock *m = mock_new(NULL);
+    ufuse_t *s;
+    char err[64] = "unset";
+    assert_int_equal(ufuse_mount_fd_err(&s, mock_client_fd(m), "cache=direct", err, sizeof err),
+                     0);
+    assert_string_equal(err, "");
+    mu_finish(m, s);
 }
 
 int main(void)
@@ -306,6 +385,8 @@ int main(void)
         cmocka_unit_test(t_init_error),
         cmocka_unit_test(t_init_short_reply),
         cmocka_unit_test(t_init_death),
+        cmocka_unit_test(t_bad_options),
+        cmocka_unit_test(t_mount_err_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1072,12 +1072,10 @@ static int broker_start(struct broker *b, const struct mountopt *m, bool *made_d
             return -EINVAL;
         }
     }
-    r = ufuse_mount(&b->s, sargc ? sargv : NULL, m->opts);
+    r = cli_mount(&b->s, sargc ? sargv : NULL, m->opts);
     words_free(sargv);
-    if (r < 0) {
-        fprintf(stderr, "ufuse: mount: %s\n", strerror(-r));
+    if (r < 0)
         return r;
-    }
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (b->epfd < 0 || (r = broker_listen(b)) < 0) {
         fprintf(stderr, "ufuse: run: cannot listen: %s\n", strerror(r < 0 ? -r : errno));

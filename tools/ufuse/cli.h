@@ -178,6 +178,10 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 const char *split_words(const char *s, char ***out, int *n);
 
+/* ufuse_mount_err, printing the library's message on failure (with a
+ * pointer to `ufuse -o help` for an unknown option).  0 or -errno. */
+int cli_mount(ufuse_t **out, char **argv, const char *opts);
+
 /* `ufuse run|mount|umount ...` (tools/run/broker.c): argv[0] is the verb.
  * Returns the exit status. */
 int run_main(int argc, char **argv);

@@ -503,10 +503,9 @@ int main(int argc, char **argv)
     umask(c.umask);
     c.progress = isatty(STDERR_FILENO);
     c.cwd = xstrdup("/");
-    int r = ufuse_mount(&c.fs, sargc ? sargv : NULL, opts);
+    int r = cli_mount(&c.fs, sargc ? sargv : NULL, opts);
     words_free(sargv);
     if (r < 0) {
-        fprintf(stderr, "ufuse: mount: %s\n", strerror(-r));
         status = 1;
         goto out;
     }

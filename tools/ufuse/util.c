@@ -496,3 +496,15 @@ void progress_end(struct progress *p)
     progress_draw(p, true);
     p->on = false;
 }
+
+int cli_mount(ufuse_t **out, char **argv, const char *opts)
+{
+    char why[UFUSE_MOUNT_ERR_MAX];
+    int r = ufuse_mount_err(out, argv, opts, why, sizeof(why));
+    if (r < 0) {
+        /* The library says what and why; we say where the options are. */
+        fprintf(stderr, "ufuse: %s%s\n", why,
+                strncmp(why, "unknown option ", 15) == 0 ? " (ufuse -o help lists them)" : "");
+    }
+    return r;
+}
