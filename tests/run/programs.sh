@@ -42,6 +42,19 @@ for mode in direct writethrough writeback; do
     through "ufuse-memfs cache=$mode" "cache=$mode"
 done
 
+# Extended attributes (ufuse-memfs has them; passthrough_ll does not).
+"$UFUSE" run -- python3 -c '
+import os
+open("/ufuse/attrs", "w").close()
+os.setxattr("/ufuse/attrs", "user.colour", b"blue")
+print(os.getxattr("/ufuse/attrs", "user.colour"), os.listxattr("/ufuse/attrs"))
+os.removexattr("/ufuse/attrs", "user.colour")
+print(os.listxattr("/ufuse/attrs"))' >"$T/out" 2>"$T/err" </dev/null
+rc=$?
+expect_rc 0 "xattrs through ufuse run"
+expect_out "b'blue' ['user.colour']
+[]" "python3's xattr calls"
+
 PT=$B/passthrough_ll
 if [ -x "$PT" ]; then
     for mode in direct writethrough writeback; do
