@@ -24,7 +24,7 @@ for round in \$(seq 1 $KILLS); do
 done
 kill -9 \${pids[@]} 2>/dev/null
 wait 2>/dev/null
-for try in \$(seq 1 100); do
+for try in \$(seq 1 600); do
     s=\$(\$W stats)
     case "\$s" in "descs 0 locks 0 procs 0 "*) break ;; esac
     sleep 0.05
