@@ -1,0 +1,595 @@
+/*
+ * test-faults.c - the fault matrix (issue 11): real servers (ufuse-memfs
+ * and libfuse's passthrough_ll, children of this test, see common.h)
+ * killed, stopped, failing writes, answering malformed replies, under
+ * memory pressure, hanging on one node, changing a file under the cache.
+ * One cmocka test per row; each asserts the outcome and then prints its
+ * "reliability:" line.  Nothing is timed except "completes within a
+ * generous bound" (a hang guard turns a hang into a failure).
+ *
+ * Amounts (rounds, operations) are small under `make check` and larger
+ * under `make soak` (UFUSE_SOAK=1, the faults-soak test); UFUSE_FAULT_*
+ * variables override them (see amount() calls).  UFUSE_FAULT_SEED replays
+ * the random choices (always printed); UFUSE_FAULT_ONLY=NAME runs one row.
+ *
+ * Rows:
+ *  kill_*         SIGKILL during INIT, readahead, write-back at fsync,
+ *                 write-back by the flusher, readdir, with 8 threads in
+ *                 flight: every call ends with ENOTCONN, fsync reports the
+ *                 loss, unmount completes.  "During" is made certain by
+ *                 stopping the server (SIGSTOP) first and waiting until the
+ *                 requests are sent (ufuse_stats), then killing it.
+ *  stop_*         SIGSTOP: with timeout= calls end with ETIMEDOUT; without,
+ *                 ufuse_interrupt ends a waiting call with EINTR; after
+ *                 SIGCONT the session goes on with correct data.
+ *  wb_eio,        a WRITE failing during write-back (memfs eio_at; a full
+ *  wb_enospc      tmpfs under passthrough_ll): reported once to every
+ *                 handle at its next fsync or close, WRITEs not retried
+ *                 forever, data of an earlier fsync on the server.
+ *  bad_replies    short, over-long and malformed replies at random points
+ *                 of a copy (a proxy between ufuse and passthrough_ll
+ *                 corrupts the Nth reply): the copy fails cleanly or ends
+ *                 with correct data, never wrong bytes.
+ *  mem_pressure   1 MiB cache, 8 threads of mixed I/O on a 256 MiB file.
+ *  hung_node      requests on one node never answered (memfs hang_ino).
+ *  size_change    the file's size changes on the server under cached data.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+#include "faults/common.h"
+
+#define MIB (1024 * 1024)
+/* Generous bounds: a call that should end at once, and the guard. */
+#define PROMPT_MS 10000
+#define GUARD_S 120
+
+static struct srv V;
+static ufuse_t *S;
+static uint64_t seed;
+
+static int teardown(void **state)
+{
+    (void)state;
+    hang_guard(GUARD_S, "teardown");
+    if (S) {
+        srv_signal(&V, SIGCONT);
+        ufuse_unmount(S);
+        S = NULL;
+    }
+    srv_stop(&V, 2000);
+    memset(&V, 0, sizeof V);
+    hang_guard_off();
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&V, 0, sizeof V);
+    S = NULL;
+    return 0;
+}
+
+/* Unmount must complete (bounded by the guard); the server is reaped. */
+static void unmount_and_reap(int grace_ms)
+{
+    hang_guard(GUARD_S, "ufuse_unmount");
+    ufuse_unmount(S);
+    S = NULL;
+    hang_guard_off();
+    srv_stop(&V, grace_ms);
+}
+
+/* ---- calls made by another thread ------------------------------------- */
+
+enum call_kind { C_PREAD, C_FSYNC, C_READDIR, C_STAT, C_PWRITE };
+
+struct call {
+    enum call_kind kind;
+    ufuse_file_t *f;
+    ufuse_dir_t *d;
+    const char *path;
+    off_t off;
+    size_t len;
+    int count;              /* C_PREAD: sequential reads of len */
+    unsigned char *buf;
+    pthread_t t;
+    atomic_int done;
+    long long rc;
+    long long done_ms;
+};
+
+static void *call_main(void *arg)
+{
+    struct call *c = arg;
+    long long rc = 0;
+    struct stat st;
+    struct ufuse_dirent e;
+    switch (c->kind) {
+    case C_PREAD:
+        for (int i = 0; i < (c->count ? c->count : 1); i++) {
+            rc = ufuse_pread(c->f, c->buf, c->len, c->off + (off_t)i * (off_t)c->len);
+            if (rc < 0)
+                break;
+        }
+        break;
+    case C_PWRITE:
+        rc = ufuse_pwrite(c->f, c->buf, c->len, c->off);
+        break;
+    case C_FSYNC:
+        rc = ufuse_fsync(c->f);
+        break;
+    case C_READDIR:
+        while ((rc = ufuse_readdir(c->d, &e)) > 0)
+            ;
+        break;
+    case C_STAT:
+        rc = ufuse_stat(S, c->path, &st);
+        break;
+    }
+    c->rc = rc;
+    c->done_ms = now_ms();
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static void call_start(struct call *c)
+{
+    atomic_store(&c->done, 0);
+    assert_int_equal(pthread_create(&c->t, NULL, call_main, c), 0);
+}
+
+/* Join @c, which must end within @ms; @return its result. */
+static long long call_join(struct call *c, int ms, const char *what)
+{
+    hang_guard(ms / 1000 + GUARD_S, what);
+    pthread_join(c->t, NULL);
+    hang_guard_off();
+    return c->rc;
+}
+
+struct opwait {
+    const char *op;
+    uint64_t want;
+};
+
+static bool op_reached(void *arg)
+{
+    struct opwait *w = arg;
+    return op_count(S, w->op) >= w->want;
+}
+
+/* Wait (bounded) until @n more requests of @op than @base were sent. */
+static void wait_sent(const char *op, uint64_t base, uint64_t n)
+{
+    struct opwait w = {op, base + n};
+    if (!wait_until(op_reached, &w, 30000))
+        fail_msg("no %" PRIu64 " %s requests sent after 30 s (%" PRIu64 " sent)", n, op,
+                 op_count(S, op) - base);
+}
+
+struct opwait2 {
+    uint64_t want;
+};
+
+static bool dir_reqs_reached(void *arg)
+{
+    struct opwait2 *w = arg;
+    return op_count(S, "READDIR") + op_count(S, "READDIRPLUS") >= w->want;
+}
+
+/* SIGKILL the server now; @return the time. */
+static long long kill_server(void)
+{
+    long long t = now_ms();
+    srv_signal(&V, SIGKILL);
+    return t;
+}
+
+/* After the death: calls that must reach the server end with ENOTCONN
+ * (a pread of @f at @off, a range not cached, when @f). */
+static void after_death(ufuse_file_t *f, off_t off)
+{
+    struct stat st;
+    char b[64];
+    ufuse_file_t *g;
+    ufuse_dir_t *d;
+    ERR(ufuse_stat(S, "/nonexistent", &st), ENOTCONN);
+    ERR(ufuse_open(S, "/new", O_CREAT | O_RDWR, 0644, &g), ENOTCONN);
+    ERR(ufuse_mkdir(S, "/newdir", 0755), ENOTCONN);
+    ERR(ufuse_opendir(S, "/", &d), ENOTCONN);
+    if (f) {
+        if (off >= 0)
+            ERR(ufuse_pread(f, b, sizeof b, off), ENOTCONN);
+        ERR(ufuse_fsync(f), ENOTCONN);
+    }
+}
+
+/* ---- kill rows ------------------------------------------------------- */
+
+struct mount_call {
+    int fd;
+    const char *opts;
+    ufuse_t *s;
+    int rc;
+};
+
+static void *mount_main(void *arg)
+{
+    struct mount_call *m = arg;
+    m->rc = ufuse_mount_fd(&m->s, m->fd, m->opts);
+    return NULL;
+}
+
+static bool init_pending(void *arg)
+{
+    (void)arg;
+    int n = 0;
+    return ioctl(V.sock, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* Killed during INIT: the INIT request is in the server's socket, never
+ * answered; ufuse_mount_fd fails with ENOTCONN at once. */
+static void kill_init(void **state)
+{
+    (void)state;
+    int fd = srv_spawn(&V, SRV_MEMFS, NULL, true);
+    struct mount_call m = {.fd = fd, .opts = NULL};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, mount_main, &m), 0);
+    /* INIT is waiting in the server's socket. */
+    assert_true(wait_until(init_pending, NULL, 30000));
+    close(V.sock);
+    V.sock = -1;
+    long long k = kill_server();
+    hang_guard(GUARD_S, "ufuse_mount_fd after the server died in INIT");
+    pthread_join(t, NULL);
+    hang_guard_off();
+    long long ms = now_ms() - k;
+    ERR(m.rc, ENOTCONN);
+    assert_null(m.s);
+    assert_true(ms < PROMPT_MS);
+    srv_stop(&V, 1000);
+    assert_true(WIFSIGNALED(V.status) && WTERMSIG(V.status) == SIGKILL);
+    reliability("SIGKILL during INIT (ufuse-memfs)",
+                "mount returned ENOTCONN %lld ms after the kill", ms);
+}
+
+/* Killed while readahead READs are in flight. */
+static void kill_readahead(void **state)
+{
+    (void)state;
+    S = srv_mount(&V, SRV_MEMFS, "seed_file=/big:64m", "cache=writethrough");
+    ufuse_file_t *f;
+    OK(ufuse_open(S, "/big", O_RDONLY, 0, &f));
+    unsigned char *buf = malloc(128 * 1024), *want = malloc(128 * 1024);
+    /* A sequential start: the readahead window opens. */
+    for (off_t off = 0; off < 2 * MIB; off += 128 * 1024) {
+        assert_int_equal(ufuse_pread(f, buf, 128 * 1024, off), 128 * 1024);
+        pattern_fill(want, 128 * 1024, (uint64_t)off);
+        assert_memory_equal(buf, want, 128 * 1024);
+    }
+    srv_signal(&V, SIGSTOP);
+    uint64_t base = op_count(S, "READ");
+    struct ufuse_cacheinfo ci0, ci1;
+    OK(ufuse_cacheinfo(S, &ci0));
+    struct call c = {.kind = C_PREAD, .f = f, .off = 2 * MIB, .len = 128 * 1024,
+                     .count = 256, .buf = buf};
+    call_start(&c);
+    /* The reader waits; readahead has READs of its own out (more than the
+     * reader's one). */
+    wait_sent("READ", base, 3);
+    OK(ufuse_cacheinfo(S, &ci1));
+    uint64_t inflight = op_count(S, "READ") - base;
+    long long k = kill_server();
+    long long rc = call_join(&c, PROMPT_MS, "pread after the kill");
+    long long ms = c.done_ms - k;
+    ERR(rc, ENOTCONN);
+    assert_true(ms < PROMPT_MS);
+    after_death(f, 60 * MIB);
+    ERR(ufuse_close(f), ENOTCONN);
+    unmount_and_reap(1000);
+    free(buf);
+    free(want);
+    reliability("SIGKILL during readahead (ufuse-memfs)",
+                "%" PRIu64 " READs in flight (readahead pages queued %" PRIu64
+                "): pread ENOTCONN after %lld ms; later calls ENOTCONN; unmount completed",
+                inflight, ci1.readahead - ci0.readahead, ms);
+}
+
+static void write_pattern(ufuse_file_t *f, off_t off, size_t len, unsigned gen)
+{
+    unsigned char *b = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        b[i] = (unsigned char)(((uint64_t)(off + (off_t)i) * 131 + gen * 7) >> 3);
+    assert_int_equal(ufuse_pwrite(f, b, len, off), (ssize_t)len);
+    free(b);
+}
+
+/* Killed while fsync's write-back WRITEs are in flight: fsync reports it. */
+static void kill_fsync(void **state)
+{
+    (void)state;
+    S = srv_mount(&V, SRV_MEMFS, NULL, "cache=writeback");
+    ufuse_file_t *f, *g;
+    OK(ufuse_open(S, "/f", O_CREAT | O_RDWR, 0644, &f));
+    OK(ufuse_open(S, "/f", O_RDWR, 0, &g));
+    write_pattern(f, 0, 8 * MIB, 1);
+    struct ufuse_cacheinfo ci;
+    OK(ufuse_cacheinfo(S, &ci));
+    assert_true(ci.dirty >= 8 * MIB / 4096 - 1);
+    srv_signal(&V, SIGSTOP);
+    uint64_t base = op_count(S, "WRITE");
+    struct call c = {.kind = C_FSYNC, .f = f};
+    call_start(&c);
+    wait_sent("WRITE", base, 1);
+    uint64_t inflight = op_count(S, "WRITE") - base;
+    long long k = kill_server();
+    long long rc = call_join(&c, PROMPT_MS, "fsync after the kill");
+    long long ms = c.done_ms - k;
+    ERR(rc, ENOTCONN);
+    assert_true(ms < PROMPT_MS);
+    /* The other handle hears of the loss too. */
+    ERR(ufuse_fsync(g), ENOTCONN);
+    after_death(f, -1);
+    ERR(ufuse_close(g), ENOTCONN);
+    ERR(ufuse_close(f), ENOTCONN);
+    unmount_and_reap(1000);
+    reliability("SIGKILL during write-back at fsync (ufuse-memfs, cache=writeback)",
+                "8 MiB dirty, %" PRIu64 " WRITEs in flight: fsync ENOTCONN after %lld ms, "
+                "second handle's fsync and both closes ENOTCONN; unmount completed",
+                inflight, ms);
+}
+
+struct wb_idle {
+    ufuse_t *s;
+};
+
+static bool writeback_done(void *arg)
+{
+    (void)arg;
+    struct ufuse_cacheinfo ci;
+    return ufuse_cacheinfo(S, &ci) == 0 && ci.writeback == 0;
+}
+
+/* Killed while the flusher's WRITEs are in flight: the next fsync and
+ * close report the loss. */
+static void kill_flusher(void **state)
+{
+    (void)state;
+    S = srv_mount(&V, SRV_MEMFS, NULL, "cache=writeback,dirty_expire=1");
+    ufuse_file_t *f;
+    OK(ufuse_open(S, "/f", O_CREAT | O_RDWR, 0644, &f));
+    srv_signal(&V, SIGSTOP);
+    /* The CREATE was answered before the stop; the data is only cached. */
+    uint64_t base = op_count(S, "WRITE");
+    write_pattern(f, 0, 4 * MIB, 2);
+    /* Nobody syncs: the flusher writes it back after dirty_expire. */
+    wait_sent("WRITE", base, 1);
+    uint64_t inflight = op_count(S, "WRITE") - base;
+    long long k = kill_server();
+    assert_true(wait_until(writeback_done, NULL, PROMPT_MS));
+    long long ms = now_ms() - k;
+    ERR(ufuse_fsync(f), ENOTCONN);
+    after_death(f, -1);
+    ERR(ufuse_close(f), ENOTCONN);
+    unmount_and_reap(1000);
+    reliability("SIGKILL during write-back by the flusher (ufuse-memfs, dirty_expire=1)",
+                "4 MiB dirty, %" PRIu64 " flusher WRITEs in flight: write-back ended %lld ms "
+                "after the kill; fsync and close ENOTCONN; unmount completed", inflight, ms);
+}
+
+/* Killed while a READDIRPLUS is in flight. */
+static void kill_readdir(void **state)
+{
+    (void)state;
+    S = srv_mount(&V, SRV_MEMFS, NULL, NULL);
+    OK(ufuse_mkdir(S, "/d", 0755));
+    int nent = 3000;
+    for (int i = 0; i < nent; i++) {
+        ufuse_file_t *f;
+        OK(ufuse_open(S, fmt("/d/a-rather-long-file-name-%05d", i), O_CREAT | O_WRONLY, 0644,
+                      &f));
+        OK(ufuse_close(f));
+    }
+    ufuse_dir_t *d;
+    OK(ufuse_opendir(S, "/d", &d));
+    struct ufuse_dirent e;
+    assert_int_equal(ufuse_readdir(d, &e), 1);   /* the first batch */
+    srv_signal(&V, SIGSTOP);
+    /* READDIRPLUS_AUTO: the later batches are plain READDIRs. */
+    uint64_t base = op_count(S, "READDIR") + op_count(S, "READDIRPLUS");
+    struct call c = {.kind = C_READDIR, .d = d};
+    call_start(&c);
+    struct opwait2 w = {base + 1};
+    if (!wait_until(dir_reqs_reached, &w, 30000))
+        fail_msg("no READDIR(PLUS) sent after 30 s");
+    const char *op = op_count(S, "READDIR") ? "READDIR" : "READDIRPLUS";
+    long long k = kill_server();
+    long long rc = call_join(&c, PROMPT_MS, "readdir after the kill");
+    long long ms = c.done_ms - k;
+    ERR(rc, ENOTCONN);
+    assert_true(ms < PROMPT_MS);
+    after_death(NULL, -1);
+    ufuse_closedir(d);
+    unmount_and_reap(1000);
+    reliability("SIGKILL during readdir (ufuse-memfs)",
+                "%s of a %d-entry directory in flight: readdir ENOTCONN after %lld ms; "
+                "unmount completed", op, nent, ms);
+}
+
+/* ---- 8 threads in flight ------------------------------------------------ */
+
+#define NTHR 8
+
+struct worker {
+    int id;
+    pthread_t t;
+    atomic_ulong calls;          /* calls completed */
+    atomic_int finished;
+    long long first_err;         /* the first failure */
+    char what[128];              /* ... in which call */
+    long long err_ms;
+};
+
+#define W_DO(w, call)                                                                    \
+    do {                                                                                 \
+        long long r_ = (long long)(call);                                                \
+        atomic_fetch_add(&(w)->calls, 1);                                                \
+        if (r_ < 0) {                                                                    \
+            (w)->first_err = r_;                                                         \
+            (w)->err_ms = now_ms();                                                      \
+            snprintf((w)->what, sizeof (w)->what, "%s", #call);                          \
+            goto out;                                                                    \
+        }                                                                                \
+    } while (0)
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    unsigned char *buf = malloc(256 * 1024);
+    char p[64], q[64];
+    struct stat st;
+    ufuse_file_t *f = NULL;
+    ufuse_dir_t *d = NULL;
+    struct ufuse_dirent e;
+    memset(buf, w->id, 256 * 1024);
+    for (unsigned r = 0;; r++) {
+        snprintf(p, sizeof p, "/w%d-%u", w->id, r % 4);
+        snprintf(q, sizeof q, "/w%d-x", w->id);
+        W_DO(w, ufuse_open(S, p, O_CREAT | O_RDWR, 0644, &f));
+        W_DO(w, ufuse_pwrite(f, buf, 64 * 1024 + r % 4096, (off_t)(r % 64) * 4096));
+        W_DO(w, ufuse_pread(f, buf, 256 * 1024, 0));
+        W_DO(w, ufuse_pread(f, buf, 4096, 8 * MIB));
+        if (r % 4 == 0)
+            W_DO(w, ufuse_fsync(f));
+        W_DO(w, ufuse_fstat(f, &st));
+        ufuse_file_t *ff = f;
+        f = NULL;                /* freed whatever close returns */
+        W_DO(w, ufuse_close(ff));
+        W_DO(w, ufuse_stat(S, p, &st));
+        W_DO(w, ufuse_rename(S, p, q, 0));
+        W_DO(w, ufuse_unlink(S, q));
+        W_DO(w, ufuse_opendir(S, "/", &d));
+        while (ufuse_readdir(d, &e) > 0)
+            ;
+        ufuse_dir_t *dd = d;
+        d = NULL;
+        W_DO(w, ufuse_closedir(dd));
+        W_DO(w, ufuse_mkdir(S, p, 0755));
+        W_DO(w, ufuse_rmdir(S, p));
+    }
+out:
+    if (f)
+        ufuse_close(f);
+    if (d)
+        ufuse_closedir(d);
+    free(buf);
+    atomic_store(&w->finished, 1);
+    return NULL;
+}
+
+static void kill_threads(void **state)
+{
+    (void)state;
+    S = srv_mount(&V, SRV_MEMFS, "attr_timeout=0,entry_timeout=0",
+                  "cache=writeback,dirty_expire=1");
+    struct worker w[NTHR];
+    for (int i = 0; i < NTHR; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        w[i].id = i;
+        assert_int_equal(pthread_create(&w[i].t, NULL, worker_main, &w[i]), 0);
+    }
+    /* Let them run, then stop the server and wait until every thread is
+     * stuck in a call (no call completes for 300 ms). */
+    msleep(1000);
+    for (int i = 0; i < NTHR; i++)
+        if (atomic_load(&w[i].finished))
+            fail_msg("thread %d failed before the kill: %s = %lld (%s)", i, w[i].what,
+                     w[i].first_err, errstr(w[i].first_err));
+    srv_signal(&V, SIGSTOP);
+    unsigned long last[NTHR] = {0};
+    long long still_since = now_ms();
+    for (;;) {
+        int moved = 0;
+        for (int i = 0; i < NTHR; i++) {
+            unsigned long c = atomic_load(&w[i].calls);
+            moved |= c != last[i];
+            last[i] = c;
+        }
+        if (moved)
+            still_since = now_ms();
+        else if (now_ms() - still_since > 300)
+            break;
+        msleep(20);
+    }
+    unsigned long calls = 0;
+    for (int i = 0; i < NTHR; i++)
+        calls += last[i];
+    uint64_t sent = 0;
+    struct ufuse_conninfo ci;
+    OK(ufuse_conninfo(S, &ci));
+    sent = ci.requests;
+    long long k = kill_server();
+    long long worst = 0;
+    hang_guard(GUARD_S, "8 threads after the kill");
+    for (int i = 0; i < NTHR; i++)
+        pthread_join(w[i].t, NULL);
+    hang_guard_off();
+    for (int i = 0; i < NTHR; i++) {
+        if (w[i].first_err != -ENOTCONN)
+            fail_msg("thread %d: %s = %lld (%s), expected ENOTCONN", i, w[i].what,
+                     w[i].first_err, errstr(w[i].first_err));
+        if (w[i].err_ms - k > worst)
+            worst = w[i].err_ms - k;
+    }
+    assert_true(worst < PROMPT_MS);
+    after_death(NULL, -1);
+    unmount_and_reap(1000);
+    reliability("SIGKILL with 8 threads in flight (ufuse-memfs, cache=writeback)",
+                "%lu calls done, %" PRIu64 " requests sent, then all 8 threads blocked: "
+                "each ended with ENOTCONN within %lld ms of the kill; unmount completed",
+                calls, sent, worst);
+}
+
+int main(void)
+{
+    const char *e = getenv("UFUSE_FAULT_SEED");
+    seed = e && *e ? strtoull(e, NULL, 0) : (uint64_t)now_ms() ^ ((uint64_t)getpid() << 20);
+    fprintf(stderr, "faults: seed %" PRIu64 " (UFUSE_FAULT_SEED replays it)\n", seed);
+    signal(SIGPIPE, SIG_IGN);
+    e = getenv("UFUSE_FAULT_ONLY");     /* one row (a cmocka name pattern) */
+    if (e && *e)
+        cmocka_set_test_filter(e);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(kill_init, setup, teardown),
+        cmocka_unit_test_setup_teardown(kill_readahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(kill_fsync, setup, teardown),
+        cmocka_unit_test_setup_teardown(kill_flusher, setup, teardown),
+        cmocka_unit_test_setup_teardown(kill_readdir, setup, teardown),
+        cmocka_unit_test_setup_teardown(kill_threads, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("faults", tests, NULL, NULL);
+}
