@@ -8,6 +8,7 @@
  */
 #include "faults/common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -149,6 +150,48 @@ void srv_signal(struct srv *v, int sig)
 {
     if (v->pid > 0)
         kill(v->pid, sig);
+}
+
+/* Every thread of the server is stopped (state T in /proc). */
+static bool all_stopped(void *arg)
+{
+    struct srv *v = arg;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)v->pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    bool all = true;
+    int n = 0;
+    struct dirent *e;
+    while (all && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[384], buf[512];
+        snprintf(sp, sizeof sp, "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(sp, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        const char *p = strrchr(buf, ')');    /* "pid (comm) S ..." */
+        all = p && (p[2] == 'T' || p[2] == 't');
+        n++;
+    }
+    closedir(d);
+    return all && n > 0;
+}
+
+void srv_pause(struct srv *v)
+{
+    srv_signal(v, SIGSTOP);
+    /* kill() only queues the stop: a thread on its way to answer a request
+     * could still do so.  Wait until every thread has stopped. */
+    if (!wait_until(all_stopped, v, 30000)) {
+        fprintf(stderr, "srv_pause: the server did not stop\n");
+        abort();
+    }
 }
 
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)

@@ -200,6 +200,24 @@ static bool dir_reqs_reached(void *arg)
     return op_count(S, "READDIR") + op_count(S, "READDIRPLUS") >= w->want;
 }
 
+static uint64_t requests_sent(void)
+{
+    struct ufuse_conninfo ci;
+    return ufuse_conninfo(S, &ci) == 0 ? ci.requests : 0;
+}
+
+static bool requests_reached(void *arg)
+{
+    return requests_sent() >= *(uint64_t *)arg;
+}
+
+static void wait_requests(uint64_t want)
+{
+    if (!wait_until(requests_reached, &want, 30000))
+        fail_msg("requests sent: %" PRIu64 " after 30 s, expected %" PRIu64, requests_sent(),
+                 want);
+}
+
 /* SIGKILL the server now; @return the time. */
 static long long kill_server(void)
 {
@@ -291,7 +309,7 @@ static void kill_readahead(void **state)
         pattern_fill(want, 128 * 1024, (uint64_t)off);
         assert_memory_equal(buf, want, 128 * 1024);
     }
-    srv_signal(&V, SIGSTOP);
+    srv_pause(&V);
     uint64_t base = op_count(S, "READ");
     struct ufuse_cacheinfo ci0, ci1;
     OK(ufuse_cacheinfo(S, &ci0));
@@ -340,7 +358,7 @@ static void kill_fsync(void **state)
     struct ufuse_cacheinfo ci;
     OK(ufuse_cacheinfo(S, &ci));
     assert_true(ci.dirty >= 8 * MIB / 4096 - 1);
-    srv_signal(&V, SIGSTOP);
+    srv_pause(&V);
     uint64_t base = op_count(S, "WRITE");
     struct call c = {.kind = C_FSYNC, .f = f};
     call_start(&c);
@@ -382,7 +400,7 @@ static void kill_flusher(void **state)
     S = srv_mount(&V, SRV_MEMFS, NULL, "cache=writeback,dirty_expire=1");
     ufuse_file_t *f;
     OK(ufuse_open(S, "/f", O_CREAT | O_RDWR, 0644, &f));
-    srv_signal(&V, SIGSTOP);
+    srv_pause(&V);
     /* The CREATE was answered before the stop; the data is only cached. */
     uint64_t base = op_count(S, "WRITE");
     write_pattern(f, 0, 4 * MIB, 2);
@@ -418,7 +436,7 @@ static void kill_readdir(void **state)
     OK(ufuse_opendir(S, "/d", &d));
     struct ufuse_dirent e;
     assert_int_equal(ufuse_readdir(d, &e), 1);   /* the first batch */
-    srv_signal(&V, SIGSTOP);
+    srv_pause(&V);
     /* READDIRPLUS_AUTO: the later batches are plain READDIRs. */
     uint64_t base = op_count(S, "READDIR") + op_count(S, "READDIRPLUS");
     struct call c = {.kind = C_READDIR, .d = d};
@@ -529,7 +547,7 @@ static void kill_threads(void **state)
         if (atomic_load(&w[i].finished))
             fail_msg("thread %d failed before the kill: %s = %lld (%s)", i, w[i].what,
                      w[i].first_err, errstr(w[i].first_err));
-    srv_signal(&V, SIGSTOP);
+    srv_pause(&V);
     unsigned long last[NTHR] = {0};
     long long still_since = now_ms();
     for (;;) {
@@ -574,6 +592,348 @@ static void kill_threads(void **state)
                 calls, sent, worst);
 }
 
+
+/* ---- stopped server ------------------------------------------------------ */
+
+#define TIMEOUT_S 2
+/* ETIMEDOUT comes at timeout (INTERRUPT) + 1 s; the bound is generous. */
+#define TIMEOUT_BOUND_MS ((TIMEOUT_S + 1) * 1000 + PROMPT_MS)
+
+static bool thread_waiting_interrupted(void *arg)
+{
+    struct call *c = arg;
+    return ufuse_interrupt(S, c->t) >= 1;
+}
+
+static void check_pattern(ufuse_file_t *f, off_t off, size_t len)
+{
+    unsigned char *b = malloc(len), *w = malloc(len);
+    assert_int_equal(ufuse_pread(f, b, len, off), (ssize_t)len);
+    pattern_fill(w, len, (uint64_t)off);
+    assert_memory_equal(b, w, len);
+    free(b);
+    free(w);
+}
+
+/* SIGSTOP with timeout=2: every call ends with ETIMEDOUT; SIGCONT: on. */
+static void stop_timeout(void **state)
+{
+    (void)state;
+    S = srv_mount(&V, SRV_MEMFS, "attr_timeout=0,entry_timeout=0,seed_file=/f:1m",
+                  "cache=writethrough,timeout=2");
+    ufuse_file_t *f;
+    OK(ufuse_open(S, "/f", O_RDWR, 0, &f));
+    check_pattern(f, 0, 65536);
+    srv_pause(&V);
+    unsigned char b[4096];
+    memset(b, 0x5a, sizeof b);
+    struct stat st;
+    ufuse_dir_t *d;
+    long long worst = 0, t;
+    int calls = 0;
+#define TIMED(e)                                                                         \
+    do {                                                                                 \
+        hang_guard(GUARD_S, #e);                                                         \
+        t = now_ms();                                                                    \
+        ERR(e, ETIMEDOUT);                                                               \
+        t = now_ms() - t;                                                                \
+        hang_guard_off();                                                                \
+        assert_true(t < TIMEOUT_BOUND_MS);                                               \
+        worst = t > worst ? t : worst;                                                   \
+        calls++;                                                                         \
+    } while (0)
+    TIMED(ufuse_stat(S, "/f", &st));
+    TIMED(ufuse_pread(f, b, sizeof b, 512 * 1024));
+    TIMED(ufuse_pwrite(f, b, sizeof b, 0));
+    TIMED(ufuse_mkdir(S, "/d", 0755));
+    TIMED(ufuse_opendir(S, "/", &d));
+#undef TIMED
+    /* Four at once. */
+    struct call c[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = (struct call){.kind = C_STAT, .path = "/f"};
+        call_start(&c[i]);
+    }
+    t = now_ms();
+    for (int i = 0; i < 4; i++) {
+        ERR(call_join(&c[i], TIMEOUT_BOUND_MS, "stat"), ETIMEDOUT);
+        assert_true(c[i].done_ms - t < TIMEOUT_BOUND_MS);
+        calls++;
+    }
+    /* The server goes on: new calls work, with the right data. */
+    srv_signal(&V, SIGCONT);
+    hang_guard(GUARD_S, "calls after SIGCONT");
+    check_pattern(f, 512 * 1024, 65536);
+    OK(ufuse_stat(S, "/f", &st));
+    assert_int_equal(st.st_size, MIB);
+    OK(ufuse_mkdir(S, "/d2", 0755));
+    unsigned char w[4096];
+    for (int i = 0; i < 4096; i++)
+        w[i] = (unsigned char)(i * 7 + 1);
+    assert_int_equal(ufuse_pwrite(f, w, sizeof w, 0), (ssize_t)sizeof w);
+    ufuse_file_t *g;
+    OK(ufuse_open(S, "/f", O_RDONLY | O_DIRECT, 0, &g));
+    assert_int_equal(ufuse_pread(g, b, sizeof b, 0), (ssize_t)sizeof b);
+    assert_memory_equal(b, w, sizeof w);
+    OK(ufuse_close(g));
+    OK(ufuse_close(f));
+    hang_guard_off();
+    unmount_and_reap(5000);
+    reliability("SIGSTOP with timeout=2 (ufuse-memfs)",
+                "%d calls (stat, pread, pwrite, mkdir, opendir, 4 parallel stats) all "
+                "ETIMEDOUT, slowest after %lld ms; after SIGCONT new calls succeed with "
+                "correct data", calls, worst);
+}
+
+/* SIGSTOP without timeout=: ufuse_interrupt ends the waiting call (the
+ * server honours interrupts: memfs delays every answer by 2 s but answers
+ * an interrupted request EINTR at once). */
+static void stop_interrupt(void **state)
+{
+    (void)state;
+    S = srv_mount(&V, SRV_MEMFS, "delay_ms=2000,seed_file=/f:1m", "cache=writethrough");
+    ufuse_file_t *f;
+    OK(ufuse_open(S, "/f", O_RDONLY, 0, &f));
+    unsigned char *buf = malloc(65536);
+    long long worst = 0;
+    for (int stopped = 1; stopped >= 0; stopped--) {
+        if (stopped)
+            srv_pause(&V);
+        uint64_t base = requests_sent();
+        struct call c = {.kind = C_PREAD, .f = f, .off = 256 * 1024 * (stopped + 1),
+                         .len = 65536, .buf = buf};
+        call_start(&c);
+        /* a GETATTR (the size) or the READ */
+        wait_requests(base + 1);
+        assert_true(wait_until(thread_waiting_interrupted, &c, 30000));
+        long long t = now_ms();
+        if (stopped)
+            srv_signal(&V, SIGCONT);
+        ERR(call_join(&c, PROMPT_MS, "interrupted pread"), EINTR);
+        t = c.done_ms - t;
+        assert_true(t < PROMPT_MS);
+        worst = t > worst ? t : worst;
+    }
+    /* The session goes on. */
+    hang_guard(GUARD_S, "pread after the interrupts");
+    check_pattern(f, 256 * 1024, 65536);
+    hang_guard_off();
+    OK(ufuse_close(f));
+    free(buf);
+    unmount_and_reap(5000);
+    reliability("SIGSTOP without timeout, ufuse_interrupt (ufuse-memfs, delay_ms=2000)",
+                "READ interrupted while the server was stopped and while it was running: "
+                "EINTR within %lld ms; then a pread returns correct data", worst);
+}
+
+/* ---- one node that never answers ------------------------------------------ */
+
+struct opener {
+    pthread_t t;
+    const char *path;
+    ufuse_t *s;
+    int rc;
+    atomic_int done;
+};
+
+static void *opener_main(void *arg)
+{
+    struct opener *o = arg;
+    ufuse_file_t *f = NULL;
+    o->rc = ufuse_open(o->s, o->path, O_RDONLY, 0, &f);
+    if (o->rc == 0)
+        ufuse_close(f);
+    atomic_store(&o->done, 1);
+    return NULL;
+}
+
+static bool opener_interrupted(void *arg)
+{
+    struct opener *o = arg;
+    return ufuse_interrupt(S, o->t) >= 1;
+}
+
+/* Requests on /hang (node 2: the first seeded file) are never answered
+ * (memfs hang_ino=2); everything else must go on. */
+static void hung_node(void **state)
+{
+    (void)state;
+    const char *sopts = "hang_ino=2,seed_file=/hang:64k,seed_file=/ok:1m,attr_timeout=0";
+    S = srv_mount(&V, SRV_MEMFS, sopts, "cache=writethrough");
+    enum { N = 4 };
+    struct opener o[N];
+    uint64_t base = op_count(S, "OPEN");
+    for (int i = 0; i < N; i++) {
+        o[i] = (struct opener){.path = "/hang", .s = S};
+        assert_int_equal(pthread_create(&o[i].t, NULL, opener_main, &o[i]), 0);
+    }
+    wait_sent("OPEN", base, N);
+    /* Other nodes work meanwhile. */
+    hang_guard(GUARD_S, "calls on other nodes while /hang hangs");
+    ufuse_file_t *f;
+    OK(ufuse_open(S, "/ok", O_RDWR, 0, &f));
+    check_pattern(f, 0, MIB);
+    struct stat st;
+    OK(ufuse_stat(S, "/ok", &st));
+    OK(ufuse_mkdir(S, "/dir", 0755));
+    ufuse_dir_t *d;
+    struct ufuse_dirent e;
+    int n = 0, rc;
+    OK(ufuse_opendir(S, "/", &d));
+    while ((rc = ufuse_readdir(d, &e)) > 0)
+        n++;
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 5);   /* . .. hang ok dir */
+    OK(ufuse_closedir(d));
+    OK(ufuse_close(f));
+    hang_guard_off();
+    for (int i = 0; i < N; i++)
+        assert_false(atomic_load(&o[i].done));
+    /* ufuse_interrupt ends each. */
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_until(opener_interrupted, &o[i], 30000));
+        hang_guard(GUARD_S, "interrupted open");
+        pthread_join(o[i].t, NULL);
+        hang_guard_off();
+        ERR(o[i].rc, EINTR);
+    }
+    unmount_and_reap(5000);
+
+    /* With timeout=2: ETIMEDOUT (the OPEN is interrupted at expiry, memfs
+     * answers EINTR, a late reply for an abandoned ticket). */
+    memset(&V, 0, sizeof V);
+    S = srv_mount(&V, SRV_MEMFS, sopts, "cache=writethrough,timeout=2");
+    ufuse_file_t *g;
+    hang_guard(GUARD_S, "open of /hang with timeout=2");
+    long long t = now_ms();
+    ERR(ufuse_open(S, "/hang", O_RDONLY, 0, &g), ETIMEDOUT);
+    t = now_ms() - t;
+    assert_true(t < TIMEOUT_BOUND_MS);
+    OK(ufuse_open(S, "/ok", O_RDONLY, 0, &f));
+    check_pattern(f, 4096, 8192);
+    OK(ufuse_close(f));
+    hang_guard_off();
+    unmount_and_reap(5000);
+    reliability("requests on one node never answered (ufuse-memfs hang_ino)",
+                "%d OPENs of the hung node waiting while open/read/stat/mkdir/readdir of "
+                "other nodes succeed; ufuse_interrupt ends each with EINTR; with timeout=2 "
+                "ETIMEDOUT after %lld ms; unmount completes", N, t);
+}
+
+/* ---- write-back errors ------------------------------------------------------ */
+
+static unsigned char genbyte(uint64_t o, unsigned gen)
+{
+    return (unsigned char)(((o * 131 + gen * 7) >> 3) ^ gen);
+}
+
+static void write_gen(ufuse_file_t *f, off_t off, size_t len, unsigned gen)
+{
+    unsigned char *b = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        b[i] = genbyte((uint64_t)off + i, gen);
+    assert_int_equal(ufuse_pwrite(f, b, len, off), (ssize_t)len);
+    free(b);
+}
+
+static void check_gen_buf(const unsigned char *b, off_t off, size_t len, unsigned gen,
+                          const char *what)
+{
+    for (size_t i = 0; i < len; i++)
+        if (b[i] != genbyte((uint64_t)off + i, gen))
+            fail_msg("%s: byte at %lld is %02x, expected %02x", what, (long long)off + (long long)i,
+                     b[i], genbyte((uint64_t)off + i, gen));
+}
+
+/*
+ * The common part of the EIO and ENOSPC rows: 1 MiB written and fsynced
+ * (acknowledged), then 8 MiB more cached dirty whose write-back fails
+ * with @err.  Handles h1 (writes), h2 (fsyncs), h3 (only closes), h4
+ * opened after the failure.  @return the WRITEs that failed.
+ */
+static uint64_t wb_error_row(int err, const char *backing_file)
+{
+    ufuse_file_t *h1, *h2, *h3, *h4;
+    OK(ufuse_open(S, "/f", O_CREAT | O_RDWR, 0644, &h1));
+    OK(ufuse_open(S, "/f", O_RDWR, 0, &h2));
+    OK(ufuse_open(S, "/f", O_RDWR, 0, &h3));
+    write_gen(h1, 0, MIB, 1);
+    OK(ufuse_fsync(h1));
+    uint64_t acked_writes = op_count(S, "WRITE");
+    write_gen(h1, MIB, 8 * MIB, 2);
+    hang_guard(GUARD_S, "fsync with failing write-back");
+    ERR(ufuse_fsync(h1), err);
+    hang_guard_off();
+    uint64_t writes = op_count(S, "WRITE"), failed = op_errors(S, "WRITE");
+    assert_true(failed >= 1);
+    /* Once per handle: h1 has seen it. */
+    OK(ufuse_fsync(h1));
+    ERR(ufuse_fsync(h2), err);
+    OK(ufuse_fsync(h2));
+    ERR(ufuse_close(h3), err);
+    OK(ufuse_open(S, "/f", O_RDWR, 0, &h4));
+    OK(ufuse_fsync(h4));
+    OK(ufuse_sync(S));
+    /* Not retried forever: nothing more was sent. */
+    assert_int_equal(op_count(S, "WRITE"), writes);
+    OK(ufuse_close(h4));
+    OK(ufuse_close(h2));
+    OK(ufuse_close(h1));
+    assert_int_equal(op_count(S, "WRITE"), writes);
+    /* What the first fsync acknowledged is on the server. */
+    unsigned char *b = malloc(MIB);
+    if (backing_file) {
+        int fd = open(backing_file, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pread(fd, b, MIB, 0), MIB);
+        close(fd);
+    } else {
+        ufuse_file_t *g;
+        OK(ufuse_open(S, "/f", O_RDONLY | O_DIRECT, 0, &g));
+        assert_int_equal(ufuse_pread(g, b, MIB, 0), MIB);
+        OK(ufuse_close(g));
+    }
+    check_gen_buf(b, 0, MIB, 1, "data acknowledged by fsync");
+    free(b);
+    fprintf(stderr, "wb %s: %" PRIu64 " WRITEs before, %" PRIu64 " after, %" PRIu64 " failed\n",
+            strerror(err), acked_writes, writes, failed);
+    return failed;
+}
+
+static void wb_eio(void **state)
+{
+    (void)state;
+    S = srv_mount(&V, SRV_MEMFS, "eio_at=5m", "cache=writeback");
+    uint64_t failed = wb_error_row(EIO, NULL);
+    uint64_t writes = op_count(S, "WRITE");
+    unmount_and_reap(5000);
+    reliability("EIO from WRITE during write-back (ufuse-memfs eio_at=5m, cache=writeback)",
+                "9 MiB written, %" PRIu64 " WRITEs, %" PRIu64 " failed: EIO once at fsync of "
+                "h1, once at fsync of h2, once at close of h3, not at a later open's fsync; no "
+                "retry; the fsynced 1 MiB intact on the server", writes, failed);
+}
+
+static void wb_enospc(void **state)
+{
+    (void)state;
+    srv_prepare(&V);
+    if (mount("tmpfs", V.src, "tmpfs", 0, "size=4m,mode=0755") != 0) {
+        fprintf(stderr, "wb_enospc: cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+        skip();
+    }
+    S = srv_mount(&V, SRV_PTLL, NULL, "cache=writeback");
+    char back[256];
+    snprintf(back, sizeof back, "%s/f", V.src);
+    uint64_t failed = wb_error_row(ENOSPC, back);
+    uint64_t writes = op_count(S, "WRITE");
+    unmount_and_reap(5000);
+    reliability("ENOSPC from WRITE during write-back (passthrough_ll on a 4 MiB tmpfs, "
+                "cache=writeback)",
+                "9 MiB written, %" PRIu64 " WRITEs, %" PRIu64 " failed: ENOSPC once per "
+                "handle at fsync or close; no retry; the fsynced 1 MiB read back from the "
+                "backing directory intact", writes, failed);
+}
+
 int main(void)
 {
     const char *e = getenv("UFUSE_FAULT_SEED");
@@ -590,6 +950,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(kill_flusher, setup, teardown),
         cmocka_unit_test_setup_teardown(kill_readdir, setup, teardown),
         cmocka_unit_test_setup_teardown(kill_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(stop_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(stop_interrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(hung_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(wb_eio, setup, teardown),
+        cmocka_unit_test_setup_teardown(wb_enospc, setup, teardown),
     };
     return cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 }
