@@ -934,6 +934,338 @@ static void wb_enospc(void **state)
                 "backing directory intact", writes, failed);
 }
 
+/* ---- malformed replies through a proxy ---------------------------------- */
+
+/*
+ * The proxy sits between ufuse and the server on two socketpairs and
+ * forwards every datagram, except that it corrupts the target-th reply
+ * (1 = INIT's) in one of these ways.  It never touches a READ's data
+ * bytes or a field's value (a wrong byte of data or a wrong nodeid is not
+ * malformed: no client can tell); only the framing and the error field.
+ */
+enum corrupt {
+    CUT_KEEP,      /* datagram cut short, header's len unchanged */
+    CUT_FIX,       /* cut short, len says so (too short for its struct) */
+    LONG_FIX,      /* bytes appended, len says so (over-long reply) */
+    LONG_KEEP,     /* bytes appended, len unchanged (trailing garbage) */
+    BAD_ERROR,     /* error field positive or out of range */
+    ERR_PAYLOAD,   /* a valid error with the payload kept */
+    BAD_LEN,       /* len field any wrong value */
+    DUPLICATE,     /* the reply sent twice */
+    NCORRUPT
+};
+static const char *const corrupt_names[NCORRUPT] = {
+    "cut", "cut+len", "over-long", "trailing", "bad error", "error+payload", "bad len",
+    "duplicate",
+};
+
+#define PROXY_BUF (8u << 20)
+#define PROXY_OPS 1024
+
+struct proxy {
+    int up, down;               /* to ufuse, to the server */
+    pthread_t t;
+    long target;
+    enum corrupt kind;
+    uint64_t rng;
+    long replies;               /* proxy thread only, then read after join */
+    int done;                   /* the corruption was made */
+    uint32_t opcode;            /* of the corrupted reply */
+    struct { uint64_t unique; uint32_t opcode; } ops[PROXY_OPS];
+};
+
+struct hdr_in { uint32_t len, opcode; uint64_t unique; };
+struct hdr_out { uint32_t len; int32_t error; uint64_t unique; };
+
+static void sndbuf(int fd)
+{
+    int v = (int)PROXY_BUF;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+}
+
+static void proxy_corrupt(struct proxy *p, unsigned char *b, ssize_t *n)
+{
+    struct hdr_out h;
+    memcpy(&h, b, sizeof h);
+    for (int i = 0; i < PROXY_OPS; i++)
+        if (p->ops[i].unique == h.unique)
+            p->opcode = p->ops[i].opcode;
+    ssize_t len = *n;
+    switch (p->kind) {
+    case CUT_KEEP:
+        *n = (ssize_t)(rnd64(&p->rng) % (uint64_t)len);
+        break;
+    case CUT_FIX:
+        if (len > 16) {
+            *n = 16 + (ssize_t)(rnd64(&p->rng) % (uint64_t)(len - 16));
+            h.len = (uint32_t)*n;
+        }
+        break;
+    case LONG_FIX:
+    case LONG_KEEP: {
+        size_t k = 1 + rnd64(&p->rng) % 8192;
+        for (size_t i = 0; i < k; i++)
+            b[len + (ssize_t)i] = (unsigned char)rnd64(&p->rng);
+        *n = len + (ssize_t)k;
+        if (p->kind == LONG_FIX)
+            h.len += (uint32_t)k;
+        break;
+    }
+    case BAD_ERROR: {
+        static const int32_t bad[] = {1, 5, 4096, -4096, -5000, INT32_MIN, INT32_MAX};
+        h.error = bad[rnd64(&p->rng) % (sizeof bad / sizeof bad[0])];
+        break;
+    }
+    case ERR_PAYLOAD:
+        if (len > 16)
+            h.error = -EIO;
+        else
+            h.len += 8, *n = len + 8;
+        break;
+    case BAD_LEN:
+        do
+            h.len = (uint32_t)rnd64(&p->rng) % ((uint32_t)len * 2 + 64);
+        while (h.len == (uint32_t)len);
+        break;
+    default:
+        break;
+    }
+    if (*n >= (ssize_t)sizeof h)
+        memcpy(b, &h, sizeof h);
+    else
+        memcpy(b, &h, (size_t)*n);
+}
+
+static void *proxy_main(void *arg)
+{
+    struct proxy *p = arg;
+    unsigned char *b = malloc(PROXY_BUF + 16384);
+    struct pollfd pf[2] = {{p->up, POLLIN, 0}, {p->down, POLLIN, 0}};
+    unsigned slot = 0;
+    for (;;) {
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pf[0].revents) {        /* a request */
+            ssize_t n = recv(p->up, b, PROXY_BUF, 0);
+            if (n <= 0)
+                break;
+            if (n >= (ssize_t)sizeof(struct hdr_in)) {
+                struct hdr_in h;
+                memcpy(&h, b, sizeof h);
+                p->ops[slot % PROXY_OPS].unique = h.unique;
+                p->ops[slot % PROXY_OPS].opcode = h.opcode;
+                slot++;
+            }
+            if (send(p->down, b, (size_t)n, MSG_NOSIGNAL) < 0)
+                break;
+        }
+        if (pf[1].revents) {        /* a reply (or a notification) */
+            ssize_t n = recv(p->down, b, PROXY_BUF, 0);
+            if (n <= 0)
+                break;
+            int twice = 0;
+            if (++p->replies == p->target && n >= 16) {
+                p->done = 1;
+                if (p->kind == DUPLICATE)
+                    twice = 1;
+                else
+                    proxy_corrupt(p, b, &n);
+            }
+            if (send(p->up, b, (size_t)n, MSG_NOSIGNAL) < 0)
+                break;
+            if (twice && send(p->up, b, (size_t)n, MSG_NOSIGNAL) < 0)
+                break;
+        }
+    }
+    /* Either side gone: so is the other (ufuse sees the server's EOF,
+     * the server ufuse's). */
+    shutdown(p->up, SHUT_RDWR);
+    shutdown(p->down, SHUT_RDWR);
+    free(b);
+    return NULL;
+}
+
+/* Spawn passthrough_ll behind a proxy; @return ufuse's end. */
+static int proxy_start(struct proxy *p)
+{
+    int down = srv_spawn(&V, SRV_PTLL, NULL, false);
+    assert_true(down >= 0);
+    close(V.sock);
+    V.sock = -1;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    sndbuf(sv[1]);
+    sndbuf(down);
+    p->up = sv[1];
+    p->down = down;
+    assert_int_equal(pthread_create(&p->t, NULL, proxy_main, p), 0);
+    return sv[0];
+}
+
+static void proxy_stop(struct proxy *p)
+{
+    hang_guard(GUARD_S, "proxy");
+    shutdown(p->up, SHUT_RDWR);
+    pthread_join(p->t, NULL);
+    hang_guard_off();
+    close(p->up);
+    close(p->down);
+}
+
+enum outcome { O_COMPLETE, O_FAILED, O_SHORT, NOUTCOME };
+
+#define COPY_SIZE (4 * MIB)
+#define COPY_CHUNK (128 * 1024)
+
+/* One copy of /src to /dst through @s; @return the outcome, *@err the
+ * first error. */
+static enum outcome copy_once(ufuse_t *s, const unsigned char *orig, int *err)
+{
+    ufuse_file_t *in = NULL, *out = NULL;
+    unsigned char *b = malloc(COPY_CHUNK), *back = malloc(COPY_SIZE);
+    enum outcome o = O_COMPLETE;
+    long long rc;
+    *err = 0;
+    if ((rc = ufuse_open(s, "/src", O_RDONLY, 0, &in)) != 0 ||
+        (rc = ufuse_open(s, "/dst", O_CREAT | O_TRUNC | O_WRONLY, 0644, &out)) != 0) {
+        *err = (int)rc;
+        o = O_FAILED;
+        goto out;
+    }
+    for (off_t off = 0; off < COPY_SIZE;) {
+        rc = ufuse_pread(in, b, COPY_CHUNK, off);
+        if (rc <= 0) {
+            *err = (int)rc;
+            o = rc < 0 ? O_FAILED : O_SHORT;
+            goto out;
+        }
+        /* Bytes read are the source's, whatever happened. */
+        if (memcmp(b, orig + off, (size_t)rc) != 0)
+            fail_msg("WRONG BYTES read at %lld..%lld", (long long)off, (long long)(off + rc));
+        ssize_t w = ufuse_pwrite(out, b, (size_t)rc, off);
+        if (w != rc) {
+            *err = w < 0 ? (int)w : 0;
+            o = w < 0 ? O_FAILED : O_SHORT;
+            goto out;
+        }
+        off += rc;
+    }
+    if ((rc = ufuse_fsync(out)) != 0) {
+        *err = (int)rc;
+        o = O_FAILED;
+    }
+out:
+    if (out) {
+        rc = ufuse_close(out);
+        if (rc && o == O_COMPLETE) {
+            *err = (int)rc;
+            o = O_FAILED;
+        }
+    }
+    if (in) {
+        /* The cache holds no wrong byte: the whole source again, through
+         * the same handle (its cached pages). */
+        ssize_t got = 0;
+        for (int tries = 0; tries < 3 && got != COPY_SIZE; tries++)
+            got = ufuse_pread(in, back, COPY_SIZE, 0);
+        if (got > 0 && memcmp(back, orig, (size_t)got) != 0)
+            fail_msg("WRONG BYTES in the source re-read through the session");
+        if (got != COPY_SIZE)
+            fail_msg("the source re-read after the fault: %zd (%s)", got, errstr(got));
+        ufuse_close(in);
+    }
+    free(b);
+    free(back);
+    return o;
+}
+
+static void bad_replies(void **state)
+{
+    (void)state;
+    long rounds = amount("UFUSE_FAULT_ROUNDS", 24, 600);
+    uint64_t rng = seed ^ 0xbad;
+    unsigned char *orig = malloc(COPY_SIZE), *dst = malloc(COPY_SIZE + 1);
+    for (size_t i = 0; i < COPY_SIZE; i++)
+        orig[i] = (unsigned char)rnd64(&rng);
+    long injected = 0, by_outcome[NOUTCOME] = {0}, by_kind[NCORRUPT] = {0}, mount_failed = 0;
+    static const char *const modes[] = {"cache=writethrough", "cache=writeback",
+                                        "cache=direct"};
+    for (long r = 0; r < rounds; r++) {
+        memset(&V, 0, sizeof V);
+        srv_prepare(&V);
+        char path[256];
+        snprintf(path, sizeof path, "%s/src", V.src);
+        int fd = open(path, O_CREAT | O_WRONLY, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, orig, COPY_SIZE), COPY_SIZE);
+        close(fd);
+        struct proxy *p = calloc(1, sizeof *p);
+        p->rng = rnd64(&rng);
+        p->kind = (enum corrupt)(rnd64(&rng) % NCORRUPT);
+        p->target = 1 + (long)(rnd64(&rng) % 90);
+        const char *mode = modes[r % 3];
+        char copts[128];
+        snprintf(copts, sizeof copts, "%s,timeout=1", mode);
+        int ufd = proxy_start(p);
+        hang_guard(GUARD_S, "a copy through the corrupting proxy");
+        int rc = ufuse_mount_fd(&S, ufd, copts);
+        enum outcome o = O_FAILED;
+        int err = rc;
+        if (rc == 0) {
+            o = copy_once(S, orig, &err);
+            ufuse_unmount(S);
+            S = NULL;
+        } else {
+            mount_failed++;
+            assert_true(rc < 0);
+        }
+        hang_guard_off();
+        proxy_stop(p);
+        /* Never a wrong byte on the server: each is the source's, or was
+         * never written (zero); all of it after a complete copy. */
+        snprintf(path, sizeof path, "%s/dst", V.src);
+        fd = open(path, O_RDONLY);
+        ssize_t n = fd >= 0 ? read(fd, dst, COPY_SIZE + 1) : 0;
+        if (fd >= 0)
+            close(fd);
+        assert_true(n >= 0 && n <= COPY_SIZE);
+        if (o == O_COMPLETE && (n != COPY_SIZE || memcmp(dst, orig, COPY_SIZE) != 0))
+            fail_msg("round %ld: the copy completed but the server's copy differs", r);
+        for (ssize_t i = 0; i < n; i++)
+            if (dst[i] != orig[i] && dst[i] != 0)
+                fail_msg("round %ld: WRONG BYTE on the server at %zd", r, i);
+        srv_stop(&V, 5000);
+        memset(&V, 0, sizeof V);
+        if (p->done) {
+            injected++;
+            by_kind[p->kind]++;
+        }
+        by_outcome[o]++;
+        if (getenv("UFUSE_FAULT_VERBOSE"))
+            fprintf(stderr, "round %ld: %s, %s at reply %ld (op %u)%s: %s %s\n", r, mode,
+                    corrupt_names[p->kind], p->target, p->opcode, p->done ? "" : " (not reached)",
+                    o == O_COMPLETE ? "complete" : o == O_SHORT ? "short" : "failed",
+                    err ? strerror(-err) : "");
+        free(p);
+    }
+    free(orig);
+    free(dst);
+    char kinds[512] = "";
+    for (int k = 0; k < NCORRUPT; k++)
+        snprintf(kinds + strlen(kinds), sizeof kinds - strlen(kinds), "%s%s %ld",
+                 k ? ", " : "", corrupt_names[k], by_kind[k]);
+    reliability("short, over-long and malformed replies during a 4 MiB copy "
+                "(passthrough_ll behind a corrupting proxy)",
+                "%ld copies, %ld faults injected (%s): %ld completed with correct data, %ld "
+                "failed cleanly (%ld of them at mount), %ld ended short; never a wrong byte",
+                rounds, injected, kinds, by_outcome[O_COMPLETE], by_outcome[O_FAILED],
+                mount_failed, by_outcome[O_SHORT]);
+}
+
 int main(void)
 {
     const char *e = getenv("UFUSE_FAULT_SEED");
@@ -955,6 +1287,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(hung_node, setup, teardown),
         cmocka_unit_test_setup_teardown(wb_eio, setup, teardown),
         cmocka_unit_test_setup_teardown(wb_enospc, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_replies, setup, teardown),
     };
     return cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 }
