@@ -1266,6 +1266,258 @@ static void bad_replies(void **state)
                 mount_failed, by_outcome[O_SHORT]);
 }
 
+/* ---- memory pressure ------------------------------------------------------ */
+
+/*
+ * 8 threads, each owning 1/8 of a 256 MiB file in blocks of 12289 bytes
+ * (not page-aligned: neighbouring blocks share pages), read and write
+ * through a 1 MiB cache.  A block's bytes are a function of its offset and
+ * the generation last written to it (0: memfs's seed pattern), so reads
+ * are checked without a 256 MiB shadow.
+ */
+#define MP_SIZE (256 * (uint64_t)MIB)
+#define MP_BLOCK 12289
+#define MP_NBLOCKS (MP_SIZE / MP_BLOCK)
+#define MP_THREADS 8
+#define MP_PER (MP_NBLOCKS / MP_THREADS)
+#define MP_MAXREAD (256 * 1024)
+#define MP_BUDGET MIB
+#define MP_SLACK (32 * (int64_t)MIB)
+
+static unsigned *mp_gen;            /* per block; each thread writes only its own */
+static atomic_int mp_stop;
+static _Atomic uint64_t mp_pages_over, mp_pages_peak;
+static _Atomic int64_t mp_rss_peak;
+static int64_t mp_rss_base;
+
+static unsigned char mp_byte(uint64_t o)
+{
+    unsigned g = mp_gen[o / MP_BLOCK < MP_NBLOCKS ? o / MP_BLOCK : MP_NBLOCKS - 1];
+    if (o >= MP_NBLOCKS * MP_BLOCK || g == 0) {
+        unsigned char c;
+        pattern_fill(&c, 1, o);
+        return c;
+    }
+    return genbyte(o, g);
+}
+
+struct mp_thread {
+    int id;
+    pthread_t t;
+    long ops, reads, writes, fsyncs;
+    uint64_t rng;
+    char err[256];
+};
+
+static void *mp_main(void *arg)
+{
+    struct mp_thread *m = arg;
+    unsigned char *b = malloc(MP_MAXREAD + 8 * MP_BLOCK);
+    ufuse_file_t *f;
+    int rc = ufuse_open(S, "/big", O_RDWR, 0, &f);
+    if (rc) {
+        snprintf(m->err, sizeof m->err, "open: %s", strerror(-rc));
+        goto out;
+    }
+    uint64_t lo = (uint64_t)m->id * MP_PER * MP_BLOCK, hi = lo + MP_PER * MP_BLOCK;
+    unsigned next_gen = ((unsigned)m->id << 24) + 1;
+    for (long i = 0; i < m->ops && !atomic_load(&mp_stop); i++) {
+        uint64_t r = rnd64(&m->rng) % 100;
+        if (r < 47) {
+            uint64_t len = 1 + rnd64(&m->rng) % MP_MAXREAD;
+            uint64_t off = lo + rnd64(&m->rng) % (hi - lo);
+            if (off + len > hi)
+                len = hi - off;
+            ssize_t n = ufuse_pread(f, b, len, (off_t)off);
+            if (n != (ssize_t)len) {
+                snprintf(m->err, sizeof m->err, "pread %" PRIu64 "@%" PRIu64 " = %zd", len,
+                         off, n);
+                break;
+            }
+            for (uint64_t k = 0; k < len; k++)
+                if (b[k] != mp_byte(off + k)) {
+                    snprintf(m->err, sizeof m->err,
+                             "WRONG BYTE at %" PRIu64 ": %02x, expected %02x", off + k, b[k],
+                             mp_byte(off + k));
+                    goto closef;
+                }
+            m->reads++;
+        } else if (r < 96) {
+            uint64_t nb = 1 + rnd64(&m->rng) % 8;
+            uint64_t first = (uint64_t)m->id * MP_PER + rnd64(&m->rng) % (MP_PER - nb);
+            unsigned g = next_gen++;
+            uint64_t off = first * MP_BLOCK, len = nb * MP_BLOCK;
+            for (uint64_t k = 0; k < len; k++)
+                b[k] = genbyte(off + k, g);
+            ssize_t n = ufuse_pwrite(f, b, len, (off_t)off);
+            if (n != (ssize_t)len) {
+                snprintf(m->err, sizeof m->err, "pwrite %" PRIu64 "@%" PRIu64 " = %zd", len,
+                         off, n);
+                break;
+            }
+            for (uint64_t k = 0; k < nb; k++)
+                mp_gen[first + k] = g;
+            m->writes++;
+        } else {
+            rc = ufuse_fsync(f);
+            if (rc) {
+                snprintf(m->err, sizeof m->err, "fsync: %s", strerror(-rc));
+                break;
+            }
+            m->fsyncs++;
+        }
+    }
+closef:
+    rc = ufuse_close(f);
+    if (rc && !m->err[0])
+        snprintf(m->err, sizeof m->err, "close: %s", strerror(-rc));
+out:
+    free(b);
+    return NULL;
+}
+
+static void *mp_sampler(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&mp_stop)) {
+        struct ufuse_cacheinfo ci;
+        if (ufuse_cacheinfo(S, &ci) == 0) {
+            uint64_t bytes = ci.pages * ci.page_size;
+            if (bytes > MP_BUDGET + MP_BUDGET / 20)
+                atomic_store(&mp_pages_over, bytes);
+            if (bytes > atomic_load(&mp_pages_peak))
+                atomic_store(&mp_pages_peak, bytes);
+        }
+        int64_t g = rss_bytes() - mp_rss_base;
+        if (g > atomic_load(&mp_rss_peak))
+            atomic_store(&mp_rss_peak, g);
+        msleep(20);
+    }
+    return NULL;
+}
+
+static void mem_pressure(void **state)
+{
+    (void)state;
+    long ops = amount("UFUSE_FAULT_OPS", 400, 40000);
+    S = srv_mount(&V, SRV_MEMFS, "seed_file=/big:256m", "cache=writeback,cache_size=1m");
+    mp_gen = calloc(MP_NBLOCKS, sizeof *mp_gen);
+    struct mp_thread m[MP_THREADS];
+    atomic_store(&mp_stop, 0);
+    atomic_store(&mp_pages_over, 0);
+    atomic_store(&mp_pages_peak, 0);
+    atomic_store(&mp_rss_peak, 0);
+    mp_rss_base = rss_bytes();
+    pthread_t sampler;
+    assert_int_equal(pthread_create(&sampler, NULL, mp_sampler, NULL), 0);
+    long long t0 = now_ms();
+    for (int i = 0; i < MP_THREADS; i++) {
+        m[i] = (struct mp_thread){.id = i, .ops = ops, .rng = seed * 31 + (uint64_t)i};
+        assert_int_equal(pthread_create(&m[i].t, NULL, mp_main, &m[i]), 0);
+    }
+    hang_guard(ops / 10 + GUARD_S * 5, "8 threads under memory pressure");
+    for (int i = 0; i < MP_THREADS; i++)
+        pthread_join(m[i].t, NULL);
+    hang_guard_off();
+    long long secs = (now_ms() - t0 + 999) / 1000;
+    atomic_store(&mp_stop, 1);
+    pthread_join(sampler, NULL);
+    long total = 0, reads = 0, writes = 0;
+    for (int i = 0; i < MP_THREADS; i++) {
+        if (m[i].err[0])
+            fail_msg("thread %d: %s (seed %" PRIu64 ")", i, m[i].err, seed);
+        total += m[i].reads + m[i].writes + m[i].fsyncs;
+        reads += m[i].reads;
+        writes += m[i].writes;
+    }
+    /* Everything, as the server holds it. */
+    ufuse_file_t *f;
+    OK(ufuse_open(S, "/big", O_RDONLY | O_DIRECT, 0, &f));
+    unsigned char *b = malloc(MIB);
+    for (uint64_t off = 0; off < MP_SIZE; off += MIB) {
+        assert_int_equal(ufuse_pread(f, b, MIB, (off_t)off), MIB);
+        for (uint64_t k = 0; k < MIB; k++)
+            if (b[k] != mp_byte(off + k))
+                fail_msg("server copy: WRONG BYTE at %" PRIu64, off + k);
+    }
+    free(b);
+    OK(ufuse_close(f));
+    struct ufuse_cacheinfo ci;
+    OK(ufuse_cacheinfo(S, &ci));
+    if (atomic_load(&mp_pages_over))
+        fail_msg("the cache held %" PRIu64 " bytes (budget 1 MiB + 5 %%)",
+                 atomic_load(&mp_pages_over));
+    assert_true(ci.pages_max * ci.page_size <= MP_BUDGET + MP_BUDGET / 20);
+    assert_true(ci.evictions > 0);
+    int64_t rss = atomic_load(&mp_rss_peak);
+    assert_true(rss <= MP_BUDGET + MP_BUDGET / 20 + MP_SLACK);
+    unmount_and_reap(5000);
+    free(mp_gen);
+    reliability("memory pressure: 1 MiB cache, 8 threads, 256 MiB file (ufuse-memfs, "
+                "cache=writeback)",
+                "%ld operations (%ld reads checked, %ld writes) in %lld s; the server's copy "
+                "verified; pages_max %" PRIu64 " KiB of 1024, %" PRIu64 " evictions, %" PRIu64
+                " write-back WRITEs, %" PRIu64 " throttled; RSS growth peak %.1f MiB",
+                total, reads, writes, secs, ci.pages_max * ci.page_size / 1024, ci.evictions,
+                ci.writebacks, ci.throttled, rss / (double)MIB);
+}
+
+/* ---- the size changes on the server under cached data --------------------- */
+
+static void fill_file(const char *path, off_t off, size_t len, unsigned gen)
+{
+    unsigned char *b = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        b[i] = genbyte((uint64_t)off + i, gen);
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, b, len, off), (ssize_t)len);
+    close(fd);
+    free(b);
+}
+
+static void size_change(void **state)
+{
+    (void)state;
+    srv_prepare(&V);
+    char back[256];
+    snprintf(back, sizeof back, "%s/f", V.src);
+    fill_file(back, 0, 256 * 1024, 1);
+    S = srv_mount(&V, SRV_PTLL, "timeout=0", "cache=writethrough");
+    ufuse_file_t *f;
+    OK(ufuse_open(S, "/f", O_RDONLY, 0, &f));
+    unsigned char *b = malloc(512 * 1024);
+    assert_int_equal(ufuse_pread(f, b, 256 * 1024, 0), 256 * 1024);
+    check_gen_buf(b, 0, 256 * 1024, 1, "first read");
+    struct ufuse_cacheinfo ci;
+    OK(ufuse_cacheinfo(S, &ci));
+    assert_true(ci.pages >= 64);
+    /* Shrink behind the cache: once the attributes are refreshed (stat;
+     * the server gives them a validity of 0), no byte past the new size. */
+    assert_int_equal(truncate(back, 100000), 0);
+    struct stat st;
+    OK(ufuse_fstat(f, &st));
+    assert_int_equal(st.st_size, 100000);
+    memset(b, 0xee, 512 * 1024);
+    assert_int_equal(ufuse_pread(f, b, 256 * 1024, 0), 100000);
+    check_gen_buf(b, 0, 100000, 1, "after the shrink");
+    assert_int_equal(ufuse_pread(f, b, 4096, 150000), 0);
+    /* Grow with new data past the old cached range. */
+    fill_file(back, 100000, 300000, 2);
+    OK(ufuse_fstat(f, &st));
+    assert_int_equal(st.st_size, 400000);
+    assert_int_equal(ufuse_pread(f, b, 512 * 1024, 0), 400000);
+    check_gen_buf(b, 0, 100000, 1, "after the growth, old part");
+    check_gen_buf(b + 100000, 100000, 300000, 2, "after the growth, new part");
+    OK(ufuse_close(f));
+    free(b);
+    unmount_and_reap(5000);
+    reliability("the size changes on the server under cached data (passthrough_ll, "
+                "timeout=0)",
+                "256 KiB cached, the backing file cut to 100000 bytes: 100000 bytes read, "
+                "none stale; then grown to 400000 with new data: the new data read");
+}
+
 int main(void)
 {
     const char *e = getenv("UFUSE_FAULT_SEED");
@@ -1288,6 +1540,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(wb_eio, setup, teardown),
         cmocka_unit_test_setup_teardown(wb_enospc, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_replies, setup, teardown),
+        cmocka_unit_test_setup_teardown(mem_pressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(size_change, setup, teardown),
     };
     return cmocka_run_group_tests_name("faults", tests, NULL, NULL);
 }

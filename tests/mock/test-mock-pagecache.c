@@ -14,7 +14,8 @@
  *   pages it overlaps first and loses nothing; failed write-back WRITEs
  *   surface EIO at fsync and at close; INVAL_INODE writes dirty data back
  *   before dropping it; truncate down then up reads zeros and never writes
- *   the dropped dirty bytes.
+ *   the dropped dirty bytes; a nodeid reused with a new generation gets
+ *   neither the old file's attributes nor its pages.
  *
  * Every mount names its cache mode explicitly (the mock does not grant
  * FUSE_WRITEBACK_CACHE).  Where READs are asynchronous (readahead) and
@@ -1059,6 +1060,53 @@ static void t_truncate_down_up(void **state)
     mu_finish(m, s);
 }
 
+/* ------------------------------------------------------------------ */
+/* A nodeid reused with a new generation                               */
+
+/* The server gives the id of a file whose pages and attributes are
+ * cached to another file (a new generation): the new file's attributes
+ * and data are its own, neither the old size nor the old pages. */
+static void t_nodeid_reused(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    unsigned char buf[2 * PG], want[2 * PG];
+    script_lookup(m, 2 * PG);
+    ufuse_file_t *f = open_f(m, s, O_RDONLY, O_RDONLY, MU_FH, KEEP);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 0, 2 * PG), 0, 2 * PG);
+    assert_int_equal(ufuse_pread(f, buf, 2 * PG, 0), 2 * PG);
+    close_f(m, f, MU_FH, 0);
+    assert_int_equal(cinfo(s).pages, 2);
+
+    struct fuse_entry_out eo = mock_entry(MU_INO, S_IFREG | 0600, PG + 10, 3600, 3600);
+    eo.generation = 2;
+    mock_reply_entry(mock_expect_lookup(m, FUSE_ROOT_ID, "g"), &eo);
+    struct stat st;
+    assert_int_equal(ufuse_stat(s, "/g", &st), 0);
+    assert_int_equal(st.st_size, PG + 10);
+    assert_int_equal(st.st_mode, S_IFREG | 0600);
+
+    mock_reply_open(mock_expect_open(m, MU_INO, O_RDONLY), FH2, KEEP);
+    ufuse_file_t *g = NULL;
+    assert_int_equal(ufuse_open(s, "/g", O_RDONLY, 0, &g), 0);
+    struct mock_exp *r = mock_expect(m, FUSE_READ, MU_INO);
+    MOCK_MATCH(r, struct fuse_read_in, fh, FH2);
+    MOCK_MATCH(r, struct fuse_read_in, offset, 0);
+    mock_reply_pattern(r, 12345, PG + 10);
+    mock_pattern(want, PG + 10, 12345);
+    memset(buf, 0, sizeof buf);
+    assert_int_equal(ufuse_pread(g, buf, 2 * PG, 0), PG + 10);
+    assert_memory_equal(buf, want, PG + 10);
+    assert_int_equal(ufuse_fstat(g, &st), 0);
+    assert_int_equal(st.st_size, PG + 10);
+    mock_reply_err(mock_expect_flush(m, MU_INO, FH2), 0);
+    struct mock_exp *rel = mock_expect_release(m, MU_INO, FH2);
+    mock_reply_err(rel, 0);
+    assert_int_equal(ufuse_close(g), 0);
+    assert_true(mock_wait(m, rel, MOCK_WAIT_MS));
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1076,6 +1124,7 @@ int main(void)
         cmocka_unit_test(t_writeback_eio),
         cmocka_unit_test(t_inval_inode_dirty),
         cmocka_unit_test(t_truncate_down_up),
+        cmocka_unit_test(t_nodeid_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
