@@ -235,6 +235,14 @@ int srv_stop(struct srv *v, int grace_ms)
     return v->status;
 }
 
+void srv_unmount(ufuse_t *s, struct srv *v, int grace_ms)
+{
+    hang_guard(120, "ufuse_unmount");
+    ufuse_unmount(s);
+    hang_guard_off();
+    srv_stop(v, grace_ms);
+}
+
 static uint64_t op_field(ufuse_t *s, const char *name, int errors)
 {
     struct ufuse_opstat st[64];

@@ -48,6 +48,8 @@ ufuse_t *srv_mount(struct srv *v, enum srv_kind kind, const char *sopts, const c
  * duplicate, remove the temporary directory.  @return the wait status. */
 int srv_stop(struct srv *v, int grace_ms);
 void srv_signal(struct srv *v, int sig);
+/* ufuse_unmount(@s) (bounded: a hang fails the test), then srv_stop. */
+void srv_unmount(ufuse_t *s, struct srv *v, int grace_ms);
 /* SIGSTOP, and wait until every thread of the server is stopped. */
 void srv_pause(struct srv *v);
 

@@ -95,11 +95,9 @@ static int setup(void **state)
 /* Unmount must complete (bounded by the guard); the server is reaped. */
 static void unmount_and_reap(int grace_ms)
 {
-    hang_guard(GUARD_S, "ufuse_unmount");
-    ufuse_unmount(S);
+    ufuse_t *s = S;
     S = NULL;
-    hang_guard_off();
-    srv_stop(&V, grace_ms);
+    srv_unmount(s, &V, grace_ms);
 }
 
 /* ---- calls made by another thread ------------------------------------- */
