@@ -51,11 +51,13 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZER "ASan"
+#define SAN_ASAN 1
 #elif defined(__SANITIZE_THREAD__)
 #define SANITIZER "TSan"
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define SANITIZER "ASan"
+#define SAN_ASAN 1
 #elif __has_feature(thread_sanitizer)
 #define SANITIZER "TSan"
 #endif
@@ -69,7 +71,7 @@
 #endif
 #define FLAT (24 * (int64_t)MIB)
 
-#if defined(__SANITIZE_ADDRESS__) || (defined(__has_feature) && __has_feature(address_sanitizer))
+#ifdef SAN_ASAN
 /* ASan keeps freed memory in a quarantine of 256 MiB by default, which
  * fills over minutes: RSS would grow for that reason alone.  16 MiB keeps
  * use-after-free detection and the memory bound meaningful. */
