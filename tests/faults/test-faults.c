@@ -1149,8 +1149,16 @@ static enum outcome copy_once(ufuse_t *s, const unsigned char *orig, int *err)
             goto out;
         }
         /* Bytes read are the source's, whatever happened. */
-        if (memcmp(b, orig + off, (size_t)rc) != 0)
-            fail_msg("WRONG BYTES read at %lld..%lld", (long long)off, (long long)(off + rc));
+        if (memcmp(b, orig + off, (size_t)rc) != 0) {
+            long long i = 0, bad = 0;
+            while (b[i] == orig[off + i])
+                i++;
+            for (long long j = i; j < rc; j++)
+                bad += b[j] != orig[off + j];
+            fail_msg("WRONG BYTES read at %lld..%lld: %lld differ, the first at %lld "
+                     "(%02x, expected %02x)", (long long)off, (long long)(off + rc), bad,
+                     (long long)off + i, b[i], orig[off + i]);
+        }
         ssize_t w = ufuse_pwrite(out, b, (size_t)rc, off);
         if (w != rc) {
             *err = w < 0 ? (int)w : 0;
@@ -1215,6 +1223,9 @@ static void bad_replies(void **state)
         const char *mode = modes[r % 3];
         char copts[128];
         snprintf(copts, sizeof copts, "%s,timeout=1", mode);
+        if (getenv("UFUSE_FAULT_VERBOSE"))
+            fprintf(stderr, "round %ld: %s, %s at reply %ld ...\n", r, mode,
+                    corrupt_names[p->kind], p->target);
         int ufd = proxy_start(p);
         hang_guard(GUARD_S, "a copy through the corrupting proxy");
         int rc = ufuse_mount_fd(&S, ufd, copts);

@@ -652,6 +652,36 @@ static void t_short_read_eof(void **state)
     mu_finish(m, s);
 }
 
+/* A READ cut short (a lying server, or a file that grows again on the
+ * server), then the attributes say the file is longer: the page holding
+ * the short EOF was completed with zeros, which are not the file's bytes;
+ * it is read again, not served. */
+static void t_short_read_then_longer(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    script_lookup(m, 3 * PG);
+    ufuse_file_t *f = open_f(m, s, O_RDONLY, O_RDONLY, MU_FH, KEEP);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 0, 3 * PG), 0, PG + 100);
+    static unsigned char buf[3 * PG], want[3 * PG];
+    mock_pattern(want, sizeof want, 0);
+    assert_int_equal(ufuse_pread(f, buf, sizeof buf, 0), PG + 100);
+    assert_memory_equal(buf, want, PG + 100);
+    expect_getattr_fh(m, MU_FH, 3 * PG);
+    struct stat st;
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, 3 * PG);
+    /* page 0 is the file's; pages 1 and 2 come from the server (the
+     * attributes, valid 0, are asked for first) */
+    expect_getattr_fh(m, MU_FH, 3 * PG);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, PG, 2 * PG), PG, 2 * PG);
+    memset(buf, 0, sizeof buf);
+    assert_int_equal(ufuse_pread(f, buf, sizeof buf, 0), 3 * PG);
+    assert_memory_equal(buf, want, sizeof want);
+    close_f(m, f, MU_FH, 0);
+    mu_finish(m, s);
+}
+
 /* ------------------------------------------------------------------ */
 /* 7. write-through                                                    */
 
@@ -1218,6 +1248,7 @@ int main(void)
         cmocka_unit_test(t_hot_reread),
         cmocka_unit_test(t_keep_cache_vs_drop),
         cmocka_unit_test(t_short_read_eof),
+        cmocka_unit_test(t_short_read_then_longer),
         cmocka_unit_test(t_writethrough),
         cmocka_unit_test(t_writeback_clustered),
         cmocka_unit_test(t_full_page_no_read),
