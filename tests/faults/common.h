@@ -22,6 +22,28 @@
 #include "ufuse.h"
 #include "memfs/harness.h"   /* memfs_bin, pattern_fill, now_ms */
 
+/* The sanitizer this test is built with: SANITIZER names it; SAN_ASAN or
+ * SAN_TSAN is defined (ASan's quarantine and both sanitizers' shadow
+ * memory make RSS say less about ufuse). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SAN_ASAN 1
+#elif defined(__SANITIZE_THREAD__)
+#define SAN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SAN_ASAN 1
+#elif __has_feature(thread_sanitizer)
+#define SAN_TSAN 1
+#endif
+#endif
+#if defined(SAN_ASAN)
+#define SANITIZER "ASan"
+#elif defined(SAN_TSAN)
+#define SANITIZER "TSan"
+#else
+#define SANITIZER "no sanitizer"
+#endif
+
 enum srv_kind { SRV_MEMFS, SRV_PTLL };
 
 struct srv {

@@ -49,25 +49,11 @@
 #define STRIPE (64 * 1024)
 #define BUDGET (16 * (int64_t)MIB)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZER "ASan"
-#define SAN_ASAN 1
-#elif defined(__SANITIZE_THREAD__)
-#define SANITIZER "TSan"
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZER "ASan"
-#define SAN_ASAN 1
-#elif __has_feature(thread_sanitizer)
-#define SANITIZER "TSan"
-#endif
-#endif
-#ifndef SANITIZER
-#define SANITIZER "no sanitizer"
-#define SLACK (48 * (int64_t)MIB)
-#else
+#if defined(SAN_ASAN) || defined(SAN_TSAN)
 /* shadow memory and allocator caches of the sanitizers */
 #define SLACK (96 * (int64_t)MIB)
+#else
+#define SLACK (48 * (int64_t)MIB)
 #endif
 #define FLAT (24 * (int64_t)MIB)
 
