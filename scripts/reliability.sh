@@ -3,7 +3,8 @@
 # from the tests' own output.
 #
 # Each LOG is a CTest log (BUILD/Testing/Temporary/LastTest.log) of a `make
-# soak` phase; its tests print "reliability: <row> | <figures>" once their
+# soak` phase, or NAME=FILE for a copy of one kept elsewhere (NAME: the
+# build); its tests print "reliability: <row> | <figures>" once their
 # assertions have passed.  The table between the markers
 #   <!-- soak:begin -->  and  <!-- soak:end -->
 # in DOC is replaced by one row per such line (the test, its result, its
@@ -28,8 +29,13 @@ trap 'rm -f "$table"' EXIT
 } >"$table"
 
 for log in "$@"; do
+    if [[ $log == *=* ]]; then
+        build=${log%%=*}
+        log=${log#*=}
+    else
+        build=$(basename "$(dirname "$(dirname "$(dirname "$log")")")")
+    fi
     [ -f "$log" ] || { echo "reliability: no log $log" >&2; continue; }
-    build=$(basename "$(dirname "$(dirname "$(dirname "$log")")")")
     # One test's output lies between "N/M Test: name" and "Test Passed."
     # or "Test Failed."; its rows are printed when its end is seen.
     awk -v build="$build" '
