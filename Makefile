@@ -7,7 +7,8 @@
 #               ASan+UBSan, and the TSan-labelled tests under TSan)
 #   make demo   copy a tree in and out of the built-in server
 #   make bench  benchmarks (QUICK=1 for a smoke run)
-#   make soak   long randomized runs
+#   make soak   long runs (fsx, fault matrix, 16 threads under ASan and
+#               TSan, ufuse run's random kills); regenerates docs/reliability.md
 #   make fuzz   the libFuzzer targets for FUZZ_TIME seconds (default 1800) with
 #               FUZZ_JOBS processes (default 2); figures into docs/reliability.md
 #   make install [PREFIX=/usr/local] [DESTDIR=DIR]   library, CLI, server, man pages
@@ -55,9 +56,19 @@ bench: all
 	@if [ -x $(BUILD)/ufuse-bench ]; then QUICK=$(QUICK) ./scripts/bench.sh $(BUILD); \
 	 else echo "bench: no benchmarks yet (issue 4)"; fi
 
-soak: all
-	@./scripts/deps.sh check
-	@UFUSE_SOAK=1 ctest --test-dir $(BUILD) -L soak --output-on-failure
+# The long runs in $(SOAK_BUILD), -asan and -tsan (their own build trees by
+# default, so that `make check` may run meanwhile), then docs/reliability.md.
+SOAK_BUILD ?= build-soak
+soak: deps
+	@$(CMAKE) -S . -B $(SOAK_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@$(CMAKE) --build $(SOAK_BUILD) -j $(JOBS)
+	@$(CMAKE) -S . -B $(SOAK_BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+	    -DUFUSE_SANITIZE=address,undefined >/dev/null
+	@$(CMAKE) --build $(SOAK_BUILD)-asan -j $(JOBS)
+	@$(CMAKE) -S . -B $(SOAK_BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+	    -DUFUSE_SANITIZE=thread >/dev/null
+	@$(CMAKE) --build $(SOAK_BUILD)-tsan -j $(JOBS)
+	@./scripts/soak.sh $(SOAK_BUILD)
 
 # An optimized clang build of the fuzz targets only (ASan+UBSan, asserts on).
 fuzz: deps
@@ -84,4 +95,4 @@ tidy: all
 	    | grep -E '^/.*(warning|error):' ; test $${PIPESTATUS[0]} -eq 0
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-soak build-soak-asan build-soak-tsan

@@ -661,11 +661,15 @@ int cache_wb_unsettled(struct cache_obj *o, unsigned mark)
 /*
  * Settle @n busy pages after a read of @got bytes (o->mu held): on error
  * they go; on a short read of a clean file, pages wholly past the server's
- * EOF go (it truncated the file); a dirty file's holes are zeros.
- * Returns the server's EOF if it ended early, else UINT64_MAX.
+ * EOF go (it truncated the file), and so does the page holding that EOF
+ * unless @keep_eof (its caller copies out of it, then drops it): past the
+ * EOF it holds zeros we made up, which are not the file's bytes if the
+ * file turns out longer (a cut reply, a file growing on the server).  A
+ * dirty file's holes are zeros.  Returns the server's EOF if it ended
+ * early, else UINT64_MAX.
  */
 static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, int n,
-                                ssize_t got, uint64_t fsize, unsigned wb_seq)
+                                ssize_t got, uint64_t fsize, unsigned wb_seq, int keep_eof)
 {
     uint64_t start = pages[0]->index << CACHE_PAGE_SHIFT;
     uint64_t end = UFUSE_MIN((pages[n - 1]->index + 1) << CACHE_PAGE_SHIFT, fsize);
@@ -676,10 +680,13 @@ static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, 
     int local_hole = (wb_seq & 0x80000000u) || cache_wb_seq(o) != wb_seq;
     if (got >= 0 && start + (uint64_t)got < end && !local_hole)
         eof = start + (uint64_t)got;
+    uint64_t keep_below = eof;
+    if (!keep_eof && eof != UINT64_MAX)
+        keep_below = eof & ~(uint64_t)(CACHE_PAGE_SIZE - 1);
     for (int i = 0; i < n; i++) {
         struct cache_page *p = pages[i];
         p->flags &= ~PG_BUSY;
-        if (got < 0 || (p->index << CACHE_PAGE_SHIFT) >= eof)
+        if (got < 0 || (p->index << CACHE_PAGE_SHIFT) >= keep_below)
             cache_page_free(o, p);
         else
             p->flags |= PG_VALID;
@@ -707,7 +714,7 @@ static int cache_getpages_read(struct cache_obj *o, const struct cache_handle *h
         pthread_mutex_lock(&o->mu);
         if (got < 0)
             rc = (int)got;
-        uint64_t e = cache_read_done(o, own + i, k, got, fsize, seq);
+        uint64_t e = cache_read_done(o, own + i, k, got, fsize, seq, 1);
         if (e < *eof)
             *eof = e;
         i += k;
@@ -1018,7 +1025,7 @@ static void cache_job_read(struct cache *c, struct cache_job *j)
     uint64_t fsize = node_size(c->nodes, o->node);
     ssize_t got = cache_read_run(o, &j->h, j->pages, j->n, fsize);
     pthread_mutex_lock(&o->mu);
-    uint64_t eof = cache_read_done(o, j->pages, j->n, got, fsize, j->wb_seq);
+    uint64_t eof = cache_read_done(o, j->pages, j->n, got, fsize, j->wb_seq, 0);
     o->reads_async--;
     pthread_cond_broadcast(&o->cv);
     assert(cache_obj_sane(o));

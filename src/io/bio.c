@@ -412,8 +412,13 @@ ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, 
         cache_release(f->obj, pages, n);
         done += take;
         if (eof != UINT64_MAX) {
-            /* A short READ of a clean file: the server truncated it. */
+            /* A short READ of a clean file: the server truncated it.  The
+             * page holding its EOF is zeros past it, made up here: not to
+             * be served again if the file turns out longer. */
             node_attr_invalidate(f->nodes, f->node);
+            if (eof & (CACHE_PAGE_SIZE - 1))
+                (void)cache_invalidate(f->obj, eof & ~(uint64_t)(CACHE_PAGE_SIZE - 1),
+                                       CACHE_PAGE_SIZE, 0);
             short_read = 1;
             break;
         }

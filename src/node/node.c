@@ -417,6 +417,14 @@ void node_local_write(struct node_table *t, struct node *n, uint64_t end)
 void node_attr_local(struct node_table *t, struct node *n, int on)
 {
     pthread_mutex_lock(&t->mu);
+    if (n->local_attrs && !on) {
+        /* The server has caught up with our data; a reply to a request
+         * sent before (a GETATTR, LOOKUP or READDIRPLUS the server answered
+         * before the last write-back WRITE) may still carry the old size:
+         * it must not be stored, as for any local change. */
+        n->attr_version = ++t->attr_seq;
+        node_attr_touch(n);
+    }
     n->local_attrs = on;
     pthread_mutex_unlock(&t->mu);
 }

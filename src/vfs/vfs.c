@@ -1316,6 +1316,9 @@ static int vfs_readdir_fill(ufuse_dir_t *d)
         struct fuse_read_in ri = {.fh = d->fh, .offset = d->next_off,
                                   .size = VFS_READDIR_SIZE, .flags = O_RDONLY};
         size_t got = 0;
+        /* The entries' attributes are as old as the request, however late
+         * they are parsed (a local change in between wins). */
+        d->seq = node_attr_seq(&s->nodes);
         int rc = vfs_call(s, d->plus ? FUSE_READDIRPLUS : FUSE_READDIR, d->node->nodeid, &ri,
                           sizeof ri, NULL, 0, NULL, 0, d->buf, VFS_READDIR_SIZE, 0, &got);
         if (rc == -ENOSYS && d->plus) {
@@ -1372,7 +1375,7 @@ int vfs_readdir(ufuse_dir_t *d, struct ufuse_dirent *ent)
             /* The server counted a lookup: take the node and its entry. */
             int err = 0;
             struct node *n = vfs_entry_reply(s, d->node, ent->name, de.namelen, de.entry,
-                                             node_attr_seq(&s->nodes), &err);
+                                             d->seq, &err);
             if (n) {
                 proto_attr_to_stat(&de.entry->attr, &ent->st);
                 ent->has_stat = 1;

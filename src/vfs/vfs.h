@@ -65,6 +65,7 @@ struct ufuse_dir {
     char *buf;                 /* last reply */
     size_t len, pos;
     uint64_t next_off;         /* cookie to ask from */
+    uint64_t seq;              /* node_attr_seq when the batch was asked for */
     int eof;
     struct ufuse_dir *prev, *next;
 };

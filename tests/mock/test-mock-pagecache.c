@@ -14,7 +14,10 @@
  *   pages it overlaps first and loses nothing; failed write-back WRITEs
  *   surface EIO at fsync and at close; INVAL_INODE writes dirty data back
  *   before dropping it; truncate down then up reads zeros and never writes
- *   the dropped dirty bytes.
+ *   the dropped dirty bytes; a nodeid reused with a new generation gets
+ *   neither the old file's attributes nor its pages; attributes the server
+ *   computed before a write-back (GETATTR, READDIRPLUS) and processed after
+ *   it do not shrink the file.
  *
  * Every mount names its cache mode explicitly (the mock does not grant
  * FUSE_WRITEBACK_CACHE).  Where READs are asynchronous (readahead) and
@@ -23,6 +26,7 @@
  * instead of an exact script.  No assertion depends on timing: delays only
  * make a misbehaving client more likely to show itself.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -676,6 +680,36 @@ static void t_short_read_eof(void **state)
     mu_finish(m, s);
 }
 
+/* A READ cut short (a lying server, or a file that grows again on the
+ * server), then the attributes say the file is longer: the page holding
+ * the short EOF was completed with zeros, which are not the file's bytes;
+ * it is read again, not served. */
+static void t_short_read_then_longer(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    script_lookup(m, 3 * PG);
+    ufuse_file_t *f = open_f(m, s, O_RDONLY, O_RDONLY, MU_FH, KEEP);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 0, 3 * PG), 0, PG + 100);
+    static unsigned char buf[3 * PG], want[3 * PG];
+    mock_pattern(want, sizeof want, 0);
+    assert_int_equal(ufuse_pread(f, buf, sizeof buf, 0), PG + 100);
+    assert_memory_equal(buf, want, PG + 100);
+    expect_getattr_fh(m, MU_FH, 3 * PG);
+    struct stat st;
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, 3 * PG);
+    /* page 0 is the file's; pages 1 and 2 come from the server (the
+     * attributes, valid 0, are asked for first) */
+    expect_getattr_fh(m, MU_FH, 3 * PG);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, PG, 2 * PG), PG, 2 * PG);
+    memset(buf, 0, sizeof buf);
+    assert_int_equal(ufuse_pread(f, buf, sizeof buf, 0), 3 * PG);
+    assert_memory_equal(buf, want, sizeof want);
+    close_f(m, f, MU_FH, 0);
+    mu_finish(m, s);
+}
+
 /* ------------------------------------------------------------------ */
 /* 7. write-through                                                    */
 
@@ -1111,6 +1145,152 @@ static void t_times_after_dirty(void **state)
     mu_finish(m, s);
 }
 
+/* ------------------------------------------------------------------ */
+/* A nodeid reused with a new generation                               */
+
+/* The server gives the id of a file whose pages and attributes are
+ * cached to another file (a new generation): the new file's attributes
+ * and data are its own, neither the old size nor the old pages. */
+static void t_nodeid_reused(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    unsigned char buf[2 * PG], want[2 * PG];
+    script_lookup(m, 2 * PG);
+    ufuse_file_t *f = open_f(m, s, O_RDONLY, O_RDONLY, MU_FH, KEEP);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 0, 2 * PG), 0, 2 * PG);
+    assert_int_equal(ufuse_pread(f, buf, 2 * PG, 0), 2 * PG);
+    close_f(m, f, MU_FH, 0);
+    assert_int_equal(cinfo(s).pages, 2);
+
+    struct fuse_entry_out eo = mock_entry(MU_INO, S_IFREG | 0600, PG + 10, 3600, 3600);
+    eo.generation = 2;
+    mock_reply_entry(mock_expect_lookup(m, FUSE_ROOT_ID, "g"), &eo);
+    struct stat st;
+    assert_int_equal(ufuse_stat(s, "/g", &st), 0);
+    assert_int_equal(st.st_size, PG + 10);
+    assert_int_equal(st.st_mode, S_IFREG | 0600);
+
+    mock_reply_open(mock_expect_open(m, MU_INO, O_RDONLY), FH2, KEEP);
+    ufuse_file_t *g = NULL;
+    assert_int_equal(ufuse_open(s, "/g", O_RDONLY, 0, &g), 0);
+    struct mock_exp *r = mock_expect(m, FUSE_READ, MU_INO);
+    MOCK_MATCH(r, struct fuse_read_in, fh, FH2);
+    MOCK_MATCH(r, struct fuse_read_in, offset, 0);
+    mock_reply_pattern(r, 12345, PG + 10);
+    mock_pattern(want, PG + 10, 12345);
+    memset(buf, 0, sizeof buf);
+    assert_int_equal(ufuse_pread(g, buf, 2 * PG, 0), PG + 10);
+    assert_memory_equal(buf, want, PG + 10);
+    assert_int_equal(ufuse_fstat(g, &st), 0);
+    assert_int_equal(st.st_size, PG + 10);
+    mock_reply_err(mock_expect_flush(m, MU_INO, FH2), 0);
+    struct mock_exp *rel = mock_expect_release(m, MU_INO, FH2);
+    mock_reply_err(rel, 0);
+    assert_int_equal(ufuse_close(g), 0);
+    assert_true(mock_wait(m, rel, MOCK_WAIT_MS));
+    mu_finish(m, s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Attributes answered before the write-back, stored after it          */
+
+struct fstat_call {
+    ufuse_file_t *f;
+    struct stat st;
+    int rc;
+};
+
+static void *fstat_main(void *arg)
+{
+    struct fstat_call *c = arg;
+    c->rc = ufuse_fstat(c->f, &c->st);
+    return NULL;
+}
+
+/* Write-back: a GETATTR the server answers with its old size while the
+ * dirty data is on its way, processed after the write-back made the file
+ * clean, must not shrink it (the write-back is a local change). */
+static void t_getattr_across_writeback(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writeback");
+    unsigned char data[PG];
+    mock_pattern(data, PG, 0);
+    mu_expect_entry(m, FUSE_ROOT_ID, "f", MU_INO, S_IFREG | 0644, 0, 3600, 0);
+    ufuse_file_t *f = open_f(m, s, O_RDWR, O_RDWR, MU_FH, KEEP);
+    expect_getattr_fh(m, MU_FH, 0);
+    assert_int_equal(ufuse_pwrite(f, data, PG, 0), PG);
+    /* fstat in another thread: its GETATTR waits for an answer */
+    struct mock_exp *g = mock_expect_getattr(m, MU_INO);
+    mock_no_reply(g);
+    struct fstat_call fc = {.f = f, .rc = -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fstat_main, &fc), 0);
+    assert_true(mock_wait(m, g, MOCK_WAIT_MS));
+    /* the write-back, then the server's answer computed before it */
+    expect_wb_write(m, 0, data, PG, 0);
+    expect_fsync(m, MU_FH);
+    assert_int_equal(ufuse_fsync(f), 0);
+    struct fuse_attr_out old = mock_attr_out(MU_INO, S_IFREG | 0644, 0, 3600);
+    assert_int_equal(mock_respond(m, g, 0, &old, sizeof old), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(fc.rc, 0);
+    assert_int_equal(fc.st.st_size, PG);
+    /* and it was not kept: the next fstat asks again */
+    expect_getattr_fh(m, MU_FH, PG);
+    struct stat st;
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, PG);
+    close_f(m, f, MU_FH, 0);
+    mu_finish(m, s);
+}
+
+/* The same for READDIRPLUS: its entries are parsed one by one, maybe long
+ * after the reply; their attributes date from the request. */
+static void t_readdirplus_across_writeback(void **state)
+{
+    struct mock_init_cfg cfg;
+    mock_init_defaults(&cfg);
+    cfg.flags |= FUSE_DO_READDIRPLUS;
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, &cfg, "cache=writeback");
+    unsigned char data[PG];
+    mock_pattern(data, PG, 0);
+    script_lookup(m, 0);
+    ufuse_file_t *f = open_f(m, s, O_RDWR, O_RDWR, MU_FH, KEEP);
+    assert_int_equal(ufuse_pwrite(f, data, PG, 0), PG);
+    mock_reply_open(mock_expect(m, FUSE_OPENDIR, FUSE_ROOT_ID), 3, 0);
+    struct mock_dirbuf b = {0};
+    struct fuse_entry_out ea = mock_entry(5, S_IFREG | 0644, 1, 3600, 3600);
+    struct fuse_entry_out ef = mock_entry(MU_INO, S_IFREG | 0644, 0, 3600, 3600);
+    mock_dirbuf_addplus(&b, &ea, 1, DT_REG, "a");
+    mock_dirbuf_addplus(&b, &ef, 2, DT_REG, "f");
+    mock_reply(mock_expect(m, FUSE_READDIRPLUS, FUSE_ROOT_ID), b.buf, b.len);
+    mock_dirbuf_free(&b);
+    ufuse_dir_t *d;
+    struct ufuse_dirent ent;
+    assert_int_equal(ufuse_opendir(s, "/", &d), 0);
+    assert_int_equal(ufuse_readdir(d, &ent), 1);     /* "a": the batch is in */
+    expect_wb_write(m, 0, data, PG, 0);
+    expect_fsync(m, MU_FH);
+    assert_int_equal(ufuse_fsync(f), 0);
+    assert_int_equal(ufuse_readdir(d, &ent), 1);     /* "f", size 0: not taken */
+    assert_string_equal(ent.name, "f");
+    expect_getattr_fh(m, MU_FH, PG);
+    struct stat st;
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, PG);
+    mock_reply(mock_expect(m, FUSE_READDIRPLUS, FUSE_ROOT_ID), NULL, 0);
+    assert_int_equal(ufuse_readdir(d, &ent), 0);
+    struct mock_exp *rd = mock_expect(m, FUSE_RELEASEDIR, FUSE_ROOT_ID);
+    mock_reply_err(rd, 0);
+    assert_int_equal(ufuse_closedir(d), 0);
+    assert_true(mock_wait(m, rd, MOCK_WAIT_MS));
+    close_f(m, f, MU_FH, 0);
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1122,6 +1302,7 @@ int main(void)
         cmocka_unit_test(t_keep_cache_vs_drop),
         cmocka_unit_test(t_keep_cache_size_changed),
         cmocka_unit_test(t_short_read_eof),
+        cmocka_unit_test(t_short_read_then_longer),
         cmocka_unit_test(t_writethrough),
         cmocka_unit_test(t_writeback_clustered),
         cmocka_unit_test(t_full_page_no_read),
@@ -1130,6 +1311,9 @@ int main(void)
         cmocka_unit_test(t_writeback_eio),
         cmocka_unit_test(t_inval_inode_dirty),
         cmocka_unit_test(t_truncate_down_up),
+        cmocka_unit_test(t_nodeid_reused),
+        cmocka_unit_test(t_getattr_across_writeback),
+        cmocka_unit_test(t_readdirplus_across_writeback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,4 +41,8 @@ expect_match out '^tables: descs 0 locks 0 procs 0 ' "the broker's tables are em
 expect_match out '^records: [0-9]+ valid, 0 damaged$' "every record is whole"
 expect_match out '^[0-9]+$' "the workers' own files are listed"
 check "no error from ufuse itself" sh -c "! grep -q ^ufuse: $T/err"
+if [ "$failures" = 0 ]; then
+    echo "reliability: ufuse run, programs killed at random | $KILLS SIGKILLs of 6 workers" \
+         "holding files, record locks and flocks mid-request; $(sed -n 's/^records: \([0-9]*\) valid.*/\1 records whole/p' "$T/out"), broker tables empty after"
+fi
 finish

@@ -38,7 +38,7 @@
 enum {
     K_ATTR_TIMEOUT, K_ENTRY_TIMEOUT, K_NEGATIVE_TIMEOUT, K_MAX_WRITE,
     K_WRITEBACK, K_DIRECT_IO, K_KEEP_CACHE, K_ATOMIC_TRUNC, K_NO_READDIRPLUS,
-    K_ENOSYS, K_SHORT_READ, K_SHORT_WRITE, K_EIO_AT, K_DELAY_MS, K_DIE_AFTER,
+    K_ENOSYS, K_SHORT_READ, K_SHORT_WRITE, K_EIO_AT, K_DELAY_MS, K_HANG_INO, K_DIE_AFTER,
     K_SPLICE_READ, K_SEED_FILE, K_EXIT_STATUS, K_DIR_MOUNTPOINT,
 };
 
@@ -57,6 +57,7 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("short_write=", K_SHORT_WRITE),
     FUSE_OPT_KEY("eio_at=", K_EIO_AT),
     FUSE_OPT_KEY("delay_ms=", K_DELAY_MS),
+    FUSE_OPT_KEY("hang_ino=", K_HANG_INO),
     FUSE_OPT_KEY("die_after=", K_DIE_AFTER),
     FUSE_OPT_KEY("splice_read", K_SPLICE_READ),
     FUSE_OPT_KEY("seed_file=", K_SEED_FILE),
@@ -122,7 +123,11 @@ static void usage(const char *prog)
 "  -o eio_at=OFF          a READ or WRITE whose range covers byte OFF fails\n"
 "                         with EIO\n"
 "  -o delay_ms=N          sleep N ms before answering each request (not\n"
-"                         INIT, not FORGET)\n"
+"                         INIT, not FORGET); an interrupted one (the\n"
+"                         client's FUSE_INTERRUPT) is answered EINTR at once\n"
+"  -o hang_ino=N          never answer a request on node N (its node id in\n"
+"                         the request header: LOOKUP in it, GETATTR, READ...\n"
+"                         of it), unless interrupted: then EINTR\n"
 "  -o die_after=N         _exit(3) right after the Nth reply (INIT counts as\n"
 "                         the first; FORGETs have no reply and do not count)\n"
 "  -o exit_status=N       exit with status N (0..255) when the client closed\n"
@@ -270,6 +275,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
     case K_DELAY_MS:
         bad = parse_size(val, &n) || n > 3600000;
         o->delay_ms = (unsigned)n;
+        break;
+    case K_HANG_INO:
+        bad = parse_size(val, &n) || n == 0;
+        o->hang_ino = n;
         break;
     case K_DIE_AFTER:
         bad = parse_size(val, &n) || n == 0;

@@ -191,6 +191,7 @@ struct memfs_opts {
     size_t short_write;         /* 0 = off */
     off_t eio_at;               /* -1 = off */
     unsigned delay_ms;
+    uint64_t hang_ino;          /* 0 = off */
     uint64_t die_after;         /* 0 = off */
     int exit_status;            /* status when the client closed the channel */
     bool dir_mountpoint;        /* refuse a mountpoint that is no directory */

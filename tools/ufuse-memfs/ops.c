@@ -2,11 +2,13 @@
  * ops.c - the FUSE request handlers of ufuse-memfs (libfuse 3 low-level
  * API), with POSIX semantics and errno, and the fault injection of the
  * command-line options (enosys, short_read, short_write, eio_at, delay_ms,
- * die_after, splice_read).
+ * hang_ino, die_after, splice_read).  Requests delayed or left hanging end
+ * with EINTR when the client interrupts them (FUSE_INTERRUPT), as a server
+ * that honours interrupts does.
  *
  * Every handler starts with trace() (with -d, a "memfs: OP args pid=N" line
  * on stderr, N being the requesting process; the tests count them) and
- * op_begin() (die_after, delay_ms, enosys), and answers through one of the
+ * op_begin() (die_after, hang_ino, delay_ms, enosys), and answers through one of the
  * r_*() wrappers, which count replies for die_after.  A nodeid the table does not know is answered ESTALE; a file
  * handle that is unknown, of another inode, or opened without the access a
  * READ/WRITE needs, EBADF.
@@ -153,18 +155,49 @@ static void count_answer(void)
         die_now();
 }
 
-/* Common prologue: @return false if the request was answered already. */
-static bool op_begin(fuse_req_t req, enum memfs_op op)
+static int r_err(fuse_req_t req, int err);
+
+/* hang_ino: the interrupt that ends a request left unanswered. */
+static void hang_interrupted(fuse_req_t req, void *data)
+{
+    (void)data;
+    r_err(req, EINTR);
+}
+
+/* Sleep delay_ms, in slices, unless the request is interrupted first.
+ * @return true if it was (the caller answers EINTR). */
+static bool delay_interrupted(fuse_req_t req)
+{
+    long left = memfs.o.delay_ms;
+    while (left > 0) {
+        if (fuse_req_interrupted(req))
+            return true;
+        long ms = left < 10 ? left : 10;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+            ;
+        left -= ms;
+    }
+    return fuse_req_interrupted(req);
+}
+
+/* Common prologue of a request on node @ino (0 for FORGETs): @return
+ * false if the request was answered already, or is left unanswered. */
+static bool op_begin(fuse_req_t req, enum memfs_op op, fuse_ino_t ino)
 {
     if (memfs.o.die_after && atomic_load(&memfs.answered) >= memfs.o.die_after)
         die_now();
-    if (memfs.o.delay_ms && op != OP_FORGET) {
-        struct timespec ts = {
-            .tv_sec = memfs.o.delay_ms / 1000,
-            .tv_nsec = (long)(memfs.o.delay_ms % 1000) * 1000000L,
-        };
-        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-            ;
+    if (op == OP_FORGET)
+        return true;
+    if (memfs.o.hang_ino && ino == memfs.o.hang_ino) {
+        /* Never answered, unless interrupted (libfuse calls the function
+         * at once if the INTERRUPT came first). */
+        fuse_req_interrupt_func(req, hang_interrupted, NULL);
+        return false;
+    }
+    if (memfs.o.delay_ms && delay_interrupted(req)) {
+        r_err(req, EINTR);
+        return false;
     }
     if (memfs.o.enosys & (UINT64_C(1) << op)) {
         fuse_reply_err(req, ENOSYS);
@@ -455,7 +488,7 @@ static void op_destroy(void *userdata)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     trace(req, "LOOKUP parent=%" PRIu64 " name=%s", (uint64_t)parent, name);
-    if (!op_begin(req, OP_LOOKUP))
+    if (!op_begin(req, OP_LOOKUP, parent))
         return;
     int err = check_name(name);
     if (err) {
@@ -509,7 +542,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
     trace(req, "FORGET ino=%" PRIu64 " nlookup=%" PRIu64, (uint64_t)ino, nlookup);
-    op_begin(req, OP_FORGET);
+    op_begin(req, OP_FORGET, 0);
     inode_forget(ino, nlookup);
     fuse_reply_none(req);
 }
@@ -518,7 +551,7 @@ static void op_forget_multi(fuse_req_t req, size_t count,
                             struct fuse_forget_data *forgets)
 {
     trace(req, "BATCH_FORGET count=%zu", count);
-    op_begin(req, OP_FORGET);
+    op_begin(req, OP_FORGET, 0);
     for (size_t i = 0; i < count; i++) {
         trace(req, "FORGET ino=%" PRIu64 " nlookup=%" PRIu64,
               (uint64_t)forgets[i].ino, forgets[i].nlookup);
@@ -637,7 +670,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
     trace(req, "MKNOD parent=%" PRIu64 " name=%s mode=0%o rdev=0x%llx",
           (uint64_t)parent, name, (unsigned)mode, (unsigned long long)rdev);
-    if (!op_begin(req, OP_MKNOD))
+    if (!op_begin(req, OP_MKNOD, parent))
         return;
     if ((mode & S_IFMT) == 0)
         mode |= S_IFREG;
@@ -667,7 +700,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
     trace(req, "MKDIR parent=%" PRIu64 " name=%s mode=0%o", (uint64_t)parent, name,
           (unsigned)mode);
-    if (!op_begin(req, OP_MKDIR))
+    if (!op_begin(req, OP_MKDIR, parent))
         return;
     struct inode *ip;
     int err = make_node(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL, &ip, NULL);
@@ -678,7 +711,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
                        const char *name)
 {
     trace(req, "SYMLINK parent=%" PRIu64 " name=%s target=%s", (uint64_t)parent, name, link);
-    if (!op_begin(req, OP_SYMLINK))
+    if (!op_begin(req, OP_SYMLINK, parent))
         return;
     size_t len = strlen(link);
     if (len == 0) {
@@ -697,7 +730,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     trace(req, "UNLINK parent=%" PRIu64 " name=%s", (uint64_t)parent, name);
-    if (!op_begin(req, OP_UNLINK))
+    if (!op_begin(req, OP_UNLINK, parent))
         return;
     int err = check_name(name);
     if (!err && is_dot(name))
@@ -739,7 +772,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     trace(req, "RMDIR parent=%" PRIu64 " name=%s", (uint64_t)parent, name);
-    if (!op_begin(req, OP_RMDIR))
+    if (!op_begin(req, OP_RMDIR, parent))
         return;
     int err = check_name(name);
     if (!err && strcmp(name, ".") == 0)
@@ -810,7 +843,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
     trace(req, "RENAME parent=%" PRIu64 " name=%s newparent=%" PRIu64 " newname=%s flags=0x%x",
           (uint64_t)parent, name, (uint64_t)newparent, newname, flags);
-    if (!op_begin(req, OP_RENAME))
+    if (!op_begin(req, OP_RENAME, parent))
         return;
     int err = 0;
     if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
@@ -970,7 +1003,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 {
     trace(req, "LINK ino=%" PRIu64 " newparent=%" PRIu64 " newname=%s",
           (uint64_t)ino, (uint64_t)newparent, newname);
-    if (!op_begin(req, OP_LINK))
+    if (!op_begin(req, OP_LINK, ino))
         return;
     int err = check_name(newname);
     if (!err && is_dot(newname))
@@ -1025,7 +1058,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     trace(req, "GETATTR ino=%" PRIu64 "%s", (uint64_t)ino, fi ? " fh" : "");
-    if (!op_begin(req, OP_GETATTR))
+    if (!op_begin(req, OP_GETATTR, ino))
         return;
     struct inode *ip = inode_of(req, ino);
     if (!ip)
@@ -1054,7 +1087,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
           (uint64_t)ino, valid, fi ? " fh" : "",
           (valid & FUSE_SET_ATTR_SIZE) ? (long long)attr->st_size : -1LL,
           (valid & FUSE_SET_ATTR_MODE) ? (unsigned)attr->st_mode : 0u);
-    if (!op_begin(req, OP_SETATTR))
+    if (!op_begin(req, OP_SETATTR, ino))
         return;
     struct inode *ip = inode_of(req, ino);
     if (!ip)
@@ -1170,7 +1203,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
     trace(req, "READLINK ino=%" PRIu64, (uint64_t)ino);
-    if (!op_begin(req, OP_READLINK))
+    if (!op_begin(req, OP_READLINK, ino))
         return;
     struct inode *ip = inode_of(req, ino);
     if (!ip)
@@ -1192,7 +1225,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
     trace(req, "ACCESS ino=%" PRIu64 " mask=0%o", (uint64_t)ino, (unsigned)mask);
-    if (!op_begin(req, OP_ACCESS))
+    if (!op_begin(req, OP_ACCESS, ino))
         return;
     struct inode *ip = inode_of(req, ino);
     if (!ip)
@@ -1205,7 +1238,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     trace(req, "STATFS ino=%" PRIu64, (uint64_t)ino);
-    if (!op_begin(req, OP_STATFS))
+    if (!op_begin(req, OP_STATFS, ino))
         return;
     struct statvfs sv;
     memset(&sv, 0, sizeof(sv));
@@ -1265,7 +1298,7 @@ static void set_open_flags(struct fuse_file_info *fi)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     trace(req, "OPEN ino=%" PRIu64 " flags=0x%x", (uint64_t)ino, (unsigned)fi->flags);
-    if (!op_begin(req, OP_OPEN))
+    if (!op_begin(req, OP_OPEN, ino))
         return;
     struct inode *ip = inode_of(req, ino);
     if (!ip)
@@ -1303,7 +1336,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
     trace(req, "CREATE parent=%" PRIu64 " name=%s mode=0%o flags=0x%x",
           (uint64_t)parent, name, (unsigned)mode, (unsigned)fi->flags);
-    if (!op_begin(req, OP_CREATE))
+    if (!op_begin(req, OP_CREATE, parent))
         return;
     if ((mode & S_IFMT) == 0)
         mode |= S_IFREG;
@@ -1410,7 +1443,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     trace(req, "READ ino=%" PRIu64 " off=%lld size=%zu", (uint64_t)ino, (long long)off, size);
-    if (!op_begin(req, OP_READ))
+    if (!op_begin(req, OP_READ, ino))
         return;
     struct inode *ip = file_of(req, ino, fi, R_OK);
     if (!ip)
@@ -1474,7 +1507,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
     trace(req, "WRITE ino=%" PRIu64 " off=%lld size=%zu cache=%d", (uint64_t)ino, (long long)off,
           size, fi->writepage ? 1 : 0);
-    if (!op_begin(req, OP_WRITE))
+    if (!op_begin(req, OP_WRITE, ino))
         return;
     struct inode *ip = file_of(req, ino, fi, W_OK);
     if (!ip)
@@ -1519,7 +1552,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     trace(req, "FLUSH ino=%" PRIu64, (uint64_t)ino);
-    if (!op_begin(req, OP_FLUSH))
+    if (!op_begin(req, OP_FLUSH, ino))
         return;
     struct inode *ip = file_of(req, ino, fi, 0);
     if (!ip)
@@ -1531,7 +1564,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     trace(req, "RELEASE ino=%" PRIu64, (uint64_t)ino);
-    if (!op_begin(req, OP_RELEASE))
+    if (!op_begin(req, OP_RELEASE, ino))
         return;
     r_err(req, handle_release(fi->fh, ino, false));
 }
@@ -1540,7 +1573,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                      struct fuse_file_info *fi)
 {
     trace(req, "FSYNC ino=%" PRIu64 " datasync=%d", (uint64_t)ino, datasync);
-    if (!op_begin(req, OP_FSYNC))
+    if (!op_begin(req, OP_FSYNC, ino))
         return;
     struct inode *ip = file_of(req, ino, fi, 0);
     if (!ip)
@@ -1554,7 +1587,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 {
     trace(req, "FALLOCATE ino=%" PRIu64 " mode=0x%x off=%lld len=%lld", (uint64_t)ino,
           (unsigned)mode, (long long)off, (long long)len);
-    if (!op_begin(req, OP_FALLOCATE))
+    if (!op_begin(req, OP_FALLOCATE, ino))
         return;
     struct inode *ip = file_of(req, ino, fi, W_OK);
     if (!ip)
@@ -1606,7 +1639,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
                      struct fuse_file_info *fi)
 {
     trace(req, "LSEEK ino=%" PRIu64 " off=%lld whence=%d", (uint64_t)ino, (long long)off, whence);
-    if (!op_begin(req, OP_LSEEK))
+    if (!op_begin(req, OP_LSEEK, ino))
         return;
     struct inode *ip = file_of(req, ino, fi, 0);
     if (!ip)
@@ -1664,7 +1697,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
     trace(req, "COPY_FILE_RANGE in=%" PRIu64 " off_in=%lld out=%" PRIu64
           " off_out=%lld len=%zu flags=0x%x", (uint64_t)ino_in, (long long)off_in,
           (uint64_t)ino_out, (long long)off_out, len, (unsigned)flags);
-    if (!op_begin(req, OP_COPY_FILE_RANGE))
+    if (!op_begin(req, OP_COPY_FILE_RANGE, ino_in))
         return;
     if (flags != 0) {
         r_err(req, EINVAL);
@@ -1753,7 +1786,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     trace(req, "OPENDIR ino=%" PRIu64 " flags=0x%x", (uint64_t)ino, (unsigned)fi->flags);
-    if (!op_begin(req, OP_OPENDIR))
+    if (!op_begin(req, OP_OPENDIR, ino))
         return;
     struct inode *ip = inode_of(req, ino);
     if (!ip)
@@ -1782,7 +1815,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     trace(req, "%s ino=%" PRIu64 " off=%lld size=%zu", plus ? "READDIRPLUS" : "READDIR",
           (uint64_t)ino, (long long)off, size);
-    if (!op_begin(req, plus ? OP_READDIRPLUS : OP_READDIR))
+    if (!op_begin(req, plus ? OP_READDIRPLUS : OP_READDIR, ino))
         return;
     if (plus && memfs.o.no_readdirplus) {
         r_err(req, ENOSYS);
@@ -1890,7 +1923,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     trace(req, "RELEASEDIR ino=%" PRIu64, (uint64_t)ino);
-    if (!op_begin(req, OP_RELEASEDIR))
+    if (!op_begin(req, OP_RELEASEDIR, ino))
         return;
     r_err(req, handle_release(fi->fh, ino, true));
 }
@@ -1899,7 +1932,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                         struct fuse_file_info *fi)
 {
     trace(req, "FSYNCDIR ino=%" PRIu64 " datasync=%d", (uint64_t)ino, datasync);
-    if (!op_begin(req, OP_FSYNCDIR))
+    if (!op_begin(req, OP_FSYNCDIR, ino))
         return;
     struct inode *ip = handle_get(fi->fh, ino, true, NULL);
     if (!ip) {
@@ -1949,7 +1982,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
     trace(req, "SETXATTR ino=%" PRIu64 " name=%s size=%zu flags=0x%x", (uint64_t)ino,
           name, size, (unsigned)flags);
-    if (!op_begin(req, OP_SETXATTR))
+    if (!op_begin(req, OP_SETXATTR, ino))
         return;
     int err = 0;
     size_t nlen = strlen(name);
@@ -1980,7 +2013,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     trace(req, "GETXATTR ino=%" PRIu64 " name=%s size=%zu", (uint64_t)ino, name, size);
-    if (!op_begin(req, OP_GETXATTR))
+    if (!op_begin(req, OP_GETXATTR, ino))
         return;
     if (strlen(name) > XATTR_NAME_MAX) {
         r_err(req, ERANGE);
@@ -2009,7 +2042,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     trace(req, "LISTXATTR ino=%" PRIu64 " size=%zu", (uint64_t)ino, size);
-    if (!op_begin(req, OP_LISTXATTR))
+    if (!op_begin(req, OP_LISTXATTR, ino))
         return;
     struct inode *ip = inode_of(req, ino);
     if (!ip)
@@ -2050,7 +2083,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     trace(req, "REMOVEXATTR ino=%" PRIu64 " name=%s", (uint64_t)ino, name);
-    if (!op_begin(req, OP_REMOVEXATTR))
+    if (!op_begin(req, OP_REMOVEXATTR, ino))
         return;
     struct inode *ip = inode_of(req, ino);
     if (!ip)
