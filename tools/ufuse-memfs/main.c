@@ -39,7 +39,7 @@ enum {
     K_ATTR_TIMEOUT, K_ENTRY_TIMEOUT, K_NEGATIVE_TIMEOUT, K_MAX_WRITE,
     K_WRITEBACK, K_DIRECT_IO, K_KEEP_CACHE, K_ATOMIC_TRUNC, K_NO_READDIRPLUS,
     K_ENOSYS, K_SHORT_READ, K_SHORT_WRITE, K_EIO_AT, K_DELAY_MS, K_HANG_INO, K_DIE_AFTER,
-    K_SPLICE_READ, K_SEED_FILE, K_EXIT_STATUS, K_DIR_MOUNTPOINT,
+    K_SPLICE_READ, K_SEED_FILE, K_EXIT_STATUS, K_DIR_MOUNTPOINT, K_IGNORE_INTERRUPTS,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -63,6 +63,7 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("seed_file=", K_SEED_FILE),
     FUSE_OPT_KEY("exit_status=", K_EXIT_STATUS),
     FUSE_OPT_KEY("dir_mountpoint", K_DIR_MOUNTPOINT),
+    FUSE_OPT_KEY("ignore_interrupts", K_IGNORE_INTERRUPTS),
     FUSE_OPT_END
 };
 
@@ -132,6 +133,8 @@ static void usage(const char *prog)
 "                         the first; FORGETs have no reply and do not count)\n"
 "  -o exit_status=N       exit with status N (0..255) when the client closed\n"
 "                         the channel, as some servers do (glusterfs: 15)\n"
+"  -o ignore_interrupts   let delay_ms and hang_ino requests run their course\n"
+"                         even when interrupted, as servers may\n"
 "  -o dir_mountpoint      refuse (exit 1 before serving) a MOUNTPOINT that is\n"
 "                         not a directory, /dev/fd/N included, as mfsmount does\n"
 "\n"
@@ -296,6 +299,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
         break;
     case K_DIR_MOUNTPOINT:
         o->dir_mountpoint = true;
+        break;
+    case K_IGNORE_INTERRUPTS:
+        o->ignore_interrupts = true;
         break;
     default:
         return 1;   /* not ours: libfuse's options and the mountpoint */

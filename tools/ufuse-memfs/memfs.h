@@ -195,6 +195,7 @@ struct memfs_opts {
     uint64_t die_after;         /* 0 = off */
     int exit_status;            /* status when the client closed the channel */
     bool dir_mountpoint;        /* refuse a mountpoint that is no directory */
+    bool ignore_interrupts;     /* FUSE_INTERRUPT changes nothing */
     bool debug;
 };
 

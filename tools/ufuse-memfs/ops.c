@@ -169,8 +169,9 @@ static void hang_interrupted(fuse_req_t req, void *data)
 static bool delay_interrupted(fuse_req_t req)
 {
     long left = memfs.o.delay_ms;
+    bool heed = !memfs.o.ignore_interrupts;
     while (left > 0) {
-        if (fuse_req_interrupted(req))
+        if (heed && fuse_req_interrupted(req))
             return true;
         long ms = left < 10 ? left : 10;
         struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
@@ -178,7 +179,7 @@ static bool delay_interrupted(fuse_req_t req)
             ;
         left -= ms;
     }
-    return fuse_req_interrupted(req);
+    return heed && fuse_req_interrupted(req);
 }
 
 /* Common prologue of a request on node @ino (0 for FORGETs): @return
@@ -192,7 +193,8 @@ static bool op_begin(fuse_req_t req, enum memfs_op op, fuse_ino_t ino)
     if (memfs.o.hang_ino && ino == memfs.o.hang_ino) {
         /* Never answered, unless interrupted (libfuse calls the function
          * at once if the INTERRUPT came first). */
-        fuse_req_interrupt_func(req, hang_interrupted, NULL);
+        if (!memfs.o.ignore_interrupts)
+            fuse_req_interrupt_func(req, hang_interrupted, NULL);
         return false;
     }
     if (memfs.o.delay_ms && delay_interrupted(req)) {
