@@ -55,6 +55,7 @@ bench: all
 	@./scripts/deps.sh check
 	@if [ -x $(BUILD)/ufuse-bench ]; then QUICK=$(QUICK) ./scripts/bench.sh $(BUILD); \
 	 else echo "bench: no benchmarks yet (issue 4)"; fi
+	@if [ "$(QUICK)" != 1 ]; then ./scripts/bench-run.sh $(BUILD); fi
 
 # The long runs in $(SOAK_BUILD), -asan and -tsan (their own build trees by
 # default, so that `make check` may run meanwhile), then docs/reliability.md.

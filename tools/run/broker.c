@@ -589,6 +589,13 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
         /* close(2) of any fd drops the process's record locks on the file. */
         lock_release(LOCK_POSIX, d->file, &(struct lock_owner){ .id = (uint64_t)k->pid });
     }
+    /* No handle calls for these in the API: by the path opened (a rename
+     * since then is not followed). */
+    if (q->op == RUN_FCHOWN)
+        return ufuse_chown(k->b->s, d->path, (uid_t)q->a, (gid_t)q->b);
+    if (q->op == RUN_FUTIMENS)
+        return ufuse_utimens(k->b->s, d->path, c->data_len == 2 * sizeof(struct timespec)
+                                                   ? (const struct timespec *)c->data : NULL);
     if (d->is_dir) {
         switch (q->op) {
         case RUN_GETDENTS:
@@ -616,12 +623,6 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
             return d->flags;
         case RUN_FCHMOD:
             return ufuse_chmod(k->b->s, d->path, q->mode & 07777);
-        case RUN_FCHOWN:
-            return ufuse_chown(k->b->s, d->path, (uid_t)q->a, (gid_t)q->b);
-        case RUN_FUTIMENS:
-            return ufuse_utimens(k->b->s, d->path,
-                                 c->data_len == 2 * sizeof(struct timespec)
-                                     ? (const struct timespec *)c->data : NULL);
         case RUN_READ:
         case RUN_WRITE:
             return -EISDIR;
@@ -705,12 +706,6 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
     }
     case RUN_FCHMOD:
         return ufuse_fchmod(d->f, q->mode & 07777);
-    case RUN_FCHOWN:
-        return ufuse_chown(k->b->s, d->path, (uid_t)q->a, (gid_t)q->b);
-    case RUN_FUTIMENS:
-        return ufuse_utimens(k->b->s, d->path,
-                             c->data_len == 2 * sizeof(struct timespec)
-                                 ? (const struct timespec *)c->data : NULL);
     case RUN_GETDENTS:
     case RUN_SEEKDIR:
         return -ENOTDIR;

@@ -241,6 +241,27 @@ static int split_interp(char *line, char **prog, char **arg)
     return 0;
 }
 
+/* argv for running script @path with its "#!" interpreter @prog (and its
+ * one argument @arg, or NULL): prog [arg] path argv[1...].  free() it. */
+static char **script_argv(char *prog, char *arg, const char *path, char *const argv[])
+{
+    size_t n = 0;
+    while (argv && argv[n])
+        n++;
+    char **nargv = malloc((n + 3) * sizeof *nargv);
+    if (!nargv)
+        return NULL;
+    size_t o = 0;
+    nargv[o++] = prog;
+    if (arg)
+        nargv[o++] = arg;
+    nargv[o++] = (char *)path;
+    for (size_t i = 1; i < n; i++)
+        nargv[o++] = argv[i];
+    nargv[o] = NULL;
+    return nargv;
+}
+
 static int exec_depth;
 
 static int do_execve(const char *path, char *const argv[], char *const envp[])
@@ -254,20 +275,9 @@ static int do_execve(const char *path, char *const argv[], char *const envp[])
         char *prog, *arg;
         if (split_interp(line, &prog, &arg) < 0 || ++exec_depth > 4)
             return -ENOEXEC;
-        size_t n = 0;
-        while (argv && argv[n])
-            n++;
-        char **nargv = malloc((n + 3) * sizeof *nargv);
+        char **nargv = script_argv(prog, arg, path, argv);
         if (!nargv)
             return -ENOMEM;
-        size_t o = 0;
-        nargv[o++] = prog;
-        if (arg)
-            nargv[o++] = arg;
-        nargv[o++] = (char *)path;
-        for (size_t i = 1; i < n; i++)
-            nargv[o++] = argv[i];
-        nargv[o] = NULL;
         r = do_execve(prog, nargv, envp);
         free(nargv);
         exec_depth--;
@@ -456,20 +466,9 @@ static int spawn_common(pid_t *pid, const char *file, const posix_spawn_file_act
         char *prog, *arg;
         if (split_interp(line, &prog, &arg) < 0)
             return ENOEXEC;
-        size_t n = 0;
-        while (argv[n])
-            n++;
-        char **nargv = malloc((n + 3) * sizeof *nargv);
+        char **nargv = script_argv(prog, arg, path, argv);
         if (!nargv)
             return ENOMEM;
-        size_t o = 0;
-        nargv[o++] = prog;
-        if (arg)
-            nargv[o++] = arg;
-        nargv[o++] = (char *)path;
-        for (size_t i = 1; i < n; i++)
-            nargv[o++] = argv[i];
-        nargv[o] = NULL;
         r = spawn_common(pid, prog, fa, attr, nargv, envp, false);
         free(nargv);
         return r;
