@@ -98,11 +98,16 @@ static ssize_t fd_write(const struct pl_fd *f, const void *buf, size_t n, off_t 
     return r;
 }
 
-static ssize_t fd_readv(const struct pl_fd *f, const struct iovec *iov, int cnt, off_t off)
+/* An iovec piece by piece (@write: fd_write, else fd_read), up to the first
+ * short piece; the count so far, or the first piece's error. */
+static ssize_t fd_iov(const struct pl_fd *f, const struct iovec *iov, int cnt, off_t off,
+                      bool write)
 {
     ssize_t total = 0;
     for (int i = 0; i < cnt; i++) {
-        ssize_t r = fd_read(f, iov[i].iov_base, iov[i].iov_len, off < 0 ? -1 : off + total);
+        off_t at = off < 0 ? -1 : off + total;
+        ssize_t r = write ? fd_write(f, iov[i].iov_base, iov[i].iov_len, at)
+                          : fd_read(f, iov[i].iov_base, iov[i].iov_len, at);
         if (r < 0)
             return total ? total : r;
         total += r;
@@ -110,6 +115,11 @@ static ssize_t fd_readv(const struct pl_fd *f, const struct iovec *iov, int cnt,
             break;
     }
     return total;
+}
+
+static ssize_t fd_readv(const struct pl_fd *f, const struct iovec *iov, int cnt, off_t off)
+{
+    return fd_iov(f, iov, cnt, off, false);
 }
 
 static ssize_t fd_writev(const struct pl_fd *f, const struct iovec *iov, int cnt, off_t off)
@@ -131,16 +141,7 @@ static ssize_t fd_writev(const struct pl_fd *f, const struct iovec *iov, int cnt
         free(buf);
         return r;
     }
-    ssize_t total = 0;
-    for (int i = 0; i < cnt; i++) {
-        ssize_t r = fd_write(f, iov[i].iov_base, iov[i].iov_len, off < 0 ? -1 : off + total);
-        if (r < 0)
-            return total ? total : r;
-        total += r;
-        if ((size_t)r < iov[i].iov_len)
-            break;
-    }
-    return total;
+    return fd_iov(f, iov, cnt, off, true);
 }
 
 PL_EXPORT ssize_t read(int fd, void *buf, size_t n)
