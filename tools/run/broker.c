@@ -67,7 +67,8 @@ enum watch_kind { WATCH_DESC = 1, WATCH_PROC, WATCH_STOP };
 struct desc {
     enum watch_kind kind;   /* WATCH_DESC */
     uint64_t id;
-    uint64_t file;          /* the file's inode number (the lock table's key) */
+    uint64_t file;          /* the file's inode number (the lock table's key),
+                               0 until desc_file first needs it (d->mu) */
     uint64_t ino;           /* the identity pipe's inode */
     int wfd;                /* its write end (ours alone) */
     bool is_dir;
@@ -138,9 +139,10 @@ static struct desc *desc_get(struct broker *b, uint64_t id)
 /* Called with b->life held (shared), or exclusively by broker_stop. */
 static void desc_free(struct broker *b, struct desc *d)
 {
+    /* Its OFD and flock locks (description ids are never reused). */
     struct lock_owner ofd = { .is_desc = true, .id = d->id };
-    lock_release(LOCK_POSIX, d->file, &ofd);
-    lock_release(LOCK_FLOCK, d->file, &ofd);
+    lock_release(LOCK_POSIX, 0, &ofd);
+    lock_release(LOCK_FLOCK, 0, &ofd);
     if (d->f)
         (void)ufuse_close(d->f);
     if (d->d)
@@ -378,20 +380,10 @@ static int64_t do_open(struct conn *k, struct call *c)
     }
     if (r < 0)
         return r;
-    struct stat st;
-    r = f ? ufuse_fstat(f, &st) : ufuse_stat(b->s, c->path, &st);
-    if (r < 0) {
-        if (f)
-            (void)ufuse_close(f);
-        if (dir)
-            (void)ufuse_closedir(dir);
-        return r;
-    }
     int rfd = desc_new(b, f, dir, c->path, flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC),
                        &d);
     if (rfd < 0)
         return rfd;
-    d->file = st.st_ino;
     struct run_open *o = (struct run_open *)c->out;
     o->desc = d->id;
     o->flags = (uint32_t)d->flags;
@@ -483,6 +475,24 @@ static int64_t do_seekdir(struct desc *d, int64_t index)
     return 0;
 }
 
+/*
+ * The lock table's key for @d's file, asked of the server only when locks
+ * are in play (not on every open).  0 if it cannot be had.
+ */
+static uint64_t desc_file(struct broker *b, struct desc *d)
+{
+    pthread_mutex_lock(&d->mu);
+    if (!d->file) {
+        struct stat st;
+        int r = d->f ? ufuse_fstat(d->f, &st) : ufuse_stat(b->s, d->path, &st);
+        if (r == 0)
+            d->file = st.st_ino;
+    }
+    uint64_t file = d->file;
+    pthread_mutex_unlock(&d->mu);
+    return file;
+}
+
 /* The caller's connection is still open (a waiting lock gives up if not). */
 static bool conn_alive(void *arg)
 {
@@ -530,6 +540,9 @@ static int64_t do_lock(struct conn *k, struct call *c, struct desc *d)
 {
     const struct run_req *q = c->q;
     uint32_t kind = q->flags;
+    uint64_t file = desc_file(k->b, d);
+    if (!file)
+        return -ENOLCK;
     if (kind == RUN_LK_FLOCK) {
         int op = (int)q->a;
         struct lock_range r = { .start = 0, .end = UINT64_MAX };
@@ -540,7 +553,7 @@ static int64_t do_lock(struct conn *k, struct call *c, struct desc *d)
         default: return -EINVAL;
         }
         struct lock_owner who = { .is_desc = true, .id = d->id };
-        return lock_set(LOCK_FLOCK, d->file, &who, &r, !(op & LOCK_NB), conn_alive, k);
+        return lock_set(LOCK_FLOCK, file, &who, &r, !(op & LOCK_NB), conn_alive, k);
     }
     struct flock fl;
     struct lock_range r;
@@ -561,7 +574,7 @@ static int64_t do_lock(struct conn *k, struct call *c, struct desc *d)
     if (kind == RUN_LK_GET || kind == RUN_LK_OFD_GET) {
         if (r.type == F_UNLCK)
             return -EINVAL;
-        lock_test(LOCK_POSIX, d->file, &who, &r);
+        lock_test(LOCK_POSIX, file, &who, &r);
         fl.l_type = r.type;
         if (r.type != F_UNLCK) {
             fl.l_whence = SEEK_SET;
@@ -576,7 +589,17 @@ static int64_t do_lock(struct conn *k, struct call *c, struct desc *d)
     if (!ofd && r.type != F_UNLCK)
         proc_watch(k->b, k->pid);
     bool wait = kind == RUN_LK_SETW || kind == RUN_LK_OFD_SETW;
-    return lock_set(LOCK_POSIX, d->file, &who, &r, wait, conn_alive, k);
+    return lock_set(LOCK_POSIX, file, &who, &r, wait, conn_alive, k);
+}
+
+/* A stat call's result @r into the reply: the struct stat on success. */
+static int64_t stat_reply(struct call *c, int r, const struct stat *st)
+{
+    if (r < 0)
+        return r;
+    memcpy(c->out, st, sizeof *st);
+    c->out_len = sizeof *st;
+    return 0;
 }
 
 static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
@@ -585,9 +608,11 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
     struct stat st;
     if (q->op == RUN_LOCK)
         return do_lock(k, c, d);
-    if (q->op == RUN_FLUSH) {
+    if (q->op == RUN_FLUSH && lock_count() > 0) {
         /* close(2) of any fd drops the process's record locks on the file. */
-        lock_release(LOCK_POSIX, d->file, &(struct lock_owner){ .id = (uint64_t)k->pid });
+        uint64_t file = desc_file(k->b, d);
+        if (file)
+            lock_release(LOCK_POSIX, file, &(struct lock_owner){ .id = (uint64_t)k->pid });
     }
     /* No handle calls for these in the API: by the path opened (a rename
      * since then is not followed). */
@@ -607,14 +632,8 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
             pthread_mutex_unlock(&d->mu);
             return r;
         }
-        case RUN_FSTAT: {
-            int r = ufuse_stat(k->b->s, d->path, &st);
-            if (r < 0)
-                return r;
-            memcpy(c->out, &st, sizeof st);
-            c->out_len = sizeof st;
-            return 0;
-        }
+        case RUN_FSTAT:
+            return stat_reply(c, ufuse_stat(k->b->s, d->path, &st), &st);
         case RUN_FSYNC:
             return ufuse_fsyncdir(d->d, q->flags & 1);
         case RUN_FLUSH:
@@ -667,14 +686,8 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
         pthread_mutex_unlock(&d->mu);
         return r;
     }
-    case RUN_FSTAT: {
-        int r = ufuse_fstat(d->f, &st);
-        if (r < 0)
-            return r;
-        memcpy(c->out, &st, sizeof st);
-        c->out_len = sizeof st;
-        return 0;
-    }
+    case RUN_FSTAT:
+        return stat_reply(c, ufuse_fstat(d->f, &st), &st);
     case RUN_FTRUNCATE:
         if ((d->flags & O_ACCMODE) == O_RDONLY)
             return -EINVAL;
@@ -722,12 +735,8 @@ static int64_t do_path_call(struct conn *k, struct call *c)
     switch (q->op) {
     case RUN_STAT: {
         struct stat st;
-        int r = q->flags & RUN_NOFOLLOW ? ufuse_lstat(s, p, &st) : ufuse_stat(s, p, &st);
-        if (r < 0)
-            return r;
-        memcpy(c->out, &st, sizeof st);
-        c->out_len = sizeof st;
-        return 0;
+        return stat_reply(c, q->flags & RUN_NOFOLLOW ? ufuse_lstat(s, p, &st) : ufuse_stat(s, p, &st),
+                          &st);
     }
     case RUN_ACCESS:
         return ufuse_access(s, p, (int)q->mode);

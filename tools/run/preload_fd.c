@@ -574,16 +574,14 @@ PL_EXPORT int fcntl(int fd, int cmd, ...)
     return fd_fcntl(fd, &f, cmd, arg);
 }
 
+/* On 64-bit Linux fcntl64 is fcntl. */
 PL_EXPORT int fcntl64(int fd, int cmd, ...)
 {
     va_list ap;
     va_start(ap, cmd);
     long arg = va_arg(ap, long);
     va_end(ap);
-    struct pl_fd f;
-    if (!pl_fd_get(fd, &f, NULL))
-        return REAL(fcntl64)(fd, cmd, arg);
-    return fd_fcntl(fd, &f, cmd, arg);
+    return fcntl(fd, cmd, arg);
 }
 
 PL_EXPORT int flock(int fd, int op)
