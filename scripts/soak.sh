@@ -15,7 +15,7 @@ B=${1:-build}
 export UFUSE_SOAK=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp
 start=$(date +%s)
 rc=0
 echo "== $B: fsx and the fault matrix"

@@ -7,7 +7,7 @@
  * clean one.  Each object (one per node with cached data or open files)
  * indexes its resident pages in a hash by page number.
  *
- * Page states (flags in cache.h; PG_REF is orthogonal):
+ * Page states (flags in cache.h):
  *
  *             alloc (owner fills)         fill done
  *    FREE ----------------------> BUSY ---------------> VALID <----------+
@@ -24,11 +24,27 @@
  * Copies out of a valid page (readers, write-back) and into it (a writer,
  * who holds the file's wlock) take no lock: like the Linux page cache, a
  * read racing a write of the same bytes may see part of each, never bytes
- * of another page (pins keep the frame).
+ * of another page (pins keep the frame, or the page's seq tells).
  *
- * Eviction: CLOCK with a second chance over all frames.  A hit sets
- * PG_REF under the object's lock only (no global lock), a new page enters
- * without it, so a page read once by a scan is the first to go, and a page
+ * Hits take no lock at all (cache_read_fast), as vmcache and LeanStore
+ * validate optimistic page reads: a session-wide open-addressing index
+ * maps (object, page number) to a frame; readers probe it with atomic
+ * loads, check the frame's identity, copy, then check that the frame's
+ * seq did not move.  A page is published (seq odd) when it becomes valid
+ * and retired (seq even again) before its frame leaves its object; frames
+ * are never unmapped, so a reader racing an eviction copies stale bytes it
+ * then throws away, never faults.  Anything else (a miss, a busy page, a
+ * seq that moved, a probe longer than CACHE_LF_PROBES) takes the locked
+ * path below.  The index is written under c->mu, where frames change hands
+ * already, with backward-shift deletion (no tombstones): a reader racing a
+ * shift may miss an entry and take the locked path, nothing worse.  4
+ * threads reading hot pages of one file took the file's mutex twice per
+ * read before; they now share only read-mostly cache lines.
+ *
+ * Eviction: CLOCK with a second chance over all frames.  A hit sets the
+ * page's referenced byte with a relaxed store, only when clear (no lock,
+ * no cache-line write on a hot page), a new page enters without it, so a
+ * page read once by a scan is the first to go, and a page
  * hit since the hand last passed gets another round: scan resistance for
  * the price of one bit, where LRU would let one big sequential read flush
  * the hot set.  (2Q/ARC resist better but need a global list touched on
@@ -67,6 +83,9 @@
  *  8. An object with dirty pages has a writable handle registered (the
  *     last close writes back first).
  *  9. An object lives while refs > 0 or it has pages.
+ * 10. A page is in c's lock-free index exactly while it has an object
+ *     (under c->mu); its seq is odd only while it is VALID and not BUSY,
+ *     and it is retired (seq even) before obj or index change.
  */
 #include "cache/cache.h"
 
@@ -84,6 +103,7 @@
 #define CACHE_FRAME_TRIES 4
 #define CACHE_SYNC_PASSES 8
 #define CACHE_WB_INFLIGHT 12      /* write-back WRITEs of one pass on the workers */
+#define CACHE_LF_PROBES 32        /* longest probe of a lock-free lookup */
 
 enum cache_job_kind { JOB_READ, JOB_WRITE, JOB_INVALIDATE };
 
@@ -184,6 +204,129 @@ static void cache_index_remove(struct cache_obj *o, struct cache_page *p)
     o->npages--;
 }
 
+/* ---- the lock-free index (c->mu held to write) ------------------------------------------- */
+
+static uint32_t cache_lf_slot(const struct cache *c, const struct cache_obj *o, uint64_t index)
+{
+    uint64_t x = (uint64_t)(uintptr_t)o ^ (index * 0x9E3779B97F4A7C15ull);
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 32;
+    return (uint32_t)x & c->lf_mask;
+}
+
+static void cache_lf_insert(struct cache *c, struct cache_page *p)
+{
+    uint32_t i = cache_lf_slot(c, p->obj, p->index);
+    while (atomic_load_explicit(&c->lf_slots[i], memory_order_relaxed))
+        i = (i + 1) & c->lf_mask;
+    atomic_store_explicit(&c->lf_slots[i], (uint32_t)(p - c->pages) + 1, memory_order_release);
+}
+
+/* Remove @p (identity still set), shifting back the entries after it
+ * that would otherwise be cut off from their home slot. */
+static void cache_lf_remove(struct cache *c, struct cache_page *p)
+{
+    uint32_t frame = (uint32_t)(p - c->pages) + 1;
+    uint32_t hole = cache_lf_slot(c, p->obj, p->index);
+    while (atomic_load_explicit(&c->lf_slots[hole], memory_order_relaxed) != frame)
+        hole = (hole + 1) & c->lf_mask;
+    for (uint32_t j = hole;;) {
+        j = (j + 1) & c->lf_mask;
+        uint32_t e = atomic_load_explicit(&c->lf_slots[j], memory_order_relaxed);
+        if (!e)
+            break;
+        const struct cache_page *q = &c->pages[e - 1];
+        uint32_t home = cache_lf_slot(c, q->obj, q->index);
+        /* q stays if its home lies cyclically in (hole, j]. */
+        int stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+        if (stays)
+            continue;
+        atomic_store_explicit(&c->lf_slots[hole], e, memory_order_release);
+        hole = j;
+    }
+    atomic_store_explicit(&c->lf_slots[hole], 0, memory_order_release);
+}
+
+/* Give a free frame its identity (c->mu and o->mu held). */
+static void cache_page_bind(struct cache *c, struct cache_page *p, struct cache_obj *o,
+                            uint64_t index)
+{
+    __atomic_store_n(&p->obj, o, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->index, index, __ATOMIC_RELAXED);
+    cache_lf_insert(c, p);
+}
+
+/* Take a page's identity away (c->mu and its object's mu held). */
+static void cache_page_unbind(struct cache *c, struct cache_page *p)
+{
+    uint32_t seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    if (seq & 1) {
+        /* Retire: a reader that saw it published and copies now fails
+         * its check; the fence orders the seq before what follows. */
+        atomic_store_explicit(&p->seq, seq + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+    }
+    cache_lf_remove(c, p);
+    __atomic_store_n(&p->obj, NULL, __ATOMIC_RELAXED);
+}
+
+/* The page is valid and its data in place: let lock-free readers in
+ * (o->mu held). */
+static void cache_page_publish(struct cache_page *p)
+{
+    uint32_t seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    if (!(seq & 1))
+        atomic_store_explicit(&p->seq, seq + 1, memory_order_release);
+}
+
+static struct cache_page *cache_lf_find(struct cache *c, const struct cache_obj *o,
+                                        uint64_t index, uint32_t *seq)
+{
+    uint32_t i = cache_lf_slot(c, o, index);
+    for (int probe = 0; probe < CACHE_LF_PROBES; probe++, i = (i + 1) & c->lf_mask) {
+        uint32_t e = atomic_load_explicit(&c->lf_slots[i], memory_order_acquire);
+        if (!e)
+            return NULL;
+        struct cache_page *p = &c->pages[e - 1];
+        uint32_t s = atomic_load_explicit(&p->seq, memory_order_acquire);
+        if ((s & 1) && __atomic_load_n(&p->obj, __ATOMIC_RELAXED) == o &&
+            __atomic_load_n(&p->index, __ATOMIC_RELAXED) == index) {
+            *seq = s;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+size_t cache_read_fast(struct cache_obj *o, uint64_t off, size_t len, const struct iovec *iov,
+                       int cnt, size_t at)
+{
+    struct cache *c = o->c;
+    size_t done = 0;
+    uint64_t hits = 0;
+    while (done < len) {
+        uint64_t pos = off + done;
+        size_t from = (size_t)(pos & (CACHE_PAGE_SIZE - 1));
+        size_t take = UFUSE_MIN(CACHE_PAGE_SIZE - from, len - done);
+        uint32_t seq;
+        struct cache_page *p = cache_lf_find(c, o, pos >> CACHE_PAGE_SHIFT, &seq);
+        if (!p)
+            break;
+        iov_copy_in(iov, cnt, at + done, p->data + from, take);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&p->seq, memory_order_relaxed) != seq)
+            break;
+        if (!atomic_load_explicit(&p->referenced, memory_order_relaxed))
+            atomic_store_explicit(&p->referenced, 1, memory_order_relaxed);
+        done += take;
+        hits++;
+    }
+    if (hits)
+        atomic_fetch_add_explicit(&c->st.hits, hits, memory_order_relaxed);
+    return done;
+}
+
 static void cache_dirty_add(struct cache_obj *o, struct cache_page *p, unsigned from,
                             unsigned to)
 {
@@ -237,6 +380,9 @@ int cache_obj_sane(struct cache_obj *o)
                 return 0;                                         /* 2 */
             if ((p->flags & PG_WRITING) && !p->pins)
                 return 0;                                         /* 5 */
+            if ((atomic_load(&p->seq) & 1) &&
+                (p->flags & (PG_VALID | PG_BUSY)) != PG_VALID)
+                return 0;                                         /* 10 */
             if (p->flags & PG_DIRTY) {
                 nd++;
                 if (!(p->flags & PG_VALID) || p->doff >= p->dend ||
@@ -335,13 +481,13 @@ static struct cache_page *cache_clock_evict(struct cache *c, struct cache_obj *s
         int victim = 0;
         if (p->flags & (PG_BUSY | PG_DIRTY | PG_WRITEBACK) || p->pins)
             ;
-        else if (p->flags & PG_REF)
-            p->flags &= ~PG_REF;
+        else if (atomic_load_explicit(&p->referenced, memory_order_relaxed))
+            atomic_store_explicit(&p->referenced, 0, memory_order_relaxed);
         else
             victim = 1;
         if (victim) {
             cache_index_remove(v, p);
-            p->obj = NULL;
+            cache_page_unbind(c, p);
             atomic_fetch_add(&c->st.evictions, 1);
             if (v != self && v->refs == 0 && v->npages == 0) {
                 cache_obj_unlink(c, v);
@@ -390,11 +536,11 @@ static struct cache_page *cache_page_alloc(struct cache_obj *o, uint64_t index)
         p = cache_clock_evict(c, o, &dead);
     }
     if (p) {
-        p->obj = o;
-        p->index = index;
+        cache_page_bind(c, p, o, index);
         p->flags = PG_BUSY;
         p->pins = 0;
         p->doff = p->dend = 0;
+        atomic_store_explicit(&p->referenced, 0, memory_order_relaxed);
         if (o->npages + 1 > 2 * (o->hmask + 1))
             cache_index_grow(o);
         cache_index_insert(o, p);
@@ -417,7 +563,7 @@ static void cache_page_free(struct cache_obj *o, struct cache_page *p)
         cache_dirty_remove(o, p);
     cache_index_remove(o, p);
     pthread_mutex_lock(&c->mu);
-    p->obj = NULL;
+    cache_page_unbind(c, p);
     p->flags = 0;
     p->hnext = c->free_list;
     c->free_list = p;
@@ -686,10 +832,15 @@ static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, 
     for (int i = 0; i < n; i++) {
         struct cache_page *p = pages[i];
         p->flags &= ~PG_BUSY;
-        if (got < 0 || (p->index << CACHE_PAGE_SHIFT) >= keep_below)
+        if (got < 0 || (p->index << CACHE_PAGE_SHIFT) >= keep_below) {
             cache_page_free(o, p);
-        else
-            p->flags |= PG_VALID;
+            continue;
+        }
+        p->flags |= PG_VALID;
+        /* The page holding a short READ's EOF is its caller's only: it
+         * holds zeros we made up, and goes after the copy. */
+        if (((p->index + 1) << CACHE_PAGE_SHIFT) <= eof)
+            cache_page_publish(p);
     }
     pthread_cond_broadcast(&o->cv);
     return eof;
@@ -811,7 +962,7 @@ again:
     for (int i = 0; i < n; i++) {
         struct cache_page *p = cache_lookup(o, first + (uint64_t)i);
         p->pins++;
-        p->flags |= PG_REF;
+        atomic_store_explicit(&p->referenced, 1, memory_order_relaxed);
         pages[i] = p;
     }
     pthread_mutex_unlock(&o->mu);
@@ -866,7 +1017,8 @@ again:
         struct cache_page *p = cache_lookup(o, idx);
         if (p) {
             p->pins++;
-            p->flags |= PG_REF | PG_WRITING;
+            p->flags |= PG_WRITING;
+            atomic_store_explicit(&p->referenced, 1, memory_order_relaxed);
             pages[i] = p;
             continue;
         }
@@ -922,6 +1074,7 @@ void cache_write_done(struct cache_obj *o, struct cache_page **pages, int n, uin
             }
             p->flags |= PG_VALID;
         }
+        cache_page_publish(p);
         if (dirty && from < to)
             cache_dirty_add(o, p, (unsigned)(from - ps), (unsigned)(to - ps));
     }
@@ -1552,10 +1705,34 @@ static struct cache_obj **cache_objs_snapshot(struct cache *c)
     return v;
 }
 
+/* Invariant 10, the index's half (c->mu held): every bound frame is
+ * reached from its home slot, and the index holds nothing else. */
+static int cache_lf_sane(struct cache *c)
+{
+    size_t used = 0, bound = 0;
+    for (size_t i = 0; i <= c->lf_mask; i++)
+        used += atomic_load_explicit(&c->lf_slots[i], memory_order_relaxed) != 0;
+    for (size_t f = 0; f < c->nframes; f++) {
+        const struct cache_page *p = &c->pages[f];
+        if (!p->obj)
+            continue;
+        bound++;
+        uint32_t i = cache_lf_slot(c, p->obj, p->index), e;
+        while ((e = atomic_load_explicit(&c->lf_slots[i], memory_order_relaxed)) != f + 1) {
+            if (!e)
+                return 0;
+            i = (i + 1) & c->lf_mask;
+        }
+    }
+    return used == bound && bound == c->nframes - c->nfree;
+}
+
 int cache_sane_all(struct cache *c)
 {
+    pthread_mutex_lock(&c->mu);
+    int ok = cache_lf_sane(c);
+    pthread_mutex_unlock(&c->mu);
     struct cache_obj **v = cache_objs_snapshot(c);
-    int ok = 1;
     for (size_t i = 0; v && v[i]; i++) {
         pthread_mutex_lock(&v[i]->mu);
         ok &= cache_obj_sane(v[i]);
@@ -1670,6 +1847,7 @@ int cache_store(struct cache_obj *o, uint64_t off, const void *data, size_t len,
             p->flags = PG_VALID;
         }
         memcpy(p->data + from, src + (pos - off), take);
+        cache_page_publish(p);
         pos += take;
     }
     pthread_cond_broadcast(&o->cv);
@@ -1722,11 +1900,17 @@ int cache_init(struct cache *c, const struct cache_params *p,
      * a cold read's time); RSS still grows only as the cache fills. */
     madvise(c->arena, c->nframes << CACHE_PAGE_SHIFT, MADV_HUGEPAGE);
     c->pages = calloc(c->nframes, sizeof *c->pages);
+    /* At most half full: a hit's probe is short. */
+    for (c->lf_mask = 1; c->lf_mask < 2 * c->nframes; c->lf_mask <<= 1)
+        ;
+    c->lf_slots = c->nframes < UINT32_MAX / 4 ? calloc(c->lf_mask, sizeof *c->lf_slots) : NULL;
+    c->lf_mask--;
     c->ohash_mask = CACHE_OHASH_INIT - 1;
     c->ohash = calloc(c->ohash_mask + 1, sizeof *c->ohash);
     c->workers = calloc(CACHE_WORKERS, sizeof *c->workers);
-    if (!c->pages || !c->ohash || !c->workers) {
+    if (!c->pages || !c->lf_slots || !c->ohash || !c->workers) {
         free(c->pages);
+        free(c->lf_slots);
         free(c->ohash);
         free(c->workers);
         munmap(c->arena, c->nframes << CACHE_PAGE_SHIFT);
@@ -1779,6 +1963,7 @@ void cache_destroy(struct cache *c)
     pthread_cond_destroy(&c->jobs_cv);
     pthread_cond_destroy(&c->flusher_cv);
     free(c->pages);
+    free(c->lf_slots);
     free(c->ohash);
     free(c->workers);
     munmap(c->arena, c->nframes << CACHE_PAGE_SHIFT);

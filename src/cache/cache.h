@@ -37,14 +37,19 @@
 #define PG_BUSY 0x02u      /* being filled by its owner; contents not valid yet */
 #define PG_DIRTY 0x04u     /* [doff, dend) differs from the server's copy */
 #define PG_WRITEBACK 0x08u /* a WRITE of it is in flight */
-#define PG_REF 0x10u       /* referenced since the clock hand last passed */
 #define PG_WRITING 0x20u   /* a writer holds it and is copying into it */
 
 struct cache_obj;
 
 struct cache_page {
+    /* obj and index are stored with atomic stores (under c->mu and the
+     * object's mu) so that cache_read_fast may read them without locks. */
     struct cache_obj *obj;       /* NULL while free */
     uint64_t index;              /* page number within the file */
+    /* Odd while the page is published: VALID, not BUSY, its identity
+     * fixed; every publish and retire adds one (see cache_read_fast). */
+    _Atomic uint32_t seq;
+    _Atomic unsigned char referenced; /* hit since the clock hand last passed */
     struct cache_page *hnext;    /* obj hash chain, or the free list */
     struct cache_page *dnext, *dprev; /* the obj's dirty list */
     uint32_t flags;
@@ -129,6 +134,11 @@ struct cache {
     char *arena;                 /* budget / page bytes of frames */
     struct cache_page *pages;    /* one descriptor per frame */
     size_t nframes;
+    /* The lock-free page index: (object, index) -> frame number + 1,
+     * open addressing with linear probing, at most half full; written
+     * under mu, read by cache_read_fast with no lock. */
+    _Atomic uint32_t *lf_slots;
+    uint32_t lf_mask;
 
     pthread_mutex_t mu;          /* frames (free list, hand), objects, jobs */
     pthread_cond_t cv;           /* frames freed, dirty data written */
@@ -189,6 +199,18 @@ int cache_handle_check_error(struct cache_obj *o, struct cache_handle *h);
  */
 int cache_getpages(struct cache_obj *o, const struct cache_handle *h, uint64_t off,
                    size_t len, uint64_t fsize, struct cache_page **pages, uint64_t *eof);
+/*
+ * The hit path, with no lock and no pin: copy [@off, @off + @len) out of
+ * @o's published pages into @iov (@cnt pieces) from byte @at, page after
+ * page, each copy validated by the page's seq afterwards.  Stops at the
+ * first page not published or changed under the copy (its bytes in @iov
+ * are then garbage, to be overwritten by the caller's locked path).
+ * Returns the bytes copied and validated.  The caller clips @len at the
+ * file's size; a read racing a write of the same bytes may see part of
+ * each, as with the locked path.
+ */
+size_t cache_read_fast(struct cache_obj *o, uint64_t off, size_t len, const struct iovec *iov,
+                       int cnt, size_t at);
 /*
  * The write side of getpages: hold the pages covering [@off, @off + @len)
  * for a writer (who holds o->wlock).  A page the write covers entirely, or
@@ -273,8 +295,9 @@ int cache_sync_all(struct cache *c);
 void cache_info(struct cache *c, struct ufuse_cacheinfo *out);
 /* The sanity checker: every invariant of cache.c, for assert(). */
 int cache_obj_sane(struct cache_obj *o);
-/* Test hook (tests/fuzz): cache_obj_sane of every object, each under its
- * lock.  1 when all hold. */
+/* Test hook (tests/fuzz, tests/unit): the lock-free index (under c->mu),
+ * then cache_obj_sane of every object, each under its lock.  1 when all
+ * hold. */
 int cache_sane_all(struct cache *c);
 
 #endif

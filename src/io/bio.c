@@ -254,6 +254,25 @@ int io_range_changed(struct io_mount *m, struct node *n, uint64_t off, uint64_t 
 
 /* ---- the buffered backends ----------------------------------------------------------------- */
 
+/* The handle's copy of the size, if still good for attribute generation
+ * @gen: 1 and *@size, else 0.  Takes no lock (the size_seq seqlock). */
+static int io_size_copy(struct io_file *f, uint64_t gen, uint64_t *size)
+{
+    unsigned seq = atomic_load_explicit(&f->size_seq, memory_order_acquire);
+    if (seq & 1)
+        return 0;
+    uint64_t copy = atomic_load_explicit(&f->size_copy, memory_order_relaxed);
+    uint64_t copy_gen = atomic_load_explicit(&f->size_gen, memory_order_relaxed);
+    uint64_t until = atomic_load_explicit(&f->size_until, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&f->size_seq, memory_order_relaxed) != seq)
+        return 0;
+    if (copy_gen != gen || !until || ufuse_now_ns() >= until)
+        return 0;
+    *size = copy;
+    return 1;
+}
+
 /*
  * The file's size for a buffered transfer: the cached attributes, or a
  * GETATTR when they expired.  Attributes showing a size we did not make
@@ -264,11 +283,7 @@ int io_range_changed(struct io_mount *m, struct node *n, uint64_t off, uint64_t 
 static int io_cached_size(struct io_file *f, uint64_t *size)
 {
     uint64_t gen = node_attr_gen(f->node), until;
-    pthread_mutex_lock(&f->ra_mu);
-    int hit = f->size_gen == gen && f->size_until && ufuse_now_ns() < f->size_until;
-    *size = f->size_copy;
-    pthread_mutex_unlock(&f->ra_mu);
-    if (hit)
+    if (io_size_copy(f, gen, size))
         return 0;
     struct fuse_attr a;
     if (!node_attr_cached_gen(f->nodes, f->node, &a, &gen, &until)) {
@@ -283,9 +298,14 @@ static int io_cached_size(struct io_file *f, uint64_t *size)
     if (f->m->size_inval)
         cache_attr_check(f->obj, a.size, a.mtime, a.mtimensec, f->m->auto_inval);
     pthread_mutex_lock(&f->ra_mu);
-    f->size_copy = a.size; /* ours while dirty (node.c keeps it) */
-    f->size_gen = gen;
-    f->size_until = until;
+    unsigned seq = atomic_load_explicit(&f->size_seq, memory_order_relaxed);
+    atomic_store_explicit(&f->size_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    /* The size is ours while dirty (node.c keeps it). */
+    atomic_store_explicit(&f->size_copy, a.size, memory_order_relaxed);
+    atomic_store_explicit(&f->size_gen, gen, memory_order_relaxed);
+    atomic_store_explicit(&f->size_until, until, memory_order_relaxed);
+    atomic_store_explicit(&f->size_seq, seq + 2, memory_order_release);
     pthread_mutex_unlock(&f->ra_mu);
     *size = a.size;
     return 0;
@@ -339,14 +359,24 @@ static int io_subiov(const struct iovec *iov, int cnt, size_t at, size_t len,
 static void io_readahead(struct io_file *f, uint64_t off, uint64_t end, uint64_t fsize)
 {
     uint32_t ra_max = f->m->readahead;
+    int sequential = off == atomic_load_explicit(&f->seq_next, memory_order_relaxed);
+    if (!sequential) {
+        /* Random: no window to move, no lock (threads reading one file
+         * at random must not serialize on it). */
+        if (atomic_load_explicit(&f->seqcount, memory_order_relaxed))
+            atomic_store_explicit(&f->seqcount, 0, memory_order_relaxed);
+        atomic_store_explicit(&f->seq_next, end, memory_order_relaxed);
+        return;
+    }
     pthread_mutex_lock(&f->ra_mu);
-    int sequential = off == f->seq_next;
-    f->seqcount = sequential ? UFUSE_MIN(f->seqcount + 1, 32u) : 0;
-    f->seq_next = end;
+    unsigned seqcount = UFUSE_MIN(atomic_load_explicit(&f->seqcount, memory_order_relaxed) + 1,
+                                  32u);
+    atomic_store_explicit(&f->seqcount, seqcount, memory_order_relaxed);
+    atomic_store_explicit(&f->seq_next, end, memory_order_relaxed);
     uint64_t from = 0, len = 0;
-    if (sequential && ra_max && end < fsize) {
+    if (ra_max && end < fsize) {
         uint64_t window = IO_RA_INITIAL;
-        for (unsigned i = 1; i < f->seqcount && window < ra_max; i++)
+        for (unsigned i = 1; i < seqcount && window < ra_max; i++)
             window *= 2;
         window = UFUSE_MIN(window, (uint64_t)ra_max);
         if (f->ra_next < end)
@@ -372,14 +402,16 @@ ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, 
     if (pos >= fsize)
         return 0;
     size_t want = (size_t)UFUSE_MIN((uint64_t)iov_total(iov, cnt), fsize - pos);
-    size_t done = 0;
+    /* Hits first, with no lock; the locked path takes over at the first
+     * page that is not there (or changed under the copy). */
+    size_t done = cache_read_fast(f->obj, pos, want, iov, cnt, 0);
     int short_read = 0;
     struct cache_page *pages[CACHE_MAX_HOLD];
     /* A read larger than one READ: its pages past the first max_read go
      * to the workers now, so their READs run in parallel while this
      * thread reads the first run itself. */
     uint64_t second = (pos & ~(uint64_t)(CACHE_PAGE_SIZE - 1)) + f->conn->p.max_read;
-    if (f->m->readahead && pos + want > second)
+    if (done < want && f->m->readahead && pos + want > second)
         cache_readahead(f->obj, &f->ch, second, (size_t)(pos + want - second), fsize);
     while (done < want) {
         uint64_t at = pos + done;

@@ -53,14 +53,18 @@ struct io_file {
     struct cache_obj *obj;   /* referenced */
     struct cache_handle ch;  /* this file as a carrier of page I/O */
     int buffered;            /* transfers go through the cache */
-    pthread_mutex_t ra_mu;   /* guards the sequential-read state below */
-    uint64_t seq_next;       /* where a sequential read would start */
-    unsigned seqcount;       /* consecutive sequential reads */
+    /* Sequential detection: read and, for a random read, set without a
+     * lock (a heuristic, as Linux's file_ra_state); a sequential read
+     * takes ra_mu to move the readahead window. */
+    pthread_mutex_t ra_mu;   /* ra_next, and writers of the size copy */
+    _Atomic uint64_t seq_next; /* where a sequential read would start */
+    _Atomic unsigned seqcount; /* consecutive sequential reads */
     uint64_t ra_next;        /* readahead issued up to here */
-    /* A copy of the node's valid size, so that a cache hit takes no
-     * session-wide lock: good while the node's attr_gen is unchanged
-     * and before size_until. */
-    uint64_t size_copy, size_gen, size_until;
+    /* A copy of the node's valid size, so that a cache hit takes no lock:
+     * good while the node's attr_gen is unchanged and before size_until.
+     * A seqlock: size_seq is odd while ra_mu's holder rewrites it. */
+    _Atomic unsigned size_seq;
+    _Atomic uint64_t size_copy, size_gen, size_until;
 };
 
 /* Set up / tear down the session's data path (cache per @m's fields). */
