@@ -267,7 +267,7 @@ static int io_size_copy(struct io_file *f, uint64_t gen, uint64_t *size)
     atomic_thread_fence(memory_order_acquire);
     if (atomic_load_explicit(&f->size_seq, memory_order_relaxed) != seq)
         return 0;
-    if (copy_gen != gen || !until || ufuse_now_ns() >= until)
+    if (copy_gen != gen || !until || ufuse_valid_now_ns() >= until)
         return 0;
     *size = copy;
     return 1;

@@ -270,7 +270,7 @@ struct node *node_from_entry(struct node_table *t, const struct fuse_entry_out *
         return NULL;
     }
     uint32_t type = e->attr.mode & S_IFMT;
-    uint64_t now = ufuse_now_ns();
+    uint64_t now = ufuse_valid_now_ns();
     pthread_mutex_lock(&t->mu);
     struct node *n = node_find(t, e->nodeid);
     if (n && n != t->root && (n->generation != e->generation || n->type != type)) {
@@ -309,7 +309,7 @@ struct node *node_from_entry(struct node_table *t, const struct fuse_entry_out *
 int node_attr_cached(struct node_table *t, struct node *n, struct fuse_attr *a)
 {
     pthread_mutex_lock(&t->mu);
-    int ok = n->attr_until > ufuse_now_ns();
+    int ok = n->attr_until > ufuse_valid_now_ns();
     if (ok)
         *a = n->attr;
     pthread_mutex_unlock(&t->mu);
@@ -327,7 +327,7 @@ uint64_t node_attr_seq(struct node_table *t)
 int node_attr_store(struct node_table *t, struct node *n, const struct fuse_attr *a,
                     uint64_t valid_sec, uint32_t valid_nsec, uint64_t seq)
 {
-    uint64_t until = proto_valid_until(ufuse_now_ns(), valid_sec, valid_nsec);
+    uint64_t until = proto_valid_until(ufuse_valid_now_ns(), valid_sec, valid_nsec);
     pthread_mutex_lock(&t->mu);
     int rc = node_attr_store_locked(t, n, a, until, seq);
     pthread_mutex_unlock(&t->mu);
@@ -373,7 +373,7 @@ int node_attr_cached_gen(struct node_table *t, struct node *n, struct fuse_attr 
     *gen = atomic_load_explicit(&n->attr_gen, memory_order_relaxed);
     *until = n->attr_until;
     *a = n->attr;
-    int ok = n->attr_until > ufuse_now_ns();
+    int ok = n->attr_until > ufuse_valid_now_ns();
     pthread_mutex_unlock(&t->mu);
     return ok;
 }
@@ -506,6 +506,29 @@ enum entry_result entry_lookup(struct node_table *t, struct node *parent,
     return r;
 }
 
+int node_walk_cached(struct node_table *t, const struct node_name *names, int n, int follow,
+                     struct fuse_attr *a)
+{
+    uint64_t now = ufuse_valid_now_ns();
+    pthread_mutex_lock(&t->mu);
+    struct node *cur = t->root;
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) {
+        struct entry *e = cur->type == S_IFDIR
+                              ? entry_find(t, cur->nodeid, names[i].name, names[i].len, NULL)
+                              : NULL;
+        ok = e && e->parent == cur && e->until > now && e->child &&
+             (e->child->type != S_IFLNK || (i == n - 1 && !follow));
+        if (ok)
+            cur = e->child;
+    }
+    ok = ok && cur->attr_until > now;
+    if (ok)
+        *a = cur->attr;
+    pthread_mutex_unlock(&t->mu);
+    return ok;
+}
+
 void entry_store(struct node_table *t, struct node *parent, const char *name,
                  size_t len, struct node *child, uint64_t until)
 {
@@ -513,7 +536,7 @@ void entry_store(struct node_table *t, struct node *parent, const char *name,
     struct entry **slot;
     if (entry_find(t, parent->nodeid, name, len, &slot))
         entry_free(t, slot);
-    if (until <= ufuse_now_ns() || parent->stale || (child && child->stale)) {
+    if (until <= ufuse_valid_now_ns() || parent->stale || (child && child->stale)) {
         pthread_mutex_unlock(&t->mu);
         return;
     }

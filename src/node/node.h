@@ -131,6 +131,21 @@ enum entry_result entry_lookup(struct node_table *t, struct node *parent,
 /* Record (parent, name) -> child (NULL: negative) valid until @until. */
 void entry_store(struct node_table *t, struct node *parent, const char *name,
                  size_t len, struct node *child, uint64_t until);
+/* One name of a path (not "." or ".."), for node_walk_cached. */
+struct node_name {
+    const char *name;
+    size_t len;
+};
+/*
+ * A stat from the caches alone, under one acquisition of the table's lock
+ * and taking no reference: 1 and the attributes of the node that @n
+ * @names lead to from the root, when each name is a positive, unexpired
+ * entry of a directory, none but the last is a symlink (nor the last with
+ * @follow) and the last node's attributes are valid; 0 otherwise (walk
+ * the slow way: it decides every error).
+ */
+int node_walk_cached(struct node_table *t, const struct node_name *names, int n, int follow,
+                     struct fuse_attr *a);
 /* Drop (parent, name). */
 void entry_drop(struct node_table *t, uint64_t parent, const char *name, size_t len);
 /* Drop every entry naming @child (its names changed, e.g. unlinked). */

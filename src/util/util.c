@@ -17,6 +17,13 @@ uint64_t ufuse_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t ufuse_valid_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void ulog_init(struct ulog *lg, FILE *fp, const char *name)
 {
     lg->fp = fp ? fp : stderr;

@@ -79,7 +79,7 @@ static struct node *vfs_entry_reply(ufuse_t *s, struct node *parent, const char 
         return NULL;
     }
     entry_store(&s->nodes, parent, name, len, n,
-                proto_valid_until(ufuse_now_ns(), e->entry_valid, e->entry_valid_nsec));
+                proto_valid_until(ufuse_valid_now_ns(), e->entry_valid, e->entry_valid_nsec));
     return n;
 }
 
@@ -95,7 +95,7 @@ static int vfs_lookup(ufuse_t *s, struct node *parent, const char *name, size_t 
     int rc = proto_name_check(name, len);
     if (rc)
         return rc;
-    switch (entry_lookup(&s->nodes, parent, name, len, child, ufuse_now_ns())) {
+    switch (entry_lookup(&s->nodes, parent, name, len, child, ufuse_valid_now_ns())) {
     case ENTRY_POSITIVE:
         return 0;
     case ENTRY_NEGATIVE:
@@ -116,7 +116,7 @@ static int vfs_lookup(ufuse_t *s, struct node *parent, const char *name, size_t 
     if (e.nodeid == 0) {
         /* A negative entry, cached for entry_valid. */
         entry_store(&s->nodes, parent, name, len, NULL,
-                    proto_valid_until(ufuse_now_ns(), e.entry_valid, e.entry_valid_nsec));
+                    proto_valid_until(ufuse_valid_now_ns(), e.entry_valid, e.entry_valid_nsec));
         return -ENOENT;
     }
     struct node *n = vfs_entry_reply(s, parent, name, len, &e, seq, &rc);
@@ -357,8 +357,44 @@ static int vfs_resolve_parent(ufuse_t *s, const char *path, struct node **parent
 
 /* ---- attributes ------------------------------------------------------------------- */
 
+/* Most names a stat answered from the caches alone may have. */
+#define VFS_CACHED_NAMES 32
+
+/* A stat answered from the entry and attribute caches alone: 1 and *@st,
+ * or 0 when anything is missing or unusual ("." or "..", a trailing
+ * slash, a symlink on the way, a long path): the walk decides those. */
+static int vfs_getattr_cached(ufuse_t *s, const char *path, int follow, struct stat *st)
+{
+    struct node_name names[VFS_CACHED_NAMES];
+    int n = 0;
+    const char *p = path;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *name = p;
+        while (*p && *p != '/')
+            p++;
+        size_t len = (size_t)(p - name);
+        if (n == VFS_CACHED_NAMES || len > PROTO_NAME_MAX ||
+            (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.'))))
+            return 0;
+        names[n++] = (struct node_name){name, len};
+    }
+    if ((size_t)(p - path) >= PATH_MAX || (n && p[-1] == '/'))
+        return 0;
+    struct fuse_attr a;
+    if (!node_walk_cached(&s->nodes, names, n, follow, &a))
+        return 0;
+    proto_attr_to_stat(&a, st);
+    return 1;
+}
+
 int vfs_getattr_path(ufuse_t *s, const char *path, int follow, struct stat *st)
 {
+    if (vfs_getattr_cached(s, path, follow, st))
+        return 0;
     struct node *n;
     struct fuse_attr a;
     int have;

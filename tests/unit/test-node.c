@@ -178,29 +178,83 @@ static void test_entry_cache(void **state)
     t.lru_max = 0; /* unreferenced nodes are forgotten at once */
     int err;
     struct node *root = node_root(&t), *c = NULL;
-    uint64_t now = ufuse_now_ns();
+    uint64_t now = ufuse_valid_now_ns();
     struct fuse_entry_out e = mkentry(50, 0, S_IFREG | 0644, 1, 1);
     struct node *n = node_from_entry(&t, &e, node_attr_seq(&t), &err);
     entry_store(&t, root, "f", 1, n, now + 1000000000ull);
     node_put(&t, n); /* the entry keeps it */
     assert_false(fakesrv_pending(&f, 20));
-    assert_int_equal(entry_lookup(&t, root, "f", 1, &c, ufuse_now_ns()), ENTRY_POSITIVE);
+    assert_int_equal(entry_lookup(&t, root, "f", 1, &c, ufuse_valid_now_ns()), ENTRY_POSITIVE);
     assert_ptr_equal(c, n);
     node_put(&t, c);
-    assert_int_equal(entry_lookup(&t, root, "g", 1, &c, ufuse_now_ns()), ENTRY_MISS);
+    assert_int_equal(entry_lookup(&t, root, "g", 1, &c, ufuse_valid_now_ns()), ENTRY_MISS);
     /* Expired: a miss. */
     assert_int_equal(entry_lookup(&t, root, "f", 1, &c, now + 2000000000ull), ENTRY_MISS);
-    entry_store(&t, root, "neg", 3, NULL, ufuse_now_ns() + 1000000000ull);
-    assert_int_equal(entry_lookup(&t, root, "neg", 3, &c, ufuse_now_ns()), ENTRY_NEGATIVE);
+    entry_store(&t, root, "neg", 3, NULL, ufuse_valid_now_ns() + 1000000000ull);
+    assert_int_equal(entry_lookup(&t, root, "neg", 3, &c, ufuse_valid_now_ns()), ENTRY_NEGATIVE);
     /* Already expired validity: nothing stored. */
     entry_store(&t, root, "old", 3, NULL, 1);
-    assert_int_equal(entry_lookup(&t, root, "old", 3, &c, ufuse_now_ns()), ENTRY_MISS);
+    assert_int_equal(entry_lookup(&t, root, "old", 3, &c, ufuse_valid_now_ns()), ENTRY_MISS);
     /* Dropping the entry releases the node: FORGET. */
     entry_drop(&t, FUSE_ROOT_ID, "f", 1);
     node_flush_forgets(&t);
     uint64_t ids[4], counts[4];
     assert_int_equal(read_forgets(&f, ids, counts, 4), 1);
     assert_int_equal(ids[0], 50);
+    node_put(&t, root);
+    node_table_destroy(&t);
+    fakesrv_stop(&f);
+}
+
+/* node_walk_cached: a stat from the caches under one lock, or 0 for the
+ * slow walk whenever anything is missing, expired or a symlink. */
+static void test_walk_cached(void **state)
+{
+    (void)state;
+    struct fakesrv f;
+    fakesrv_start(&f, 38, 1 << 20, 0);
+    struct node_table t;
+    assert_int_equal(node_table_init(&t, &f.conn), 0);
+    int err;
+    struct node *root = node_root(&t);
+    uint64_t later = ufuse_valid_now_ns() + 10000000000ull;
+    struct fuse_entry_out ed = mkentry(60, 0, S_IFDIR | 0755, 10, 10);
+    struct fuse_entry_out ef = mkentry(61, 0, S_IFREG | 0644, 10, 10);
+    struct fuse_entry_out el = mkentry(62, 0, S_IFLNK | 0777, 10, 10);
+    struct fuse_entry_out ex = mkentry(63, 0, S_IFREG | 0644, 0, 10);
+    struct node *d = node_from_entry(&t, &ed, node_attr_seq(&t), &err);
+    struct node *fi = node_from_entry(&t, &ef, node_attr_seq(&t), &err);
+    struct node *l = node_from_entry(&t, &el, node_attr_seq(&t), &err);
+    struct node *x = node_from_entry(&t, &ex, node_attr_seq(&t), &err);
+    entry_store(&t, root, "d", 1, d, later);
+    entry_store(&t, d, "f", 1, fi, later);
+    entry_store(&t, d, "l", 1, l, later);
+    entry_store(&t, d, "x", 1, x, later);
+    entry_store(&t, d, "neg", 3, NULL, later);
+    struct node_name df[] = {{"d", 1}, {"f", 1}}, dl[] = {{"d", 1}, {"l", 1}},
+                     dlf[] = {{"d", 1}, {"l", 1}, {"f", 1}}, dfg[] = {{"d", 1}, {"f", 1}, {"g", 1}},
+                     dneg[] = {{"d", 1}, {"neg", 3}}, dx[] = {{"d", 1}, {"x", 1}},
+                     dz[] = {{"d", 1}, {"zz", 2}};
+    struct fuse_attr a;
+    assert_int_equal(node_walk_cached(&t, df, 2, 1, &a), 1);
+    assert_int_equal(a.ino, 61);
+    assert_int_equal(node_walk_cached(&t, dl, 2, 1, &a), 0);  /* follow a symlink: slow */
+    assert_int_equal(node_walk_cached(&t, dl, 2, 0, &a), 1);  /* lstat */
+    assert_int_equal(a.ino, 62);
+    assert_int_equal(node_walk_cached(&t, dlf, 3, 0, &a), 0); /* symlink on the way */
+    assert_int_equal(node_walk_cached(&t, dfg, 3, 1, &a), 0); /* not a directory */
+    assert_int_equal(node_walk_cached(&t, dneg, 2, 1, &a), 0); /* negative: the walk says */
+    assert_int_equal(node_walk_cached(&t, dx, 2, 1, &a), 0);  /* attributes expired */
+    assert_int_equal(node_walk_cached(&t, dz, 2, 1, &a), 0);  /* not cached */
+    /* An expired entry on the way. */
+    entry_store(&t, root, "d", 1, d, ufuse_valid_now_ns() + 20000000ull);
+    usleep(60000);
+    assert_int_equal(node_walk_cached(&t, df, 2, 1, &a), 0);
+    assert_false(fakesrv_pending(&f, 20)); /* nothing asked of the server */
+    node_put(&t, d);
+    node_put(&t, fi);
+    node_put(&t, l);
+    node_put(&t, x);
     node_put(&t, root);
     node_table_destroy(&t);
     fakesrv_stop(&f);
@@ -214,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_generation_reuse),
         cmocka_unit_test(test_attr_cache),
         cmocka_unit_test(test_entry_cache),
+        cmocka_unit_test(test_walk_cached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
