@@ -52,14 +52,16 @@
  * dirty data is cleaned by the flusher and by throttled writers, then
  * evicted on a later pass.
  *
- * Readahead and write-back run in worker threads (readahead READs,
- * clustered write-back WRITEs, up to 12 per putpages pass, invalidations
+ * Readahead runs in worker threads (readahead READs, invalidations
  * asked by notifications; one worker is started with the cache, more,
  * up to CACHE_WORKERS, when a job is queued while every worker is busy,
- * so a session starts only the threads its load uses) and one flusher
- * thread (dirty data
- * older than dirty_expire, or more than a quarter of the budget dirty, or
- * memory pressure).  Writers are throttled above half the budget dirty.
+ * so a session starts only the threads its load uses).  Write-back is
+ * done by whoever runs the putpages pass (fsync, close, a throttled
+ * writer, the flusher thread: dirty data older than dirty_expire, more
+ * than a quarter of the budget dirty, or memory pressure), with up to
+ * CACHE_WB_INFLIGHT WRITEs in flight as background requests whose ends
+ * (cache_io_done) run on the thread that receives their replies.
+ * Writers are throttled above half the budget dirty.
  *
  * Locks, in order: o->wlock (writers, truncate) -> o->mu (the object's
  * pages) -> c->mu (frames, objects, jobs) -> the node table's.  The clock
@@ -102,15 +104,17 @@
 #define CACHE_FRAME_WAIT_MS 50
 #define CACHE_FRAME_TRIES 4
 #define CACHE_SYNC_PASSES 8
-#define CACHE_WB_INFLIGHT 12      /* write-back WRITEs of one pass on the workers */
+#define CACHE_WB_INFLIGHT 12      /* write-back WRITEs of one pass in flight */
 #define CACHE_LF_PROBES 32        /* longest probe of a lock-free lookup */
 
-enum cache_job_kind { JOB_READ, JOB_WRITE, JOB_INVALIDATE };
+enum cache_job_kind { JOB_READ, JOB_INVALIDATE };
 
 /* One clustered write-back WRITE: contiguous pages, PG_WRITEBACK. */
 struct cache_cluster {
     int n;
+    struct cache_obj *o;
     struct cache_handle *h;      /* in use (users counted), or NULL */
+    uint64_t start;              /* the WRITE's first byte */
     struct cache_page **pages;
     uint16_t *doff, *dend;       /* the pages' dirty ranges */
 };
@@ -122,7 +126,6 @@ struct cache_job {
     uint64_t off, len;           /* JOB_INVALIDATE */
     int n;                       /* JOB_READ: pages, busy, owned by the job */
     unsigned wb_seq;             /* cache_wb_seq when the READ was queued */
-    struct cache_cluster *cl;    /* JOB_WRITE */
     struct cache_page **pages;
     struct cache_job *next;
 };
@@ -417,7 +420,6 @@ static void cache_clean_attrs(struct cache_obj *o)
 /* ---- frames: allocation, CLOCK eviction --------------------------------------------------- */
 
 static void cache_obj_free(struct cache_obj *o);
-static int cache_do_io(struct cache_obj *o, struct cache_cluster *cl);
 
 /* Unlink @v from the object table (c->mu held; v unreferenced, empty). */
 static void cache_obj_unlink(struct cache *c, struct cache_obj *v)
@@ -591,6 +593,7 @@ static void cache_obj_free(struct cache_obj *o)
     pthread_mutex_destroy(&o->mu);
     pthread_mutex_destroy(&o->wlock);
     pthread_cond_destroy(&o->cv);
+    pthread_cond_destroy(&o->pass_cv);
     free(o->hash);
     free(o);
 }
@@ -631,6 +634,7 @@ struct cache_obj *cache_obj_get(struct cache *c, struct node *n)
     pthread_mutex_init(&no->mu, NULL);
     pthread_mutex_init(&no->wlock, NULL);
     cache_cond_init(&no->cv);
+    cache_cond_init(&no->pass_cv);
     node_get(c->nodes, n);
     no->node = n;
     no->refs = 1;
@@ -1209,12 +1213,6 @@ static void *cache_worker_main(void *arg)
         pthread_mutex_unlock(&c->mu);
         if (j->kind == JOB_READ) {
             cache_job_read(c, j);
-        } else if (j->kind == JOB_WRITE) {
-            cache_do_io(j->o, j->cl);
-            pthread_mutex_lock(&j->o->mu);
-            j->o->writes_async--;
-            pthread_cond_broadcast(&j->o->cv);
-            pthread_mutex_unlock(&j->o->mu);
         } else {
             cache_invalidate(j->o, j->off, j->len, 0);
         }
@@ -1260,53 +1258,74 @@ static int cache_index_cmp(const void *a, const void *b)
 }
 
 /*
- * genfs_do_io: write one cluster (no lock held; completes under o->mu):
- * one WRITE from the first page's dirty start to the last page's dirty
- * end, clipped at the size (fuse_io_strategy).  Frees @cl.
+ * genfs_do_io: start one cluster's WRITE (no lock held), from the first
+ * page's dirty start to the last page's dirty end, clipped at the size
+ * (fuse_io_strategy), as a background request of the pass; it ends in
+ * cache_io_done, here when it could not be sent.
  */
-static int cache_do_io(struct cache_obj *o, struct cache_cluster *cl)
+static void cache_do_io(struct cache_obj *o, struct cache_cluster *cl)
 {
     struct cache *c = o->c;
     int n = cl->n;
     struct cache_page **pages = cl->pages;
-    uint64_t start = (pages[0]->index << CACHE_PAGE_SHIFT) + cl->doff[0];
+    cl->start = (pages[0]->index << CACHE_PAGE_SHIFT) + cl->doff[0];
     uint64_t end = (pages[n - 1]->index << CACHE_PAGE_SHIFT) + cl->dend[n - 1];
-    uint64_t fsize = node_size(c->nodes, o->node);
-    end = UFUSE_MIN(end, fsize);
-    ssize_t rc = 0;
+    end = UFUSE_MIN(end, node_size(c->nodes, o->node));
+    int rc = 0;
     if (!cl->h) {
         rc = -EBADF;
-    } else if (end > start) {
+    } else if (end > cl->start) {
         struct iovec *iov = malloc((size_t)n * sizeof *iov);
         if (!iov) {
             rc = -ENOMEM;
         } else {
-            int cnt = cache_iov(pages, n, cl->doff[0], (size_t)(end - start), iov);
-            rc = c->ops->write(c, o, cl->h, iov, cnt, start);
+            int cnt = cache_iov(pages, n, cl->doff[0], (size_t)(end - cl->start), iov);
+            rc = c->ops->write_start(c, o, cl->h, iov, cnt, cl->start, &o->wb_group, cl);
             free(iov);
+            if (rc == 0)
+                return; /* cl may be gone already */
         }
     }
+    cache_io_done(cl, rc ? rc : (ssize_t)(end > cl->start ? end - cl->start : 0));
+}
+
+void cache_io_done(struct cache_cluster *cl, ssize_t written)
+{
+    struct cache_obj *o = cl->o;
+    struct cache *c = o->c;
+    int n = cl->n;
+    int transient = written < 0 && cache_transient((int)written);
     pthread_mutex_lock(&o->mu);
     if (cl->h)
         cl->h->users--;
     for (int i = 0; i < n; i++) {
-        struct cache_page *p = pages[i];
+        struct cache_page *p = cl->pages[i];
+        uint64_t ps = p->index << CACHE_PAGE_SHIFT;
         p->flags &= ~PG_WRITEBACK;
         o->nwriteback--;
         atomic_fetch_sub(&c->nwriteback, 1);
-        if (rc < 0 && cache_transient((int)rc))
+        if (transient) {
             cache_dirty_add(o, p, cl->doff[i], cl->dend[i]);
+        } else if (written >= 0 && ps + cl->dend[i] > cl->start + (uint64_t)written) {
+            /* Past what a short WRITE took: dirty still, from where it
+             * stopped (the next pass writes it). */
+            uint64_t from = UFUSE_MAX(ps + cl->doff[i], cl->start + (uint64_t)written);
+            if (from - ps < cl->dend[i] && from < node_size(c->nodes, o->node)) {
+                cache_dirty_add(o, p, (unsigned)(from - ps), cl->dend[i]);
+                o->pass_short = 1;
+            }
+        }
     }
-    if (rc < 0 && !cache_transient((int)rc)) {
+    if (written < 0 && !transient) {
         /* Like Linux: the pages stay valid but clean, the error is kept
          * for the next fsync and close of every handle (errseq). */
-        o->err = (int)rc;
+        o->err = (int)written;
         o->err_seq++;
     }
-    if (rc < 0 && !o->pass_err)
-        o->pass_err = (int)rc;
+    if (written < 0 && !o->pass_err)
+        o->pass_err = (int)written;
     o->wb_seq++;
-    if (rc >= 0) {
+    if (written >= 0) {
         atomic_fetch_add(&c->st.written_back, (uint64_t)n);
         atomic_fetch_add(&c->st.writebacks, 1);
     }
@@ -1317,50 +1336,6 @@ static int cache_do_io(struct cache_obj *o, struct cache_cluster *cl)
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     free(cl);
-    return rc < 0 ? (int)rc : 0;
-}
-
-/* Take a queued write-back of @o off the job queue (to run it here). */
-static struct cache_job *cache_steal_write(struct cache_obj *o)
-{
-    struct cache *c = o->c;
-    pthread_mutex_lock(&c->mu);
-    struct cache_job **pp = &c->jobs, *prev = NULL;
-    while (*pp && !((*pp)->kind == JOB_WRITE && (*pp)->o == o)) {
-        prev = *pp;
-        pp = &(*pp)->next;
-    }
-    struct cache_job *j = *pp;
-    if (j) {
-        *pp = j->next;
-        if (c->jobs_tail == j)
-            c->jobs_tail = prev;
-        o->refs--; /* the queue's reference; the caller holds one */
-    }
-    pthread_mutex_unlock(&c->mu);
-    return j;
-}
-
-/*
- * Wait until at most @max write-backs of @o run on the workers (o->mu
- * held).  Rather than sleep while one of ours still waits in the queue
- * (the workers may all be busy, even waiting for this pass), run it here.
- */
-static void cache_wait_writes(struct cache_obj *o, unsigned max)
-{
-    while (o->writes_async > max) {
-        pthread_mutex_unlock(&o->mu);
-        struct cache_job *j = cache_steal_write(o);
-        if (j) {
-            cache_do_io(o, j->cl);
-            free(j);
-        }
-        pthread_mutex_lock(&o->mu);
-        if (j)
-            o->writes_async--;
-        else if (o->writes_async > max)
-            pthread_cond_wait(&o->cv, &o->mu);
-    }
 }
 
 /* Any dirty page of [first, last] a writer is copying into? (o->mu held) */
@@ -1385,10 +1360,12 @@ static int cache_range_writeback(struct cache_obj *o, uint64_t first, uint64_t l
 }
 
 /*
- * One pass over the dirty pages of [first, last] (o->mu held): clusters
- * go to the workers (up to CACHE_WB_INFLIGHT WRITEs in flight), the last
- * one is written here, then the pass waits for them all.  *@skipped
- * counts the dirty pages left because a writer was copying into them.
+ * One pass over the dirty pages of [first, last] (o->mu held, dropped
+ * while WRITEs are sent): each cluster's WRITE is started as a background
+ * request, up to CACHE_WB_INFLIGHT in flight, then the pass waits for them
+ * all, receiving their replies itself when nobody else does (no thread per
+ * WRITE).  *@skipped counts the dirty pages left because a writer was
+ * copying into them.
  */
 static int cache_putpages_pass(struct cache_obj *o, uint64_t first, uint64_t last,
                                int *skipped)
@@ -1404,6 +1381,7 @@ static int cache_putpages_pass(struct cache_obj *o, uint64_t first, uint64_t las
     qsort(d, k, sizeof *d, cache_index_cmp);
     unsigned max_pages = UFUSE_MAX(1u, c->p.max_write >> CACHE_PAGE_SHIFT);
     o->pass_err = 0;
+    o->pass_short = 0;
     *skipped = 0;
     for (unsigned i = 0; i < k;) {
         struct cache_page *p = d[i];
@@ -1445,22 +1423,16 @@ static int cache_putpages_pass(struct cache_obj *o, uint64_t first, uint64_t las
             atomic_fetch_add(&c->nwriteback, 1);
         }
         i += n;
+        cl->o = o;
         cl->h = cache_writer(o);
-        struct cache_job *j = i < k ? calloc(1, sizeof *j) : NULL;
-        if (j) {
-            j->kind = JOB_WRITE;
-            j->o = o;
-            j->cl = cl;
-            o->writes_async++;
-            cache_job_queue(c, j);
-            cache_wait_writes(o, CACHE_WB_INFLIGHT);
-        } else {
-            pthread_mutex_unlock(&o->mu);
-            cache_do_io(o, cl);
-            pthread_mutex_lock(&o->mu);
-        }
+        pthread_mutex_unlock(&o->mu);
+        cache_do_io(o, cl);
+        c->ops->write_wait(c, &o->wb_group, CACHE_WB_INFLIGHT - 1);
+        pthread_mutex_lock(&o->mu);
     }
-    cache_wait_writes(o, 0);
+    pthread_mutex_unlock(&o->mu);
+    c->ops->write_wait(c, &o->wb_group, 0);
+    pthread_mutex_lock(&o->mu);
     free(d);
     return o->pass_err;
 }
@@ -1475,7 +1447,7 @@ int cache_putpages(struct cache_obj *o, uint64_t off, uint64_t len, int sync)
      * dirty and resident while it writes, unlocked); a truncate in
      * progress (nowrite) holds write-back off. */
     while (sync && (o->putting || o->nowrite))
-        pthread_cond_wait(&o->cv, &o->mu);
+        pthread_cond_wait(&o->pass_cv, &o->mu);
     if (o->putting || o->nowrite) {
         pthread_mutex_unlock(&o->mu);
         return 0;
@@ -1491,7 +1463,7 @@ int cache_putpages(struct cache_obj *o, uint64_t off, uint64_t len, int sync)
         /* An integrity sync also waits for write-backs others started. */
         while (cache_range_writeback(o, first, last))
             pthread_cond_wait(&o->cv, &o->mu);
-        if (!skipped)
+        if (!skipped && !o->pass_short)
             break;
         /* Pages a writer was copying into: wait until it is done. */
         while (cache_range_writing(o, first, last))
@@ -1499,6 +1471,7 @@ int cache_putpages(struct cache_obj *o, uint64_t off, uint64_t len, int sync)
     }
     o->putting = 0;
     pthread_cond_broadcast(&o->cv);
+    pthread_cond_broadcast(&o->pass_cv);
     pthread_mutex_unlock(&o->mu);
     return rc;
 }
@@ -1558,7 +1531,7 @@ static void cache_drop_range(struct cache_obj *o, uint64_t first, uint64_t last,
 {
     for (;;) {
         while (how != DROP_IDLE && o->putting)
-            pthread_cond_wait(&o->cv, &o->mu);
+            pthread_cond_wait(&o->pass_cv, &o->mu);
         if (!cache_drop_pass(o, first, last, how) || how == DROP_IDLE)
             break;
         pthread_cond_wait(&o->cv, &o->mu);
@@ -1624,7 +1597,7 @@ void cache_nowrite_begin(struct cache_obj *o)
 {
     pthread_mutex_lock(&o->mu);
     while (o->nowrite || o->putting)
-        pthread_cond_wait(&o->cv, &o->mu);
+        pthread_cond_wait(&o->pass_cv, &o->mu);
     o->nowrite = 1;
     while (o->nwriteback)
         pthread_cond_wait(&o->cv, &o->mu);
@@ -1636,6 +1609,7 @@ void cache_nowrite_end(struct cache_obj *o)
     pthread_mutex_lock(&o->mu);
     o->nowrite = 0;
     pthread_cond_broadcast(&o->cv);
+    pthread_cond_broadcast(&o->pass_cv);
     pthread_mutex_unlock(&o->mu);
 }
 

@@ -40,6 +40,7 @@
 #define PG_WRITING 0x20u   /* a writer holds it and is copying into it */
 
 struct cache_obj;
+struct cache_cluster;
 
 struct cache_page {
     /* obj and index are stored with atomic stores (under c->mu and the
@@ -77,6 +78,8 @@ struct cache_obj {
 
     pthread_mutex_t mu;          /* everything below */
     pthread_cond_t cv;           /* a page state, pin, handle or count changed */
+    pthread_cond_t pass_cv;      /* putting or nowrite was cleared (their waiters
+                                    sleep here, not woken per written cluster) */
     struct cache_page **hash;    /* resident pages by index */
     unsigned hmask;
     unsigned npages;             /* resident pages */
@@ -85,8 +88,9 @@ struct cache_obj {
     unsigned reads_async;        /* readahead READs in flight */
     int nowrite;                 /* a truncate is in progress: no write-back */
     int putting;                 /* a putpages pass owns the dirty list */
-    unsigned writes_async;       /* its clusters queued or on the workers */
+    struct conn_group wb_group;  /* the pass's WRITEs in flight (under the conn's lock) */
     int pass_err;                /* the pass's first write-back error */
+    int pass_short;              /* a WRITE of the pass was cut short: pages left dirty */
     uint64_t dirtied_ns;         /* when the obj went from clean to dirty */
     struct cache_handle *handles;
     int err;                     /* last write-back error (-errno) */
@@ -103,16 +107,31 @@ struct cache_obj {
 };
 
 /*
- * How the cache reaches the server (implemented by src/io/).  Both return
- * the bytes transferred or -errno.  A read may come back short (EOF); a
- * write must transfer everything or fail.  Called with no cache lock held.
+ * How the cache reaches the server (implemented by src/io/), called with
+ * no cache lock held.
+ *  - read: the bytes read or -errno; may come back short (EOF).
+ *  - write_start: send one write-back WRITE of @iov (@cnt pieces, at most
+ *    max_write bytes) at @off through @h as a background request of @g
+ *    (genfs's GOP_WRITE with async I/O).  Returns 0, and cache_io_done(@cl,
+ *    bytes written or -errno) is then called exactly once, on whichever
+ *    thread receives the reply (possibly before write_start returns); or
+ *    -errno, and it is not.
+ *  - write_wait: wait until at most @max requests of @g are pending,
+ *    receiving replies meanwhile.
  */
 struct cache_pager_ops {
     ssize_t (*read)(struct cache *c, struct cache_obj *o, const struct cache_handle *h,
                     const struct iovec *iov, int cnt, uint64_t off);
-    ssize_t (*write)(struct cache *c, struct cache_obj *o, const struct cache_handle *h,
-                     const struct iovec *iov, int cnt, uint64_t off);
+    int (*write_start)(struct cache *c, struct cache_obj *o, const struct cache_handle *h,
+                       const struct iovec *iov, int cnt, uint64_t off, struct conn_group *g,
+                       struct cache_cluster *cl);
+    void (*write_wait)(struct cache *c, struct conn_group *g, unsigned max);
 };
+
+/* A write-back WRITE started by write_start ended: @written bytes (from
+ * its start; fewer than sent leaves the rest dirty) or -errno.  Takes the
+ * object's lock; the pager calls it with no cache lock held. */
+void cache_io_done(struct cache_cluster *cl, ssize_t written);
 
 struct cache_params {
     uint64_t budget;             /* bytes of page data at most */

@@ -59,22 +59,31 @@ static ssize_t io_strategy_read(struct cache *c, struct cache_obj *o,
     return io_transfer_read(&t, iov, cnt, (off_t)off);
 }
 
-static ssize_t io_strategy_write(struct cache *c, struct cache_obj *o,
-                                 const struct cache_handle *h, const struct iovec *iov,
-                                 int cnt, uint64_t off)
+static void io_strategy_write_done(void *cl, ssize_t written)
+{
+    cache_io_done(cl, written);
+}
+
+static int io_strategy_write_start(struct cache *c, struct cache_obj *o,
+                                   const struct cache_handle *h, const struct iovec *iov,
+                                   int cnt, uint64_t off, struct conn_group *g,
+                                   struct cache_cluster *cl)
 {
     struct io_target t = io_target_handle(c, o, h);
     t.write_flags = FUSE_WRITE_CACHE;
-    size_t want = iov_total(iov, cnt);
-    ssize_t rc = io_transfer_write(&t, iov, cnt, (off_t)off);
-    if (rc >= 0 && (size_t)rc < want)
-        rc = -EIO;
-    return rc;
+    return io_transfer_write_start(&t, iov, cnt, (off_t)off, g, io_strategy_write_done, cl);
+}
+
+static void io_strategy_write_wait(struct cache *c, struct conn_group *g, unsigned max)
+{
+    struct io_mount *m = c->ctx;
+    conn_group_wait(m->conn, g, max);
 }
 
 static const struct cache_pager_ops io_pager_ops = {
     .read = io_strategy_read,
-    .write = io_strategy_write,
+    .write_start = io_strategy_write_start,
+    .write_wait = io_strategy_write_wait,
 };
 
 /* ---- the session --------------------------------------------------------------------------- */

@@ -132,6 +132,29 @@ ssize_t io_transfer_read(const struct io_target *t, const struct iovec *iov, int
     return done ? (ssize_t)done : rc;
 }
 
+/*
+ * What a WRITE of @sent bytes at @off the server acknowledged with @size
+ * means: the bytes it took, or -EINVAL (more than sent: it lies) or -EIO
+ * (none, outside direct_io: resending would loop forever).
+ */
+static ssize_t io_write_acked(const struct io_target *t, uint64_t off, uint32_t size,
+                              size_t sent)
+{
+    struct conn *c = t->conn;
+    if (size > sent) {
+        ulog_once(c->log, 30, "WRITE acknowledged %u bytes of %zu sent", size, sent);
+        node_attr_changed(t->nodes, t->node);
+        return -EINVAL;
+    }
+    if (size == 0 && sent && !t->short_ok) {
+        ulog_once(c->log, 31, "WRITE acknowledged 0 bytes; giving up");
+        return -EIO;
+    }
+    if (size && !(t->write_flags & FUSE_WRITE_CACHE))
+        node_size_extend(t->nodes, t->node, off + size);
+    return size;
+}
+
 ssize_t io_transfer_write(const struct io_target *t, const struct iovec *iov, int cnt,
                           off_t off)
 {
@@ -168,30 +191,87 @@ ssize_t io_transfer_write(const struct io_target *t, const struct iovec *iov, in
         rc = conn_call(c, &r);
         if (rc)
             break;
-        if (wo.size > chunk) {
-            /* The server claims to have written more than we sent. */
-            ulog_once(c->log, 30, "WRITE acknowledged %u bytes of %zu sent", wo.size, chunk);
-            node_attr_changed(t->nodes, t->node);
-            rc = -EINVAL;
+        ssize_t took = io_write_acked(t, (uint64_t)off + done, wo.size, chunk);
+        if (took < 0) {
+            rc = (int)took;
             break;
         }
-        done += wo.size;
-        if (wo.size && !(t->write_flags & FUSE_WRITE_CACHE))
-            node_size_extend(t->nodes, t->node, (uint64_t)off + done);
-        if (wo.size < chunk) {
+        done += (size_t)took;
+        if ((size_t)took < chunk) {
             if (t->short_ok)
                 break; /* direct_io: a short write is the answer */
-            if (wo.size == 0) {
-                /* Resending would loop forever. */
-                ulog_once(c->log, 31, "WRITE acknowledged 0 bytes; giving up");
-                rc = -EIO;
-                break;
-            }
             ulog_once(c->log, 32, "short WRITE without direct_io; resending the rest");
         }
     }
     free(bounce);
     return done ? (ssize_t)done : rc;
+}
+
+/* A WRITE sent as a background request (io_transfer_write_start). */
+struct io_write_async {
+    struct io_target t;
+    uint64_t off;
+    size_t len;
+    struct fuse_write_in wi;
+    struct fuse_write_out wo;
+    struct iovec out;
+    char *bounce;
+    void (*done)(void *ctx, ssize_t written);
+    void *ctx;
+};
+
+static void io_write_async_done(void *arg, int error, size_t outlen)
+{
+    (void)outlen; /* out_exact: a success filled wo */
+    struct io_write_async *w = arg;
+    ssize_t rc = error ? error : io_write_acked(&w->t, w->off, w->wo.size, w->len);
+    void (*done)(void *, ssize_t) = w->done;
+    void *ctx = w->ctx;
+    free(w->bounce);
+    free(w);
+    done(ctx, rc);
+}
+
+int io_transfer_write_start(const struct io_target *t, const struct iovec *iov, int cnt,
+                            off_t off, struct conn_group *g,
+                            void (*done)(void *ctx, ssize_t written), void *ctx)
+{
+    struct conn *c = t->conn;
+    size_t len = iov_total(iov, cnt);
+    if (len > c->p.max_write)
+        return -EINVAL;
+    struct io_write_async *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->t = *t;
+    w->off = (uint64_t)off;
+    w->len = len;
+    w->wi = (struct fuse_write_in){.fh = t->fh, .offset = (uint64_t)off,
+                                   .size = (uint32_t)len, .write_flags = t->write_flags,
+                                   .flags = t->oflags};
+    w->out = (struct iovec){&w->wo, sizeof w->wo};
+    w->done = done;
+    w->ctx = ctx;
+    struct iovec in[1 + IO_MAX_PIECES];
+    in[0] = (struct iovec){&w->wi, proto_write_in_size(c->p.minor)};
+    int k = io_slice(iov, cnt, 0, len, in + 1, IO_MAX_PIECES);
+    if (k < 0) {
+        if (!(w->bounce = malloc(len ? len : 1))) {
+            free(w);
+            return -ENOMEM;
+        }
+        iov_copy_out(w->bounce, iov, cnt, 0, len);
+        in[1] = (struct iovec){w->bounce, len};
+        k = 1;
+    }
+    struct conn_req r = {.opcode = FUSE_WRITE, .nodeid = t->node->nodeid, .in = in,
+                         .incnt = 1 + k, .out = &w->out, .outcnt = 1, .out_exact = 1};
+    int rc = conn_submit(c, &r, g, io_write_async_done, w);
+    if (rc) {
+        free(w->bounce);
+        free(w);
+    }
+    return rc;
 }
 
 struct io_target io_target_of(const struct io_file *f)

@@ -141,6 +141,15 @@ struct io_target {
 struct io_target io_target_of(const struct io_file *f);
 ssize_t io_transfer_read(const struct io_target *t, const struct iovec *iov, int cnt,
                          off_t off);
+/*
+ * One WRITE of @iov (at most max_write bytes) at @off as a background
+ * request of @g: 0, then @done(@ctx, bytes taken or -errno) runs once when
+ * it ends, on whichever thread receives the reply; or -errno, and it does
+ * not.  @t's node must live until then.
+ */
+int io_transfer_write_start(const struct io_target *t, const struct iovec *iov, int cnt,
+                            off_t off, struct conn_group *g,
+                            void (*done)(void *ctx, ssize_t written), void *ctx);
 ssize_t io_transfer_write(const struct io_target *t, const struct iovec *iov, int cnt,
                           off_t off);
 

@@ -37,6 +37,12 @@
  *     receiving.
  *  5. Once c->dead is set it stays set, every ticket in the table has been
  *     completed with -ENOTCONN, and nothing more is sent.
+ *  7. A background ticket (t->done) that ends leaves the table for
+ *     c->done_list; its callback runs once, with no lock held, run by the
+ *     thread that ended it (conn_dispatch) or by a group waiter, and only
+ *     then does its group's pending count drop and the ticket return to
+ *     the free list.  One that times out runs its callback at once and
+ *     stays in the table, orphaned, for its late reply.
  */
 #include "ipc/ipc.h"
 
@@ -73,6 +79,9 @@ struct ticket {
     size_t inbytes;           /* for statistics */
     pthread_cond_t cv;
     int following;            /* on the follower list */
+    conn_done_fn done;        /* background request: its callback */
+    void *done_ctx;
+    struct conn_group *group; /* ... and its submitter's group */
     struct ticket *hnext;     /* hash chain / free list */
     struct ticket *fnext, *fprev;
 };
@@ -191,16 +200,18 @@ static void conn_insert(struct conn *c, struct ticket *t)
     c->inflight++;
 }
 
-static void conn_remove(struct conn *c, struct ticket *t)
+/* Take @t out of the table: 1, or 0 if it was not there (ended). */
+static int conn_remove(struct conn *c, struct ticket *t)
 {
     for (struct ticket **p = conn_slot(c, t->unique); *p; p = &(*p)->hnext) {
         if (*p == t) {
             *p = t->hnext;
             t->hnext = NULL;
             c->inflight--;
-            return;
+            return 1;
         }
     }
+    return 0;
 }
 
 static struct ticket *ticket_get(struct conn *c)
@@ -297,6 +308,11 @@ static void conn_complete(struct conn *c, struct ticket *t, int32_t error)
     }
     t->error = error;
     t->state = T_DONE;
+    if (t->done) {
+        t->hnext = c->done_list; /* invariant 7 */
+        c->done_list = t;
+        return;
+    }
     if (t->following) {
         c->wakeups++;
         pthread_cond_signal(&t->cv);
@@ -396,19 +412,18 @@ static int conn_is_head(struct conn *c, const struct fuse_out_header *oh, size_t
 /*
  * Handle one received datagram of @len bytes laid out over @src
  * (src[0] is the 16-byte header slot).  @direct: @me's out buffers were
- * src[1..] and hold the payload if the reply is @me's.  Lock NOT held.
+ * src[1..] and hold the payload if the reply is @me's.  Lock held (dropped
+ * around a notification's callback).
  */
-static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
-                          const struct iovec *src, int scnt, size_t len,
-                          int truncated)
+static void conn_dispatch_locked(struct conn *c, struct ticket *me, int direct,
+                                 const struct iovec *src, int scnt, size_t len,
+                                 int truncated)
 {
     const struct fuse_out_header *oh = src[0].iov_base;
-    pthread_mutex_lock(&c->mu);
 
     /* Leftovers of split replies that could not be reassembled. */
     if (c->discard && !conn_is_head(c, oh, len)) {
         c->discard -= UFUSE_MIN(c->discard, len);
-        pthread_mutex_unlock(&c->mu);
         return;
     }
     /* The rest of a reply that arrived split over several datagrams. */
@@ -426,13 +441,11 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
             else
                 conn_complete(c, t, 0);
         }
-        pthread_mutex_unlock(&c->mu);
         return;
     }
     if (len < sizeof *oh || oh->len < sizeof *oh) {
         ulog_once(c->log, 13, "dropping a %zu-byte datagram shorter than a reply header",
                   len);
-        pthread_mutex_unlock(&c->mu);
         return;
     }
     if (oh->unique == 0) {
@@ -448,14 +461,12 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         pthread_mutex_lock(&c->mu);
         if (--c->notifying == 0)
             pthread_cond_broadcast(&c->notify_cv);
-        pthread_mutex_unlock(&c->mu);
         return;
     }
     struct ticket *t = conn_find(c, oh->unique & ~PROTO_INT_REQ_BIT);
     if (!t) {
         ulog_once(c->log, 14, "dropping a reply for unknown request %llu",
                   (unsigned long long)oh->unique);
-        pthread_mutex_unlock(&c->mu);
         return;
     }
     const char *op = proto_opname(t->opcode);
@@ -464,7 +475,6 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         if (oh->len > len)
             c->discard += oh->len - len;
         conn_complete(c, t, 0);
-        pthread_mutex_unlock(&c->mu);
         return;
     }
     if (oh->unique & PROTO_INT_REQ_BIT) {
@@ -478,7 +488,6 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         }
         if (t->following)
             pthread_cond_signal(&t->cv);
-        pthread_mutex_unlock(&c->mu);
         return;
     }
     if (t == c->cont) {
@@ -492,7 +501,6 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
         if (oh->len > len)
             c->discard += oh->len - len;
         conn_reject(c, t);
-        pthread_mutex_unlock(&c->mu);
         return;
     }
     int32_t err;
@@ -541,12 +549,10 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
                 if (c->cont) /* conn_complete counts what it still owed */
                     conn_reject(c, c->cont);
                 conn_reject(c, t);
-                pthread_mutex_unlock(&c->mu);
                 return;
             }
             c->cont = t;
             c->split_replies++;
-            pthread_mutex_unlock(&c->mu);
             return;
         }
         err = t->exact && t->out && plen != t->outcap ? -EIO : 0;
@@ -558,6 +564,40 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
     t->bad_reply = bad;
     t->replied = 1;
     conn_complete(c, t, err);
+}
+
+/* Run the callbacks of the background requests that ended (invariant 7).
+ * Lock held; dropped while they run. */
+static void conn_run_done(struct conn *c)
+{
+    while (c->done_list) {
+        struct ticket *list = c->done_list;
+        c->done_list = NULL;
+        pthread_mutex_unlock(&c->mu);
+        for (struct ticket *t = list; t; t = t->hnext)
+            t->done(t->done_ctx, t->error, t->got);
+        pthread_mutex_lock(&c->mu);
+        while (list) {
+            struct ticket *t = list;
+            list = t->hnext;
+            struct conn_group *g = t->group;
+            g->pending--;
+            if (g->waiter && g->waiter->following) {
+                c->wakeups++;
+                pthread_cond_signal(&g->waiter->cv);
+            }
+            ticket_put(c, t);
+        }
+    }
+}
+
+/* conn_dispatch_locked, then the callbacks it made due.  Lock NOT held. */
+static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
+                          const struct iovec *src, int scnt, size_t len, int truncated)
+{
+    pthread_mutex_lock(&c->mu);
+    conn_dispatch_locked(c, me, direct, src, scnt, len, truncated);
+    conn_run_done(c);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -739,8 +779,9 @@ static void conn_fill_header(struct conn *c, struct fuse_in_header *ih,
  * Send one request.  With @t: @t goes in the table first (its reply may
  * come back before sendmsg returns) and takes the next unique; without:
  * a request that has no reply, with @unique or a fresh one.  Lock NOT
- * held.  0 or -errno (then @t is out of the table again and the caller
- * still owns it).
+ * held.  0 (also when the server died meanwhile: @t was ended with
+ * -ENOTCONN like every ticket in the table), or -errno (then @t is out of
+ * the table again and the caller still owns it).
  */
 static int conn_transmit(struct conn *c, struct ticket *t, uint32_t opcode, uint64_t nodeid,
                          uint64_t unique, const struct iovec *in, int incnt)
@@ -783,10 +824,12 @@ static int conn_transmit(struct conn *c, struct ticket *t, uint32_t opcode, uint
     int rc = chan_send(&c->ch, iov, 1 + incnt);
     if (rc != 0) {
         pthread_mutex_lock(&c->mu);
-        if (t && t->state == T_WAITING)
-            conn_remove(c, t);
         if (rc == -ENOTCONN)
             conn_mark_dead(c);
+        /* Ended with the rest when the server died (an async one is
+         * freed already): its end reports it. */
+        if (t && !conn_remove(c, t))
+            rc = 0;
         pthread_mutex_unlock(&c->mu);
     }
     return rc;
@@ -887,6 +930,139 @@ int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
     return rc;
 }
 
+int conn_submit(struct conn *c, struct conn_req *r, struct conn_group *g, conn_done_fn done,
+                void *ctx)
+{
+    size_t outcap = iov_total(r->out, r->outcnt);
+    if (r->outcnt > 8 || outcap > c->scratch_cap)
+        return -EINVAL;
+    pthread_mutex_lock(&c->mu);
+    int enosys = r->opcode < PROTO_MAX_OPCODE &&
+                 (c->enosys[r->opcode / 64] & (1ull << (r->opcode % 64)));
+    struct ticket *t = enosys ? NULL : ticket_get(c);
+    if (t)
+        g->pending++;
+    pthread_mutex_unlock(&c->mu);
+    if (enosys)
+        return -ENOSYS;
+    if (!t)
+        return -ENOMEM;
+    static const struct iovec none = {NULL, 0};
+    t->opcode = r->opcode;
+    t->owner = pthread_self();
+    t->out = r->outcnt ? r->out : &none;
+    t->outcnt = r->outcnt ? r->outcnt : 1;
+    t->outcap = outcap;
+    t->exact = r->out_exact;
+    t->done = done;
+    t->done_ctx = ctx;
+    t->group = g;
+    int rc = conn_transmit(c, t, t->opcode, r->nodeid, 0, r->in, r->incnt);
+    if (rc != 0) {
+        /* Never sent, never ended: still ours. */
+        pthread_mutex_lock(&c->mu);
+        g->pending--;
+        ticket_put(c, t);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return rc;
+}
+
+/*
+ * Time the requests of @g out that are past their deadline (lock held,
+ * dropped around sends and callbacks): an INTERRUPT first, then, after
+ * the grace period, the callback with -ETIMEDOUT; the ticket stays in the
+ * table, orphaned, for its late reply.  Returns the nearest deadline
+ * still ahead (0: none).
+ */
+static uint64_t conn_group_expire(struct conn *c, struct conn_group *g)
+{
+    for (;;) {
+        uint64_t now = ufuse_now_ns(), next = 0;
+        struct ticket *due = NULL;
+        for (unsigned i = 0; i <= c->table_mask && !due; i++)
+            for (struct ticket *t = c->table[i]; t && !due; t = t->hnext) {
+                if (t->group != g || !t->deadline_ns || t->orphaned)
+                    continue;
+                if (now >= t->deadline_ns)
+                    due = t;
+                else if (!next || t->deadline_ns < next)
+                    next = t->deadline_ns;
+            }
+        if (!due)
+            return next;
+        if (!due->int_sent && !c->no_interrupt) {
+            due->int_sent = 1;
+            due->int_timeout = 1;
+            due->deadline_ns = now + INTERRUPT_GRACE_NS;
+            conn_send_interrupt(c, due);
+            continue;
+        }
+        ulog_once(c->log, 22, "%s timed out; the server did not answer",
+                  proto_opname(due->opcode));
+        conn_done_fn done = due->done;
+        void *ctx = due->done_ctx;
+        due->orphaned = 1;
+        c->orphans++;
+        due->done = NULL;
+        due->group = NULL;
+        due->out = NULL;
+        due->outcnt = 0;
+        due->outcap = 0;
+        pthread_mutex_unlock(&c->mu);
+        done(ctx, -ETIMEDOUT, 0);
+        pthread_mutex_lock(&c->mu);
+        g->pending--;
+    }
+}
+
+void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max)
+{
+    pthread_mutex_lock(&c->mu);
+    struct ticket *me = ticket_get(c);
+    while (!me) { /* a follower token; memory will come back */
+        pthread_mutex_unlock(&c->mu);
+        usleep(1000);
+        pthread_mutex_lock(&c->mu);
+        me = ticket_get(c);
+    }
+    g->waiter = me;
+    c->waiters++;
+    for (;;) {
+        conn_run_done(c);
+        if (g->pending <= max)
+            break;
+        uint64_t next = c->timeout_ns ? conn_group_expire(c, g) : 0;
+        conn_run_done(c);
+        if (g->pending <= max)
+            break;
+        if (!c->leader) {
+            c->leader = 1;
+            pthread_mutex_unlock(&c->mu);
+            int rc = conn_receive_one(c, NULL, next ? conn_ms_until(next) : -1, -1);
+            pthread_mutex_lock(&c->mu);
+            c->leader = 0;
+            if (rc == -ENOTCONN)
+                conn_mark_dead(c);
+            continue;
+        }
+        conn_follow(c, me);
+        if (next) {
+            struct timespec ts = {.tv_sec = (time_t)(next / 1000000000u),
+                                  .tv_nsec = (long)(next % 1000000000u)};
+            pthread_cond_timedwait(&me->cv, &c->mu, &ts);
+        } else {
+            pthread_cond_wait(&me->cv, &c->mu);
+        }
+        conn_unfollow(c, me);
+    }
+    g->waiter = NULL;
+    c->waiters--;
+    ticket_put(c, me);
+    conn_handoff(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
 int conn_send_noreply(struct conn *c, uint32_t opcode, uint64_t nodeid,
                       uint64_t unique, const struct iovec *in, int incnt)
 {
@@ -905,7 +1081,7 @@ int conn_interrupt(struct conn *c, pthread_t thread)
     }
     for (unsigned i = 0; i <= c->table_mask && n < 16; i++)
         for (struct ticket *t = c->table[i]; t && n < 16; t = t->hnext)
-            if (!t->async && !t->orphaned && !t->int_sent &&
+            if (!t->async && !t->done && !t->orphaned && !t->int_sent &&
                 pthread_equal(t->owner, thread)) {
                 t->int_sent = 1;
                 uniq[n++] = t->unique;

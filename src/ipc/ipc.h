@@ -12,6 +12,12 @@
  * hands them their reply or the leadership.  A watcher thread takes the
  * leadership only after the session has been quiet for a while, so that
  * notifications and late replies are handled when nobody is waiting.
+ *
+ * Background requests (the kernel's writepages WRITEs): conn_submit sends
+ * a request whose end runs a callback in whichever thread receives its
+ * reply, with no thread sleeping per request; the submitter collects them
+ * with conn_group_wait, receiving replies meanwhile.  So N requests in
+ * flight cost N sends and N receives, not N threads and a wake-up each.
  */
 #ifndef UFUSE_IPC_H
 #define UFUSE_IPC_H
@@ -82,6 +88,26 @@ void conn_set_caller(struct conn *c, int set, uint32_t uid, uint32_t gid, uint32
 
 struct ticket;
 
+/*
+ * A submitter's requests in flight (conn_submit), all under c->mu: the
+ * count of those whose callback has not returned yet, and the thread
+ * waiting for it to drop (conn_group_wait), if any.  Zeroed by the owner;
+ * one waiter at a time.
+ */
+struct conn_group {
+    unsigned pending;
+    struct ticket *waiter;
+};
+
+/*
+ * A background request ended: @error is 0 (the reply's payload is in the
+ * request's out buffers, @outlen bytes), the server's -errno, or -ENOTCONN,
+ * -ETIMEDOUT, -EIO as for conn_call.  Runs with no ipc lock held, on any
+ * thread receiving for the connection: it must not wait for replies, and
+ * must take only locks that no thread holds while waiting in this layer.
+ */
+typedef void (*conn_done_fn)(void *ctx, int error, size_t outlen);
+
 struct conn {
     struct chan ch;
     struct ulog *log;
@@ -104,6 +130,7 @@ struct conn {
     struct ticket *followers;     /* waiters sleeping, FIFO (head first) */
     struct ticket *followers_tail;
     struct ticket *free_tickets;  /* recycled tickets */
+    struct ticket *done_list;     /* background requests ended, callbacks to run */
     uint64_t enosys[(PROTO_MAX_OPCODE + 63) / 64];
     struct conn_opstat stats[PROTO_MAX_OPCODE];
     uint64_t wakeups;             /* condition signals sent to other threads */
@@ -154,6 +181,21 @@ void conn_set_notify(struct conn *c, conn_notify_fn fn, void *ctx);
  * -E2BIG (request larger than the server can read).
  */
 int conn_call(struct conn *c, struct conn_req *r);
+/*
+ * Send @r as a background request of @g: returns 0 (then @done runs exactly
+ * once, when it ends; @r's out buffers must live until then) or -errno
+ * (then it never runs): -ENOSYS when the opcode was answered so before.
+ * @r->outlen and @r->replied are not used.
+ */
+int conn_submit(struct conn *c, struct conn_req *r, struct conn_group *g, conn_done_fn done,
+                void *ctx);
+/*
+ * Wait until at most @max requests of @g are pending (their callbacks have
+ * returned), receiving for the connection meanwhile.  With a timeout
+ * option, a request of @g past its deadline is interrupted as conn_call
+ * does, then ends with -ETIMEDOUT (its late reply is dropped).
+ */
+void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max);
 /* Send without waiting; a reply, if any, is dropped (RELEASE). */
 int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
                     const struct iovec *in, int incnt);

@@ -809,6 +809,77 @@ static void t_writeback_clustered(void **state)
     mu_finish(m, s);
 }
 
+/* cache=writeback: the WRITEs of one fsync are in flight together (the
+ * server answers none until it holds all three), and the fsync still
+ * ends with FSYNC after the last answer. */
+static void t_writeback_in_flight_together(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writeback,timeout=20");
+    script_lookup(m, 0);
+    ufuse_file_t *f = open_f(m, s, O_RDWR, O_RDWR, MU_FH, KEEP);
+    static unsigned char a[PG], b[PG], c[PG];
+    mock_pattern(a, sizeof a, 0);
+    mock_pattern(b, sizeof b, 2 * PG);
+    mock_pattern(c, sizeof c, 4 * PG);
+    assert_int_equal(ufuse_pwrite(f, a, PG, 0), PG);
+    assert_int_equal(ufuse_pwrite(f, b, PG, 2 * PG), PG);
+    assert_int_equal(ufuse_pwrite(f, c, PG, 4 * PG), PG);
+    struct mock_exp *w0 = mock_expect(m, FUSE_WRITE, MU_INO);
+    MOCK_MATCH(w0, struct fuse_write_in, offset, 0);
+    mock_match_data(w0, a, PG);
+    mock_no_reply(w0);
+    struct mock_exp *w1 = mock_expect(m, FUSE_WRITE, MU_INO);
+    MOCK_MATCH(w1, struct fuse_write_in, offset, 2 * PG);
+    mock_match_data(w1, b, PG);
+    mock_no_reply(w1);
+    struct mock_exp *w2 = mock_expect(m, FUSE_WRITE, MU_INO);
+    MOCK_MATCH(w2, struct fuse_write_in, offset, 4 * PG);
+    mock_match_data(w2, c, PG);
+    struct fuse_write_out wo = {.size = PG};
+    mock_act_reply_to(w2, w1, 0, &wo, sizeof wo);
+    mock_act_reply_to(w2, w0, 0, &wo, sizeof wo);
+    mock_reply_write(w2, PG);
+    expect_fsync(m, MU_FH);
+    assert_int_equal(ufuse_fsync(f), 0);
+    struct ufuse_cacheinfo ci = cinfo(s);
+    assert_int_equal(ci.dirty, 0);
+    assert_int_equal(ci.writebacks, 3);
+    close_f(m, f, MU_FH, 0);
+    mu_finish(m, s);
+}
+
+/* cache=writeback,timeout=1: a write-back WRITE nobody answers is
+ * interrupted, then fsync fails with ETIMEDOUT and the page stays dirty;
+ * the late answer is dropped; the next fsync writes the page again. */
+static void t_writeback_timeout(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writeback,timeout=1");
+    script_lookup(m, 0);
+    ufuse_file_t *f = open_f(m, s, O_RDWR, O_RDWR, MU_FH, KEEP);
+    static unsigned char a[PG];
+    mock_pattern(a, sizeof a, 0);
+    assert_int_equal(ufuse_pwrite(f, a, PG, 0), PG);
+    struct mock_exp *w = mock_expect(m, FUSE_WRITE, MU_INO);
+    mock_match_data(w, a, PG);
+    mock_no_reply(w);
+    struct mock_exp *in = mock_expect(m, FUSE_INTERRUPT, MOCK_ANY_NODE);
+    mock_match_interrupt_of(in, w);
+    mock_no_reply(in);
+    expect_fsync(m, MU_FH); /* sent, the write-back error wins */
+    assert_int_equal(ufuse_fsync(f), -ETIMEDOUT);
+    assert_int_equal(cinfo(s).dirty, 1);
+    struct fuse_write_out wo = {.size = PG};
+    assert_int_equal(mock_respond(m, w, 0, &wo, sizeof wo), 0);
+    expect_wb_write(m, 0, a, PG, 0);
+    expect_fsync(m, MU_FH);
+    assert_int_equal(ufuse_fsync(f), 0);
+    assert_int_equal(cinfo(s).dirty, 0);
+    close_f(m, f, MU_FH, 0);
+    mu_finish(m, s);
+}
+
 /* ------------------------------------------------------------------ */
 /* 9. full-page overwrite reads nothing                                */
 
@@ -1305,6 +1376,8 @@ int main(void)
         cmocka_unit_test(t_short_read_then_longer),
         cmocka_unit_test(t_writethrough),
         cmocka_unit_test(t_writeback_clustered),
+        cmocka_unit_test(t_writeback_in_flight_together),
+        cmocka_unit_test(t_writeback_timeout),
         cmocka_unit_test(t_full_page_no_read),
         cmocka_unit_test(t_rmw_wronly),
         cmocka_unit_test(t_direct_write_over_dirty),
