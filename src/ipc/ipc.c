@@ -861,37 +861,51 @@ unsigned conn_unanswered(struct conn *c)
     return n;
 }
 
-int conn_call(struct conn *c, struct conn_req *r)
+/*
+ * A ticket for @r, its out buffers set, counted in @g when given: 0 and
+ * *@out, or -EINVAL, -ENOSYS (answered so before: not sent again),
+ * -ENOMEM.
+ */
+static int conn_prepare(struct conn *c, const struct conn_req *r, struct conn_group *g,
+                        struct ticket **out)
 {
-    r->outlen = 0;
-    r->replied = 0;
     size_t outcap = iov_total(r->out, r->outcnt);
     if (r->outcnt > 8 || outcap > c->scratch_cap)
         return -EINVAL;
     pthread_mutex_lock(&c->mu);
-    /* An opcode answered ENOSYS before is not sent again. */
     int enosys = r->opcode < PROTO_MAX_OPCODE &&
                  (c->enosys[r->opcode / 64] & (1ull << (r->opcode % 64)));
     struct ticket *t = enosys ? NULL : ticket_get(c);
+    if (t && g)
+        g->pending++;
     pthread_mutex_unlock(&c->mu);
     if (enosys)
         return -ENOSYS;
     if (!t)
         return -ENOMEM;
+    /* A ticket with no out buffers still needs a non-NULL marker so that
+     * an empty reply is "stored". */
+    static const struct iovec none = {NULL, 0};
     t->opcode = r->opcode;
     t->owner = pthread_self();
-    t->out = r->outcnt ? r->out : NULL;
-    t->outcnt = r->outcnt;
+    t->out = r->outcnt ? r->out : &none;
+    t->outcnt = r->outcnt ? r->outcnt : 1;
     t->outcap = outcap;
     t->exact = r->out_exact;
-    /* A ticket with no out buffers still needs a non-NULL marker so that
-     * an empty reply is "stored": use the zero-length case below. */
-    static const struct iovec none = {NULL, 0};
-    if (!t->out) {
-        t->out = &none;
-        t->outcnt = 1;
-    }
-    int rc = conn_transmit(c, t, t->opcode, r->nodeid, 0, r->in, r->incnt);
+    t->group = g;
+    *out = t;
+    return 0;
+}
+
+int conn_call(struct conn *c, struct conn_req *r)
+{
+    r->outlen = 0;
+    r->replied = 0;
+    struct ticket *t;
+    int rc = conn_prepare(c, r, NULL, &t);
+    if (rc)
+        return rc;
+    rc = conn_transmit(c, t, t->opcode, r->nodeid, 0, r->in, r->incnt);
     int bad = 0;
     pthread_mutex_lock(&c->mu);
     if (rc == 0) {
@@ -933,31 +947,13 @@ int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
 int conn_submit(struct conn *c, struct conn_req *r, struct conn_group *g, conn_done_fn done,
                 void *ctx)
 {
-    size_t outcap = iov_total(r->out, r->outcnt);
-    if (r->outcnt > 8 || outcap > c->scratch_cap)
-        return -EINVAL;
-    pthread_mutex_lock(&c->mu);
-    int enosys = r->opcode < PROTO_MAX_OPCODE &&
-                 (c->enosys[r->opcode / 64] & (1ull << (r->opcode % 64)));
-    struct ticket *t = enosys ? NULL : ticket_get(c);
-    if (t)
-        g->pending++;
-    pthread_mutex_unlock(&c->mu);
-    if (enosys)
-        return -ENOSYS;
-    if (!t)
-        return -ENOMEM;
-    static const struct iovec none = {NULL, 0};
-    t->opcode = r->opcode;
-    t->owner = pthread_self();
-    t->out = r->outcnt ? r->out : &none;
-    t->outcnt = r->outcnt ? r->outcnt : 1;
-    t->outcap = outcap;
-    t->exact = r->out_exact;
+    struct ticket *t;
+    int rc = conn_prepare(c, r, g, &t);
+    if (rc)
+        return rc;
     t->done = done;
     t->done_ctx = ctx;
-    t->group = g;
-    int rc = conn_transmit(c, t, t->opcode, r->nodeid, 0, r->in, r->incnt);
+    rc = conn_transmit(c, t, t->opcode, r->nodeid, 0, r->in, r->incnt);
     if (rc != 0) {
         /* Never sent, never ended: still ours. */
         pthread_mutex_lock(&c->mu);
