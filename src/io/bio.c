@@ -103,7 +103,9 @@ void io_mount_destroy(struct io_mount *m)
 
 int io_open_flags(struct io_mount *m, int flags)
 {
-    if (m->cache_on && m->writeback && !(flags & O_DIRECT)) {
+    /* O_DIRECT too: its unaligned heads and tails go through the cache
+     * (io.c), and any writable handle may carry write-back WRITEs. */
+    if (m->cache_on && m->writeback) {
         if ((flags & O_ACCMODE) == O_WRONLY)
             flags = (flags & ~O_ACCMODE) | O_RDWR;
         flags &= ~O_APPEND;
@@ -261,7 +263,7 @@ int io_range_changed(struct io_mount *m, struct node *n, uint64_t off, uint64_t 
  * server that keeps the cache on open relies on it), and so, with
  * AUTO_INVAL_DATA, does an mtime we did not make.
  */
-static int io_cached_size(struct io_file *f, uint64_t *size)
+int io_cached_size(struct io_file *f, uint64_t *size)
 {
     uint64_t gen = node_attr_gen(f->node), until;
     pthread_mutex_lock(&f->ra_mu);
@@ -338,7 +340,9 @@ static int io_subiov(const struct iovec *iov, int cnt, size_t at, size_t len,
 /* Start readahead after a read of [off, end) if the stream is sequential. */
 static void io_readahead(struct io_file *f, uint64_t off, uint64_t end, uint64_t fsize)
 {
-    uint32_t ra_max = f->m->readahead;
+    /* None for an O_DIRECT file's heads and tails: what follows them is
+     * read directly. */
+    uint32_t ra_max = f->buffered ? f->m->readahead : 0;
     pthread_mutex_lock(&f->ra_mu);
     int sequential = off == f->seq_next;
     f->seqcount = sequential ? UFUSE_MIN(f->seqcount + 1, 32u) : 0;
