@@ -244,9 +244,9 @@ struct io_target io_target_of(const struct io_file *f)
 }
 
 /*
- * genfs_directio beside the cache: a direct transfer first writes back the
- * cached dirty pages it overlaps (others stay dirty); a direct write then
- * drops the cached pages it covers.
+ * genfs_do_directio beside the cache: a direct transfer first writes back
+ * the cached dirty pages it overlaps (others stay dirty); a direct write
+ * then drops the cached pages it covers.
  */
 ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
 {
