@@ -305,50 +305,6 @@ static int io_aligned(const struct io_file *f)
     return f->obj && !f->buffered && !(f->fopen_flags & FOPEN_DIRECT_IO);
 }
 
-/* One piece of a transfer and the backend it takes. */
-struct io_piece {
-    uint64_t at;
-    size_t len;
-    int direct;
-};
-
-/*
- * Run the three contiguous pieces @p (head, middle, tail; empty ones
- * skipped) of a transfer of @iov starting at p[0].at, each through its
- * backend, in file order; stop at the first short or failed one.  Bytes
- * transferred, or -errno if none.
- */
-static ssize_t io_pieces(struct io_file *f, const struct io_piece *p, const struct iovec *iov,
-                         int cnt, int write)
-{
-    struct iovec small[8];
-    struct iovec *sub = cnt <= 8 ? small : malloc((size_t)cnt * sizeof *sub);
-    if (!sub)
-        return -ENOMEM;
-    size_t done = 0;
-    ssize_t rc = 0;
-    for (int i = 0; i < 3; i++) {
-        if (!p[i].len)
-            continue;
-        int k = io_slice(iov, cnt, done, p[i].len, sub, cnt);
-        off_t at = (off_t)p[i].at;
-        if (write)
-            rc = p[i].direct ? io_directio_write(f, sub, k, at)
-                             : io_write_biobackend(f, sub, k, at);
-        else
-            rc = p[i].direct ? io_read_directbackend(f, sub, k, at)
-                             : io_read_biobackend(f, sub, k, at);
-        if (rc < 0)
-            break;
-        done += (size_t)rc;
-        if ((size_t)rc < p[i].len)
-            break;
-    }
-    if (sub != small)
-        free(sub);
-    return done ? (ssize_t)done : rc;
-}
-
 static uint64_t io_page_down(uint64_t x)
 {
     return x & ~(uint64_t)(CACHE_PAGE_SIZE - 1);
@@ -359,42 +315,62 @@ static uint64_t io_page_up(uint64_t x)
     return io_page_down(x + CACHE_PAGE_SIZE - 1);
 }
 
-/* Read: the whole pages inside EOF direct, the rest through the cache. */
-static ssize_t io_read_aligned(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
+/*
+ * An O_DIRECT transfer of @iov at @off on a cached node (a write holds
+ * wlock): its whole pages (for a read, those inside EOF) go direct, the
+ * unaligned head and the tail through the buffered backend, in file
+ * order, up to the first short or failed piece.  Bytes transferred, or
+ * -errno if none.
+ */
+static ssize_t io_aligned_transfer(struct io_file *f, const struct iovec *iov, int cnt, off_t off,
+                                   int write)
 {
-    uint64_t fsize;
-    int rc = io_cached_size(f, &fsize);
-    if (rc)
-        return rc;
-    uint64_t pos = (uint64_t)off, end = pos + iov_total(iov, cnt);
-    if (pos >= fsize)
-        return 0;
-    uint64_t lo = io_page_up(pos), hi = io_page_down(UFUSE_MIN(end, fsize));
-    if (lo >= hi)
-        return io_read_biobackend(f, iov, cnt, off);
-    struct io_piece p[3] = {{pos, (size_t)(lo - pos), 0}, {lo, (size_t)(hi - lo), 1},
-                            {hi, (size_t)(end - hi), 0}};
-    return io_pieces(f, p, iov, cnt, 0);
-}
-
-/* Write (wlock held): the whole pages direct, head and tail through the
- * cache. */
-static ssize_t io_write_aligned(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
-{
-    uint64_t pos = (uint64_t)off, end = pos + iov_total(iov, cnt);
-    uint64_t lo = io_page_up(pos), hi = io_page_down(end);
-    if (lo >= hi)
-        return io_write_biobackend(f, iov, cnt, off);
-    struct io_piece p[3] = {{pos, (size_t)(lo - pos), 0}, {lo, (size_t)(hi - lo), 1},
-                            {hi, (size_t)(end - hi), 0}};
-    return io_pieces(f, p, iov, cnt, 1);
+    uint64_t pos = (uint64_t)off, end = pos + iov_total(iov, cnt), lim = end;
+    if (!write) {
+        uint64_t fsize;
+        int err = io_cached_size(f, &fsize);
+        if (err)
+            return err;
+        if (pos >= fsize)
+            return 0;
+        lim = UFUSE_MIN(end, fsize);
+    }
+    /* The pieces are [cut[i], cut[i + 1]): head, middle (direct), tail. */
+    uint64_t cut[4] = {pos, io_page_up(pos), io_page_down(lim), end};
+    if (cut[1] >= cut[2]) /* not one whole page: all through the cache */
+        return write ? io_write_biobackend(f, iov, cnt, off) : io_read_biobackend(f, iov, cnt, off);
+    struct iovec small[8];
+    struct iovec *sub = cnt <= 8 ? small : malloc((size_t)cnt * sizeof *sub);
+    if (!sub)
+        return -ENOMEM;
+    size_t done = 0;
+    ssize_t rc = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t len = (size_t)(cut[i + 1] - cut[i]);
+        if (!len)
+            continue;
+        int k = io_slice(iov, cnt, done, len, sub, cnt);
+        off_t at = (off_t)cut[i];
+        if (write)
+            rc = i == 1 ? io_directio_write(f, sub, k, at) : io_write_biobackend(f, sub, k, at);
+        else
+            rc = i == 1 ? io_read_directbackend(f, sub, k, at) : io_read_biobackend(f, sub, k, at);
+        if (rc < 0)
+            break;
+        done += (size_t)rc;
+        if ((size_t)rc < len)
+            break;
+    }
+    if (sub != small)
+        free(sub);
+    return done ? (ssize_t)done : rc;
 }
 
 /* A write through the page cache (buffered, or O_DIRECT's rule); wlock held. */
 static ssize_t io_write_cached(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
 {
     return f->buffered ? io_write_biobackend(f, iov, cnt, off)
-                       : io_write_aligned(f, iov, cnt, off);
+                       : io_aligned_transfer(f, iov, cnt, off, 1);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
@@ -409,7 +385,7 @@ ssize_t io_dispatch_read(struct io_file *f, const struct iovec *iov, int cnt,
     if (f->buffered)
         return io_read_biobackend(f, iov, cnt, off);
     if (io_aligned(f))
-        return io_read_aligned(f, iov, cnt, off);
+        return io_aligned_transfer(f, iov, cnt, off, 0);
     return io_read_directbackend(f, iov, cnt, off);
 }
 

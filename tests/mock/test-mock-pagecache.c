@@ -1467,9 +1467,10 @@ static void t_odirect_write_writethrough(void **state)
 }
 
 /* cache=writeback: an O_WRONLY|O_DIRECT open goes out O_RDWR (its head
- * and tail need read-modify-write); [100, 3 pages + 100): the head page
- * is READ and dirtied, the middle goes as one direct WRITE, the tail page
- * is READ and dirtied; fsync writes the two dirty ranges back. */
+ * and tail need read-modify-write); [100, 3 pages + 100), given as 12
+ * iovecs: the head page is READ and dirtied, the middle goes as one
+ * direct WRITE, the tail page is READ and dirtied; fsync writes the two
+ * dirty ranges back. */
 static void t_odirect_write_writeback(void **state)
 {
     ufuse_t *s;
@@ -1481,7 +1482,10 @@ static void t_odirect_write_writeback(void **state)
     expect_read_pattern(m, FH2, 0, PG);
     expect_plain_write(m, FH2, PG, d + PG - 100, 2 * PG);
     expect_read_pattern(m, FH2, 3 * PG, PG);
-    assert_int_equal(ufuse_pwrite(f, d, sizeof d, 100), (ssize_t)sizeof d);
+    struct iovec iov[12];
+    for (int i = 0; i < 12; i++)
+        iov[i] = (struct iovec){d + i * sizeof d / 12, sizeof d / 12};
+    assert_int_equal(ufuse_pwritev(f, iov, 12, 100), (ssize_t)sizeof d);
     assert_int_equal(cinfo(s).dirty, 2);
 
     mock_unordered_begin(m);
