@@ -20,9 +20,10 @@
  * Which transfers go direct, and how much of them:
  *  - cache=direct: every transfer, whole (there is no cache).
  *  - FOPEN_DIRECT_IO (the server's answer to OPEN): every transfer, whole,
- *    with the caller's exact offset and length.  Linux gives such files no
- *    page cache at all (fuse_direct_read_iter / fuse_direct_write_iter:
- *    no clip at the cached size, a short READ or WRITE is the answer), and
+ *    with the caller's exact offset and length.  Linux's read and write
+ *    of such files never use the page cache (fuse_direct_read_iter /
+ *    fuse_direct_write_iter: no clip at the cached size, a short READ or
+ *    WRITE is the answer), and
  *    servers rely on it: a /proc-style file whose size says 0 or 4096 but
  *    whose READ returns the text it has, a stream or control file that
  *    answers each request as it comes.  Page-sized READs at page offsets,
@@ -39,8 +40,9 @@
  *    caller's bytes, write-back leaves dirty pages for putpages.  NetBSD
  *    goes direct for DEV_BSIZE-aligned chunks inside EOF and leaves the
  *    rest to the buffered path; Linux sends the whole O_DIRECT range to
- *    the server (fuse_direct_IO: exact offsets, reads clipped at i_size)
- *    after writing back, and for writes invalidating, the pages it covers.
+ *    the server (fuse_direct_IO: exact offsets; a read at or past i_size
+ *    returns 0) after writing back, and for writes invalidating, the pages
+ *    it covers.
  *    What the rule buys here: unaligned O_DIRECT heads and tails hit whole
  *    cached pages the next time (a log or database reading and rewriting
  *    partial pages), and the server sees page-aligned direct transfers.
