@@ -340,9 +340,7 @@ static int io_subiov(const struct iovec *iov, int cnt, size_t at, size_t len,
 /* Start readahead after a read of [off, end) if the stream is sequential. */
 static void io_readahead(struct io_file *f, uint64_t off, uint64_t end, uint64_t fsize)
 {
-    /* None for an O_DIRECT file's heads and tails: what follows them is
-     * read directly. */
-    uint32_t ra_max = f->buffered ? f->m->readahead : 0;
+    uint32_t ra_max = f->m->readahead;
     pthread_mutex_lock(&f->ra_mu);
     int sequential = off == f->seq_next;
     f->seqcount = sequential ? UFUSE_MIN(f->seqcount + 1, 32u) : 0;
@@ -427,7 +425,9 @@ ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, 
             break;
         }
     }
-    if (done && !short_read) /* no readahead past an EOF just met */
+    /* No readahead past an EOF just met, nor after an O_DIRECT file's
+     * head or tail (what follows them is read directly). */
+    if (done && !short_read && f->buffered)
         io_readahead(f, pos, pos + done, fsize);
     return done ? (ssize_t)done : rc;
 }
