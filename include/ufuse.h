@@ -274,7 +274,11 @@ int ufuse_set_caller(ufuse_t *s, const struct ufuse_caller *who);
  * Open (and with O_CREAT, create) a file.  @flags are open(2) flags:
  * O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECT,
  * O_NOFOLLOW, O_SYNC/O_DSYNC.  @mode is used with O_CREAT.
- * @out receives the handle, released by ufuse_close().
+ * @out receives the handle, released by ufuse_close().  With O_DIRECT on a
+ * cached session, the whole pages of each transfer (for reads: inside
+ * EOF) go straight to the server and the unaligned head and tail through
+ * the page cache; files the server opens FOPEN_DIRECT_IO, and every file
+ * under cache=direct, send each transfer as made.
  */
 int ufuse_open(ufuse_t *s, const char *path, int flags, mode_t mode,
                ufuse_file_t **out);

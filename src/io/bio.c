@@ -112,7 +112,9 @@ void io_mount_destroy(struct io_mount *m)
 
 int io_open_flags(struct io_mount *m, int flags)
 {
-    if (m->cache_on && m->writeback && !(flags & O_DIRECT)) {
+    /* O_DIRECT too: its unaligned heads and tails go through the cache
+     * (io.c), and any writable handle may carry write-back WRITEs. */
+    if (m->cache_on && m->writeback) {
         if ((flags & O_ACCMODE) == O_WRONLY)
             flags = (flags & ~O_ACCMODE) | O_RDWR;
         flags &= ~O_APPEND;
@@ -289,7 +291,7 @@ static int io_size_copy(struct io_file *f, uint64_t gen, uint64_t *size)
  * server that keeps the cache on open relies on it), and so, with
  * AUTO_INVAL_DATA, does an mtime we did not make.
  */
-static int io_cached_size(struct io_file *f, uint64_t *size)
+int io_cached_size(struct io_file *f, uint64_t *size)
 {
     uint64_t gen = node_attr_gen(f->node), until;
     if (io_size_copy(f, gen, size))
@@ -464,7 +466,9 @@ ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, 
             break;
         }
     }
-    if (done && !short_read) /* no readahead past an EOF just met */
+    /* No readahead past an EOF just met, nor after an O_DIRECT file's
+     * head or tail (what follows them is read directly). */
+    if (done && !short_read && f->buffered)
         io_readahead(f, pos, pos + done, fsize);
     return done ? (ssize_t)done : rc;
 }

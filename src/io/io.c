@@ -15,11 +15,55 @@
  * (bio.c) uses them too, with FUSE_WRITE_CACHE on write-back WRITEs (then
  * the size is the cache's to keep, not extended here).  On a cached node
  * the direct backends first write back the overlapped dirty pages, and a
- * direct write drops the cached range after (genfs_directio).
+ * direct write drops the cached range after (genfs_do_directio).
+ *
+ * Which transfers go direct, and how much of them:
+ *  - cache=direct: every transfer, whole (there is no cache).
+ *  - FOPEN_DIRECT_IO (the server's answer to OPEN): every transfer, whole,
+ *    with the caller's exact offset and length.  Linux's read and write
+ *    of such files never use the page cache (fuse_direct_read_iter /
+ *    fuse_direct_write_iter: no clip at the cached size, a short READ or
+ *    WRITE is the answer), and
+ *    servers rely on it: a /proc-style file whose size says 0 or 4096 but
+ *    whose READ returns the text it has, a stream or control file that
+ *    answers each request as it comes.  Page-sized READs at page offsets,
+ *    a clip at the size, or writes merged and deferred would break them:
+ *    the alignment rule below does not apply.
+ *  - O_DIRECT on a cached session (a regular, cached file; the caller's
+ *    hint): genfs_directio's rule at page granularity.  Only the
+ *    page-aligned middle goes direct: for a read the whole pages inside
+ *    EOF (the size the client knows: io_cached_size, GETATTR if expired),
+ *    for a write the whole pages it covers (a write extending the file
+ *    sends its middle direct and its tail through the cache; each extends
+ *    the size as it lands).  The unaligned head and tail go through the
+ *    buffered backends, as whole cached pages: write-through WRITEs the
+ *    caller's bytes, write-back leaves dirty pages for putpages.  NetBSD
+ *    goes direct for DEV_BSIZE-aligned chunks inside EOF and leaves the
+ *    rest to the buffered path; Linux sends the whole O_DIRECT range to
+ *    the server (fuse_direct_IO: exact offsets; a read at or past i_size
+ *    returns 0) after writing back, and for writes invalidating, the pages
+ *    it covers.
+ *    What the rule buys here: unaligned O_DIRECT heads and tails hit whole
+ *    cached pages the next time (a log or database reading and rewriting
+ *    partial pages), and the server sees page-aligned direct transfers.
+ *    Its price: up to three requests for an unaligned transfer.
  *
  * Locks: m->append_mu[nodeid % IO_APPEND_STRIPES] around an O_APPEND
  * write-through/direct write (GETATTR to WRITE), taken before obj->wlock;
- * node and conn locks through their APIs.
+ * obj->wlock around every write of a cached node (an O_DIRECT write's
+ * head, middle and tail under one hold); node and conn locks through
+ * their APIs.
+ *
+ * Invariants (on a cached node, whichever backend):
+ *  1. A direct READ never misses data the cache holds dirty: the dirty
+ *     pages it covers are written back first (heads and tails read them
+ *     in the cache).
+ *  2. After a direct WRITE no cached page holds bytes older than it: the
+ *     pages it covers are written back before and dropped after, under
+ *     wlock; the heads and tails of O_DIRECT writes update the pages they
+ *     touch like any buffered write.
+ *  3. FOPEN_DIRECT_IO and cache=direct transfers reach the server as the
+ *     caller made them (chunked by max_read / max_write only).
  */
 #include "io/io.h"
 
@@ -282,9 +326,9 @@ struct io_target io_target_of(const struct io_file *f)
 }
 
 /*
- * genfs_directio beside the cache: a direct transfer first writes back the
- * cached dirty pages it overlaps (others stay dirty); a direct write then
- * drops the cached pages it covers.
+ * genfs_do_directio beside the cache: a direct transfer first writes back
+ * the cached dirty pages it overlaps (others stay dirty); a direct write
+ * then drops the cached pages it covers.
  */
 ssize_t io_read_directbackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
 {
@@ -335,6 +379,84 @@ ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov, int c
     return rc;
 }
 
+/* ---- genfs_directio's alignment rule (O_DIRECT beside the cache) ------------------------- */
+
+/* An O_DIRECT file on a cached session, not FOPEN_DIRECT_IO (see above). */
+static int io_aligned(const struct io_file *f)
+{
+    return f->obj && !f->buffered && !(f->fopen_flags & FOPEN_DIRECT_IO);
+}
+
+static uint64_t io_page_down(uint64_t x)
+{
+    return x & ~(uint64_t)(CACHE_PAGE_SIZE - 1);
+}
+
+static uint64_t io_page_up(uint64_t x)
+{
+    return io_page_down(x + CACHE_PAGE_SIZE - 1);
+}
+
+/*
+ * An O_DIRECT transfer of @iov at @off on a cached node (a write holds
+ * wlock): its whole pages (for a read, those inside EOF) go direct, the
+ * unaligned head and the tail through the buffered backend, in file
+ * order, up to the first short or failed piece.  Bytes transferred, or
+ * -errno if none.
+ */
+static ssize_t io_aligned_transfer(struct io_file *f, const struct iovec *iov, int cnt, off_t off,
+                                   int write)
+{
+    uint64_t pos = (uint64_t)off, end = pos + iov_total(iov, cnt), lim = end;
+    if (!write) {
+        uint64_t fsize;
+        int err = io_cached_size(f, &fsize);
+        if (err)
+            return err;
+        if (pos >= fsize)
+            return 0;
+        lim = UFUSE_MIN(end, fsize);
+    }
+    /* The pieces are [cut[i], cut[i + 1]): head, middle (direct), tail. */
+    uint64_t cut[4] = {pos, io_page_up(pos), io_page_down(lim), end};
+    if (cut[1] >= cut[2]) /* not one whole page: all through the cache */
+        return write ? io_write_biobackend(f, iov, cnt, off) : io_read_biobackend(f, iov, cnt, off);
+    struct iovec small[8];
+    struct iovec *sub = cnt <= 8 ? small : malloc((size_t)cnt * sizeof *sub);
+    if (!sub)
+        return -ENOMEM;
+    size_t done = 0;
+    ssize_t rc = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t len = (size_t)(cut[i + 1] - cut[i]);
+        if (!len)
+            continue;
+        int k = io_slice(iov, cnt, done, len, sub, cnt);
+        off_t at = (off_t)cut[i];
+        if (write)
+            rc = i == 1 ? io_directio_write(f, sub, k, at) : io_write_biobackend(f, sub, k, at);
+        else
+            rc = i == 1 ? io_read_directbackend(f, sub, k, at) : io_read_biobackend(f, sub, k, at);
+        if (rc < 0)
+            break;
+        done += (size_t)rc;
+        if ((size_t)rc < len)
+            break;
+    }
+    if (sub != small)
+        free(sub);
+    return done ? (ssize_t)done : rc;
+}
+
+/* A write through the page cache (buffered, or O_DIRECT's rule); wlock held. */
+static ssize_t io_write_cached(struct io_file *f, const struct iovec *iov, int cnt, off_t off)
+{
+    return f->buffered ? io_write_biobackend(f, iov, cnt, off)
+                       : io_aligned_transfer(f, iov, cnt, off, 1);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
 ssize_t io_dispatch_read(struct io_file *f, const struct iovec *iov, int cnt,
                          off_t off)
 {
@@ -344,6 +466,8 @@ ssize_t io_dispatch_read(struct io_file *f, const struct iovec *iov, int cnt,
         return 0;
     if (f->buffered)
         return io_read_biobackend(f, iov, cnt, off);
+    if (io_aligned(f))
+        return io_aligned_transfer(f, iov, cnt, off, 0);
     return io_read_directbackend(f, iov, cnt, off);
 }
 
@@ -357,14 +481,15 @@ ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
         *where = off;
         return 0;
     }
-    if (f->buffered && f->m->writeback) {
+    int cached = f->buffered || io_aligned(f);
+    if (cached && f->m->writeback) {
         /* Write-back: O_APPEND offsets are ours (the size is local). */
         pthread_mutex_lock(&f->obj->wlock);
         if (f->oflags & O_APPEND)
             off = (off_t)node_size(f->nodes, f->node);
         ssize_t rc = (uint64_t)off + len > (uint64_t)INT64_MAX
                          ? -EFBIG
-                         : io_write_biobackend(f, iov, cnt, off);
+                         : io_write_cached(f, iov, cnt, off);
         pthread_mutex_unlock(&f->obj->wlock);
         *where = off;
         if (rc > 0)
@@ -386,9 +511,9 @@ ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
     ssize_t rc;
     if ((uint64_t)off + len > (uint64_t)INT64_MAX) {
         rc = -EFBIG;
-    } else if (f->buffered) {
+    } else if (cached) {
         pthread_mutex_lock(&f->obj->wlock);
-        rc = io_write_biobackend(f, iov, cnt, off);
+        rc = io_write_cached(f, iov, cnt, off);
         pthread_mutex_unlock(&f->obj->wlock);
     } else {
         rc = io_write_directbackend(f, iov, cnt, off);

@@ -5,9 +5,11 @@
  * the direct backend (fuse_read_directbackend / fuse_write_directbackend:
  * every byte goes to the server) and the buffer-cache backend
  * (fuse_read_biobackend / fuse_write_biobackend).  io_dispatch_read/write
- * are that choice here: cache=direct, FOPEN_DIRECT_IO and O_DIRECT take
- * the direct backend, every other file the buffered one (bio.c) over the
- * page cache (src/cache/).
+ * are that choice here: cache=direct and FOPEN_DIRECT_IO take the direct
+ * backend; O_DIRECT on a cached session takes it for the page-aligned
+ * middle only, heads and tails going through the cache (genfs_directio's
+ * rule: see io.c); every other file takes the buffered one (bio.c) over
+ * the page cache (src/cache/).
  */
 #ifndef UFUSE_IO_H
 #define UFUSE_IO_H
@@ -121,6 +123,9 @@ ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov,
 /* genfs_directio's write on a cached node (its wlock held): write back
  * the dirty pages the range overlaps, WRITE, drop the cached range. */
 ssize_t io_directio_write(struct io_file *f, const struct iovec *iov, int cnt, off_t off);
+/* The file's size for a cached transfer (what the client knows: the
+ * cached attributes, a GETATTR when they expired).  0 or -errno. */
+int io_cached_size(struct io_file *f, uint64_t *size);
 /* fuse_read_biobackend / fuse_write_biobackend: through the page cache. */
 ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off);
 ssize_t io_write_biobackend(struct io_file *f, const struct iovec *iov, int cnt, off_t off);

@@ -36,9 +36,9 @@
  * Meanwhile the main thread runs a fixed script of calls (fuzz_script):
  * path lookups and stat, open/read/write in the cache mode the config
  * chose, sequential reads long enough for readahead and past the cache's
- * size, write-back at fsync and close, O_DIRECT on a cached file,
- * truncate, readdir(plus), xattrs, namespace calls, unmount.  After each
- * call:
+ * size, write-back at fsync and close, O_DIRECT on a cached file (aligned
+ * and not: the alignment rule), truncate, readdir(plus), xattrs, namespace
+ * calls, unmount.  After each call:
  *  - a failure must be an errno documented for that call (fuzz_errs: the
  *    errors of the corresponding system call, plus ENOTCONN, EIO, ENOMEM)
  *    or one the server answered during the session (passed through, as a
@@ -1069,6 +1069,9 @@ static void fuzz_file_ops(struct fuzz_run *r, const char *path, int flags)
             CHECK(C_COPY, ufuse_copy_file_range(f, &a, g, &b, 8192, 0));
             CHECK(C_WRITE, ufuse_pwrite(g, fuzz_wbuf, 8192, 4096));
             READ_CHECKED(g, 12288, 0);
+            /* Unaligned: the middle direct, head and tail through the cache. */
+            CHECK(C_WRITE, ufuse_pwrite(g, fuzz_wbuf, 9000, 100));
+            READ_CHECKED(g, 9000, 50);
             CHECK(C_CLOSE, ufuse_close(g));
         }
         CHECK(C_WRITE, ufuse_pwrite(f, fuzz_wbuf, 9000, 1000));

@@ -17,7 +17,14 @@
  *   the dropped dirty bytes; a nodeid reused with a new generation gets
  *   neither the old file's attributes nor its pages; attributes the server
  *   computed before a write-back (GETATTR, READDIRPLUS) and processed after
- *   it do not shrink the file.
+ *   it do not shrink the file; genfs_directio's alignment rule (issue 10):
+ *   an unaligned O_DIRECT read or write sends only its page-aligned middle
+ *   direct (a read: inside EOF), its head and tail going through the cache
+ *   as whole pages (write-through: WRITEs of their bytes; write-back: dirty
+ *   pages at fsync), no readahead after them, the dirty pages under a
+ *   direct read written back first, the pages under a direct write dropped,
+ *   an extending write's size known at once; FOPEN_DIRECT_IO files keep
+ *   the caller's exact requests.
  *
  * Every mount names its cache mode explicitly (the mock does not grant
  * FUSE_WRITEBACK_CACHE).  Where READs are asynchronous (readahead) and
@@ -1362,6 +1369,287 @@ static void t_readdirplus_across_writeback(void **state)
     mu_finish(m, s);
 }
 
+/* ------------------------------------------------------------------ */
+/* 17. genfs_directio's alignment rule: O_DIRECT beside the cache       */
+
+/* Script GETATTR(fh) -> @size, valid an hour. */
+static void expect_getattr_kept(struct mock *m, uint64_t fh, uint64_t size)
+{
+    struct mock_exp *g = mock_expect_getattr(m, MU_INO);
+    MOCK_MATCH(g, struct fuse_getattr_in, fh, fh);
+    struct fuse_attr_out ao = mock_attr_out(MU_INO, S_IFREG | 0644, size, 3600);
+    mock_reply_attr(g, &ao);
+}
+
+/* Script a direct READ (through @fh) answered with the pattern. */
+static void expect_read_pattern(struct mock *m, uint64_t fh, uint64_t off, uint32_t len)
+{
+    mock_reply_pattern(mock_expect_read(m, MU_INO, fh, off, len), off, len);
+}
+
+/* Script a WRITE of @data through @fh, not FUSE_WRITE_CACHE, acknowledged. */
+static void expect_plain_write(struct mock *m, uint64_t fh, uint64_t off, const void *data,
+                               uint32_t len)
+{
+    struct mock_exp *w = mock_expect_write(m, MU_INO, fh, off, data, len);
+    MOCK_MATCH(w, struct fuse_write_in, write_flags, 0);
+    mock_reply_write(w, len);
+}
+
+/* cache=writethrough, a 64-page file: an O_DIRECT read of [100, 3 pages
+ * + 100) READs the head page whole (cached), the middle pages 1-2 directly
+ * with exactly their range, the tail page whole (cached); reading in the
+ * head and tail pages again sends nothing, not even readahead after a
+ * sequential read; a read of whole pages goes direct even where they are
+ * cached. */
+static void t_odirect_read_unaligned(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    script_lookup(m, 64 * PG);
+    ufuse_file_t *f = open_f(m, s, O_RDONLY | O_DIRECT, O_RDONLY | O_DIRECT, MU_FH, KEEP);
+    static unsigned char buf[4 * PG], want[4 * PG];
+    expect_read_pattern(m, MU_FH, 0, PG);
+    expect_read_pattern(m, MU_FH, PG, 2 * PG);
+    expect_read_pattern(m, MU_FH, 3 * PG, PG);
+    assert_int_equal(ufuse_pread(f, buf, 3 * PG, 100), 3 * PG);
+    mock_pattern(want, 3 * PG, 100);
+    assert_memory_equal(buf, want, 3 * PG);
+    assert_int_equal(cinfo(s).misses, 2);
+
+    size_t before = mock_log_count(m, 0);
+    assert_int_equal(ufuse_pread(f, buf, 100, 3 * PG + 100), 100);
+    mock_pattern(want, 100, 3 * PG + 100);
+    assert_memory_equal(buf, want, 100);
+    assert_int_equal(ufuse_pread(f, buf, 50, 1000), 50);
+    mock_pattern(want, 50, 1000);
+    assert_memory_equal(buf, want, 50);
+    assert_nothing_sent(m, before);
+
+    expect_read_pattern(m, MU_FH, 0, 4 * PG);
+    assert_int_equal(ufuse_pread(f, buf, 4 * PG, 0), 4 * PG);
+    mock_pattern(want, 4 * PG, 0);
+    assert_memory_equal(buf, want, 4 * PG);
+    close_f(m, f, MU_FH, 0);
+    mu_finish(m, s);
+}
+
+/* An O_DIRECT read crossing EOF, on a handle opened without keep_cache
+ * (the size is asked for first): the head page and the one page inside
+ * EOF go as before, the tail is the page holding EOF, READ up to the size
+ * only; the result ends at the size; reads at or past EOF send nothing. */
+static void t_odirect_read_eof(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    const uint64_t size = 2 * PG + 100;
+    script_lookup(m, 0);
+    ufuse_file_t *f = open_f(m, s, O_RDONLY | O_DIRECT, O_RDONLY | O_DIRECT, MU_FH, 0);
+    static unsigned char buf[4 * PG], want[4 * PG];
+    expect_getattr_kept(m, MU_FH, size);
+    expect_read_pattern(m, MU_FH, 0, PG);
+    expect_read_pattern(m, MU_FH, PG, PG);
+    expect_read_pattern(m, MU_FH, 2 * PG, 100);
+    assert_int_equal(ufuse_pread(f, buf, 4 * PG, 50), (ssize_t)size - 50);
+    mock_pattern(want, size - 50, 50);
+    assert_memory_equal(buf, want, size - 50);
+
+    size_t before = mock_log_count(m, 0);
+    assert_int_equal(ufuse_pread(f, buf, 10, (off_t)size), 0);
+    assert_int_equal(ufuse_pread(f, buf, 3 * PG, (off_t)size + 5000), 0);
+    assert_int_equal(ufuse_pread(f, buf, 10, (off_t)size - 10), 10);
+    mock_pattern(want, 10, size - 10);
+    assert_memory_equal(buf, want, 10);
+    assert_nothing_sent(m, before);
+    close_f(m, f, MU_FH, 0);
+    mu_finish(m, s);
+}
+
+/* cache=writeback: A dirties 200 bytes of page 0 (after reading it) and
+ * all of pages 1-2.  B reads [100, 3 pages + 100) O_DIRECT: the head comes
+ * out of A's dirty page 0 (nothing sent), the middle's dirty pages are
+ * written back before its direct READ, the tail page is READ whole.  Page
+ * 0 stays dirty until A's fsync. */
+static void t_odirect_read_dirty(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writeback");
+    script_lookup(m, 4 * PG);
+    ufuse_file_t *fa = open_f(m, s, O_RDWR, O_RDWR, MU_FH, KEEP);
+    ufuse_file_t *fb = open_f(m, s, O_RDONLY | O_DIRECT, O_RDONLY | O_DIRECT, FH2, KEEP);
+    static unsigned char a0[200], a1[2 * PG], buf[3 * PG], want[3 * PG];
+    memset(a0, 'A', sizeof a0);
+    mock_pattern(a1, sizeof a1, 777);
+    expect_read_pattern(m, MU_FH, 0, PG);
+    assert_int_equal(ufuse_pwrite(fa, a0, sizeof a0, 0), (ssize_t)sizeof a0);
+    assert_int_equal(ufuse_pwrite(fa, a1, sizeof a1, PG), (ssize_t)sizeof a1);
+    assert_int_equal(cinfo(s).dirty, 3);
+
+    expect_wb_write(m, PG, a1, 2 * PG, 0);
+    mock_reply(mock_expect_read(m, MU_INO, FH2, PG, 2 * PG), a1, sizeof a1);
+    expect_read_pattern(m, FH2, 3 * PG, PG);
+    assert_int_equal(ufuse_pread(fb, buf, 3 * PG, 100), 3 * PG);
+    memcpy(want, a0 + 100, 100);
+    mock_pattern(want + 100, PG - 200, 200);
+    memcpy(want + PG - 100, a1, sizeof a1);
+    mock_pattern(want + 3 * PG - 100, 100, 3 * PG);
+    assert_memory_equal(buf, want, sizeof want);
+    assert_int_equal(cinfo(s).dirty, 1);
+
+    expect_wb_write(m, 0, a0, sizeof a0, 0);
+    expect_fsync(m, MU_FH);
+    assert_int_equal(ufuse_fsync(fa), 0);
+    close_f(m, fb, FH2, 0);
+    close_f(m, fa, MU_FH, 0);
+    mu_finish(m, s);
+}
+
+/* cache=writethrough, the 4 pages cached through A: B writes [100, 3
+ * pages + 100) O_DIRECT: the head as a WRITE of its bytes, the middle
+ * pages as one direct WRITE, the tail as a WRITE of its bytes.  A then
+ * reads the file: head and tail pages come from the cache with B's bytes,
+ * the middle pages were dropped and are READ again. */
+static void t_odirect_write_writethrough(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    script_lookup(m, 4 * PG);
+    ufuse_file_t *fa = open_f(m, s, O_RDWR, O_RDWR, MU_FH, KEEP);
+    ufuse_file_t *fb = open_f(m, s, O_RDWR | O_DIRECT, O_RDWR | O_DIRECT, FH2, KEEP);
+    static unsigned char d[3 * PG], buf[4 * PG], want[4 * PG];
+    expect_read_pattern(m, MU_FH, 0, 4 * PG);
+    assert_int_equal(ufuse_pread(fa, buf, 4 * PG, 0), 4 * PG);
+
+    mock_pattern(d, sizeof d, 5555);
+    expect_plain_write(m, FH2, 100, d, PG - 100);
+    expect_plain_write(m, FH2, PG, d + PG - 100, 2 * PG);
+    expect_plain_write(m, FH2, 3 * PG, d + 3 * PG - 100, 100);
+    assert_int_equal(ufuse_pwrite(fb, d, sizeof d, 100), (ssize_t)sizeof d);
+    assert_int_equal(cinfo(s).dirty, 0);
+
+    mock_reply(mock_expect_read(m, MU_INO, MU_FH, PG, 2 * PG), d + PG - 100, 2 * PG);
+    assert_int_equal(ufuse_pread(fa, buf, 4 * PG, 0), 4 * PG);
+    mock_pattern(want, sizeof want, 0);
+    memcpy(want + 100, d, sizeof d);
+    assert_memory_equal(buf, want, sizeof want);
+    close_f(m, fb, FH2, 0);
+    close_f(m, fa, MU_FH, 0);
+    mu_finish(m, s);
+}
+
+/* cache=writeback: an O_WRONLY|O_DIRECT open goes out O_RDWR (its head
+ * and tail need read-modify-write); [100, 3 pages + 100), given as 12
+ * iovecs: the head page is READ and dirtied, the middle goes as one
+ * direct WRITE, the tail page is READ and dirtied; fsync writes the two
+ * dirty ranges back. */
+static void t_odirect_write_writeback(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writeback");
+    script_lookup(m, 4 * PG);
+    ufuse_file_t *f = open_f(m, s, O_WRONLY | O_DIRECT, O_RDWR | O_DIRECT, FH2, KEEP);
+    static unsigned char d[3 * PG];
+    mock_pattern(d, sizeof d, 4242);
+    expect_read_pattern(m, FH2, 0, PG);
+    expect_plain_write(m, FH2, PG, d + PG - 100, 2 * PG);
+    expect_read_pattern(m, FH2, 3 * PG, PG);
+    struct iovec iov[12];
+    for (int i = 0; i < 12; i++)
+        iov[i] = (struct iovec){d + i * sizeof d / 12, sizeof d / 12};
+    assert_int_equal(ufuse_pwritev(f, iov, 12, 100), (ssize_t)sizeof d);
+    assert_int_equal(cinfo(s).dirty, 2);
+
+    mock_unordered_begin(m);
+    expect_wb_write(m, 100, d, PG - 100, 0);
+    expect_wb_write(m, 3 * PG, d + 3 * PG - 100, 100, 0);
+    mock_unordered_end(m);
+    expect_fsync(m, FH2);
+    assert_int_equal(ufuse_fsync(f), 0);
+    assert_int_equal(cinfo(s).dirty, 0);
+    close_f(m, f, FH2, 0);
+    mu_finish(m, s);
+}
+
+/* An O_DIRECT write extending a 100-byte file, [5000, 5000 + 3 pages):
+ * the head page (past EOF: not read) and the tail page go through the
+ * cache, the middle pages as one direct WRITE; the size is 17288 at once,
+ * without asking; the tail is read back from the cache; write-back writes
+ * the head and tail bytes at fsync. */
+static void run_odirect_write_extends(const char *opts, int writeback)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, opts);
+    script_lookup(m, 100);
+    ufuse_file_t *f = open_f(m, s, O_RDWR | O_DIRECT, O_RDWR | O_DIRECT, FH2, KEEP);
+    static unsigned char d[3 * PG], buf[PG];
+    const uint32_t head = 2 * PG - 5000, tail = 5000 + 3 * PG - 4 * PG;
+    mock_pattern(d, sizeof d, 31337);
+    if (!writeback)
+        expect_plain_write(m, FH2, 5000, d, head);
+    expect_plain_write(m, FH2, 2 * PG, d + head, 2 * PG);
+    if (!writeback)
+        expect_plain_write(m, FH2, 4 * PG, d + head + 2 * PG, tail);
+    assert_int_equal(ufuse_pwrite(f, d, sizeof d, 5000), (ssize_t)sizeof d);
+    assert_int_equal(cinfo(s).dirty, writeback ? 2 : 0);
+
+    size_t before = mock_log_count(m, 0);
+    struct stat st;
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, 5000 + 3 * PG);
+    assert_int_equal(ufuse_pread(f, buf, PG, 4 * PG), tail);
+    assert_memory_equal(buf, d + head + 2 * PG, tail);
+    assert_nothing_sent(m, before);
+
+    if (writeback) {
+        mock_unordered_begin(m);
+        expect_wb_write(m, 5000, d, head, 0);
+        expect_wb_write(m, 4 * PG, d + head + 2 * PG, tail, 0);
+        mock_unordered_end(m);
+    }
+    expect_fsync(m, FH2);
+    assert_int_equal(ufuse_fsync(f), 0);
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, 5000 + 3 * PG);
+    close_f(m, f, FH2, 0);
+    mu_finish(m, s);
+}
+
+static void t_odirect_write_extends_wt(void **state)
+{
+    run_odirect_write_extends("cache=writethrough", 0);
+}
+
+static void t_odirect_write_extends_wb(void **state)
+{
+    run_odirect_write_extends("cache=writeback", 1);
+}
+
+/* FOPEN_DIRECT_IO on a cached session keeps the caller's exact requests,
+ * with or without O_DIRECT (the alignment rule is not theirs): a
+ * /proc-style file of size 0 answers READ(100, 5000) with 300 bytes, and
+ * 5000 bytes written at 100 go as one WRITE. */
+static void t_direct_io_exact(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    script_lookup(m, 0);
+    static unsigned char buf[5000], want[300], d[5000];
+    mock_pattern(want, sizeof want, 100);
+    mock_pattern(d, sizeof d, 99);
+    for (int direct = 0; direct < 2; direct++) {
+        int fl = O_RDWR | (direct ? O_DIRECT : 0);
+        ufuse_file_t *f = open_f(m, s, fl, (uint32_t)fl, MU_FH, FOPEN_DIRECT_IO | KEEP);
+        mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 100, sizeof buf), 100,
+                           sizeof want);
+        assert_int_equal(ufuse_pread(f, buf, sizeof buf, 100), (ssize_t)sizeof want);
+        assert_memory_equal(buf, want, sizeof want);
+        expect_plain_write(m, MU_FH, 100, d, sizeof d);
+        assert_int_equal(ufuse_pwrite(f, d, sizeof d, 100), (ssize_t)sizeof d);
+        close_f(m, f, MU_FH, 0);
+    }
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1387,6 +1675,14 @@ int main(void)
         cmocka_unit_test(t_nodeid_reused),
         cmocka_unit_test(t_getattr_across_writeback),
         cmocka_unit_test(t_readdirplus_across_writeback),
+        cmocka_unit_test(t_odirect_read_unaligned),
+        cmocka_unit_test(t_odirect_read_eof),
+        cmocka_unit_test(t_odirect_read_dirty),
+        cmocka_unit_test(t_odirect_write_writethrough),
+        cmocka_unit_test(t_odirect_write_writeback),
+        cmocka_unit_test(t_odirect_write_extends_wt),
+        cmocka_unit_test(t_odirect_write_extends_wb),
+        cmocka_unit_test(t_direct_io_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

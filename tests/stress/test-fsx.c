@@ -17,6 +17,13 @@
  * (cache_size=1m: eviction, throttling) with block_size=64k and a 1 s
  * dirty expiry (the flusher runs while the test does).  It also checks
  * that the cached modes did go through the cache (ufuse_cacheinfo).
+ * The odirect-* modes (write-through and write-back) stress
+ * genfs_directio's alignment rule (issue 10): an O_RDWR|O_DIRECT handle
+ * is open from the start and takes half of the transfers, and after every
+ * operation that changes data the range around it (a page either side) is
+ * read back through a random handle and compared; every O_DIRECT read
+ * must have gone through the cache exactly when it has an unaligned head
+ * or tail inside EOF (ufuse_cacheinfo's hits + misses).
  *
  * Environment: UFUSE_FSX_SEED=N (default: from the clock; always printed),
  * UFUSE_FSX_OPS=N operations per mode (default 3000; `--ops N` on the
@@ -62,19 +69,22 @@ struct mode {
     const char *server;        /* ufuse-memfs -o options, or NULL */
     const char *opts;          /* ufuse mount options */
     int cached;                /* the page cache must be used */
+    int odirect;               /* O_DIRECT takes half the transfers; check after each op */
 };
 
 static const struct mode modes[] = {
-    {"direct", NULL, "cache=direct", 0},
-    {"writethrough", NULL, "cache=writethrough", 1},
-    {"writeback", NULL, "cache=writeback", 1},
+    {"direct", NULL, "cache=direct", 0, 0},
+    {"writethrough", NULL, "cache=writethrough", 1, 0},
+    {"writeback", NULL, "cache=writeback", 1, 0},
     /* the server grants FUSE_WRITEBACK_CACHE: auto is write-back */
-    {"auto-grant", "writeback", "cache=auto", 1},
+    {"auto-grant", "writeback", "cache=auto", 1, 0},
     /* no grant: auto is write-through; FOPEN_KEEP_CACHE on every open */
-    {"auto-keep", "keep_cache", "cache=auto", 1},
-    {"writeback-1m-64k", NULL, "cache=writeback,cache_size=1m,block_size=64k", 1},
-    {"writeback-1m-expire", "keep_cache", "cache=writeback,cache_size=1m,dirty_expire=1", 1},
-    {"writethrough-1m-64k", NULL, "cache=writethrough,cache_size=1m,block_size=64k", 1},
+    {"auto-keep", "keep_cache", "cache=auto", 1, 0},
+    {"writeback-1m-64k", NULL, "cache=writeback,cache_size=1m,block_size=64k", 1, 0},
+    {"writeback-1m-expire", "keep_cache", "cache=writeback,cache_size=1m,dirty_expire=1", 1, 0},
+    {"writethrough-1m-64k", NULL, "cache=writethrough,cache_size=1m,block_size=64k", 1, 0},
+    {"odirect-writethrough", NULL, "cache=writethrough", 1, 1},
+    {"odirect-writeback", NULL, "cache=writeback", 1, 1},
 };
 
 enum op {
@@ -338,6 +348,15 @@ static void compare(const unsigned char *got, int64_t off, int64_t n, const char
     FAIL("%s: data differs from the shadow at offset %" PRId64, what, off + i);
 }
 
+/* Pages the cache's readers looked up so far (hits + misses). */
+static uint64_t cache_lookups(void)
+{
+    struct ufuse_cacheinfo ci;
+    if (ufuse_cacheinfo(S, &ci))
+        fail_msg("ufuse_cacheinfo failed");
+    return ci.hits + ci.misses;
+}
+
 /* Read [off, off+len) through slot @s (a random iovec split) and check it. */
 static void do_read(int s, int64_t off, int64_t len)
 {
@@ -356,6 +375,7 @@ static void do_read(int s, int64_t off, int64_t len)
     e->len = len;
     e->flags = cnt;
     memset(buf, 0xa5, (size_t)len);
+    uint64_t looked = M->odirect ? cache_lookups() : 0;
     ssize_t r = cnt == 1 ? ufuse_pread(slot[s], buf, (size_t)len, off)
                          : ufuse_preadv(slot[s], iov, cnt, off);
     log_end(e, r);
@@ -364,6 +384,17 @@ static void do_read(int s, int64_t off, int64_t len)
         FAIL("read h%d off %" PRId64 " len %" PRId64 " returned %zd, expected %" PRId64, s, off,
              len, r, want);
     compare(buf, off, want, "read");
+    if (M->odirect && (slot_flags[s] & O_DIRECT)) {
+        /* The alignment rule: the cache serves a head or tail inside EOF
+         * (or the whole read when it holds no whole page), nothing else. */
+        int64_t end = off + want, lo = (off + 4095) & ~(int64_t)4095, hi = end & ~(int64_t)4095;
+        int cached = want > 0 && (off != lo || end != hi || lo >= hi);
+        uint64_t n = cache_lookups() - looked;
+        if (cached != (n > 0))
+            FAIL("O_DIRECT read h%d off %" PRId64 " len %" PRId64 ": %" PRIu64
+                 " page lookups in the cache, expected %s", s, off, len, n,
+                 cached ? "some (an unaligned head or tail)" : "none (whole pages only)");
+    }
 }
 
 static void check_size(int s, const char *how)
@@ -413,6 +444,8 @@ static int can_write(int s)
 /* A random open slot for which ok() holds, or -1. */
 static int pick(int (*ok)(int))
 {
+    if (M->odirect && ok(2) && rndn(2) == 0)
+        return 2;
     int c[3], n = 0;
     for (int s = 0; s < 3; s++)
         if (ok(s))
@@ -770,6 +803,40 @@ static void op_verify(void)
         verify_all(s, "whole-file verify");
 }
 
+/* odirect modes: read the bytes around what the step's operation changed
+ * (a page either side) back through a random handle.  @from: the log
+ * count before the step. */
+static void check_changed(unsigned long from)
+{
+    pthread_mutex_lock(&log_mu);
+    struct logent e = oplog[(logged - 1) % LOGN];
+    int fresh = logged > from;
+    pthread_mutex_unlock(&log_mu);
+    int64_t lo, hi;
+    if (!fresh)
+        return;
+    switch (e.op) {
+    case OP_WRITE:
+    case OP_WRITERUN:
+    case OP_FALLOC:
+    case OP_COPY:
+        lo = e.off;
+        hi = e.off + e.len;
+        break;
+    case OP_TRUNC:
+        lo = hi = e.aux;
+        break;
+    default:
+        return;
+    }
+    int s = pick(can_read);
+    if (s < 0)
+        return;
+    lo = lo > 4096 ? lo - 4096 : 0;
+    hi = hi + 4096 - lo > (int64_t)MAXOP ? lo + MAXOP : hi + 4096;
+    do_read(s, lo, hi - lo);
+}
+
 static void step(void)
 {
     static const struct {
@@ -790,7 +857,12 @@ static void step(void)
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         unsigned w = skipped(op_names[ops[i].op]) ? 0 : ops[i].weight;
         if (r < w) {
+            pthread_mutex_lock(&log_mu);
+            unsigned long from = logged;
+            pthread_mutex_unlock(&log_mu);
             ops[i].fn();
+            if (M->odirect)
+                check_changed(from);
             return;
         }
         r -= w;
@@ -845,6 +917,8 @@ static void run_mode(void **state)
     if (ufuse_open(S, SRCPATH, O_RDONLY, 0, &src))
         fail_msg("cannot open %s", SRCPATH);
     open_slot(0, O_RDWR | O_CREAT | O_TRUNC, OP_REOPEN);
+    if (M->odirect && !skipped("direct"))
+        open_slot(2, O_RDWR | O_DIRECT, OP_SLOT);
     if (ufuse_close(w))
         fail_msg("close %s", SRCPATH);
 
