@@ -817,6 +817,8 @@ again:
     pthread_mutex_unlock(&o->mu);
     atomic_fetch_add(&c->st.misses, missed);
     atomic_fetch_add(&c->st.hits, (uint64_t)n > missed ? (uint64_t)n - missed : 0);
+    UFUSE_PROBE3(cache_hit, o->node->nodeid, off, (uint64_t)n - UFUSE_MIN((uint64_t)n, missed));
+    UFUSE_PROBE3(cache_miss, o->node->nodeid, off, missed);
     return n;
 }
 
@@ -1120,6 +1122,7 @@ static int cache_do_io(struct cache_obj *o, struct cache_cluster *cl)
     uint64_t end = (pages[n - 1]->index << CACHE_PAGE_SHIFT) + cl->dend[n - 1];
     uint64_t fsize = node_size(c->nodes, o->node);
     end = UFUSE_MIN(end, fsize);
+    UFUSE_PROBE4(writeback_cluster, o->node->nodeid, start, n, end > start ? end - start : 0);
     ssize_t rc = 0;
     if (!cl->h) {
         rc = -EBADF;
@@ -1457,6 +1460,7 @@ int cache_invalidate(struct cache_obj *o, uint64_t off, uint64_t len, int discar
 {
     uint64_t first = off >> CACHE_PAGE_SHIFT;
     uint64_t last = len ? (off + len - 1) >> CACHE_PAGE_SHIFT : UINT64_MAX;
+    UFUSE_PROBE4(invalidate, o->node->nodeid, off, len, discard);
     int rc = discard ? 0 : cache_putpages(o, off, len, 1);
     pthread_mutex_lock(&o->mu);
     /* Pages dirtied again since (or whose write-back failed) stay. */

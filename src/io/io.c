@@ -125,8 +125,10 @@ ssize_t io_transfer_read(const struct io_target *t, const struct iovec *iov, int
         if (bounced)
             iov_copy_in(iov, cnt, done, bounce, r.outlen);
         done += r.outlen;
-        if (r.outlen < chunk)
+        if (r.outlen < chunk) {
+            UFUSE_PROBE4(short_read, t->node->nodeid, ri.offset, chunk, r.outlen);
             break; /* short read: EOF, or a direct_io server */
+        }
     }
     free(bounce);
     return done ? (ssize_t)done : rc;
@@ -179,6 +181,7 @@ ssize_t io_transfer_write(const struct io_target *t, const struct iovec *iov, in
         if (wo.size && !(t->write_flags & FUSE_WRITE_CACHE))
             node_size_extend(t->nodes, t->node, (uint64_t)off + done);
         if (wo.size < chunk) {
+            UFUSE_PROBE4(short_write, t->node->nodeid, wi.offset, chunk, wo.size);
             if (t->short_ok)
                 break; /* direct_io: a short write is the answer */
             if (wo.size == 0) {
@@ -260,8 +263,10 @@ ssize_t io_dispatch_read(struct io_file *f, const struct iovec *iov, int cnt,
 {
     if (off < 0)
         return -EINVAL;
-    if (iov_total(iov, cnt) == 0)
+    size_t len = iov_total(iov, cnt);
+    if (len == 0)
         return 0;
+    UFUSE_PROBE4(read_backend, f->node->nodeid, off, len, f->buffered);
     if (f->buffered)
         return io_read_biobackend(f, iov, cnt, off);
     return io_read_directbackend(f, iov, cnt, off);
@@ -277,6 +282,8 @@ ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
         *where = off;
         return 0;
     }
+    UFUSE_PROBE4(write_backend, f->node->nodeid, off, len,
+                 f->buffered ? 1 + f->m->writeback : 0);
     if (f->buffered && f->m->writeback) {
         /* Write-back: O_APPEND offsets are ours (the size is local). */
         pthread_mutex_lock(&f->obj->wlock);
