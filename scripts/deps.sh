@@ -3,21 +3,25 @@
 # any is missing.  Idempotent, quick (one dpkg-query) and quiet when
 # everything is there.  Run as root, or as a user who has sudo.
 #   build  what building ufuse and running `make demo` need (every make
-#          target that builds runs this first)
+#          target that builds runs this first); systemtap-sdt-dev gives
+#          <sys/sdt.h>, for the USDT probes (docs/tracing.md)
 #   check  (default) build, plus what the tests and benchmarks run: the
 #          sanitizer runtimes and llvm-symbolizer (package llvm: without it
-#          sanitizer reports have no function names), the real FUSE servers...
+#          sanitizer reports have no function names), the real FUSE servers,
+#          bpftrace (tests/trace runs tools/ufuse.bt)...
 #   tidy   build, plus clang-tidy
 set -e
 BUILD_PKGS="build-essential cmake pkg-config
-            libfuse3-dev libelf-dev libcmocka-dev linux-libc-dev"
+            libfuse3-dev libelf-dev libcmocka-dev linux-libc-dev
+            systemtap-sdt-dev"
 CHECK_PKGS="clang libclang-rt-14-dev llvm
             fuse3 libfuse2 libfuse-dev
             bindfs python3 sqlite3
             sshfs openssh-server openssh-client squashfuse squashfs-tools fuse-overlayfs fuse-zip archivemount gocryptfs
             moosefs-master moosefs-chunkserver moosefs-client glusterfs-server glusterfs-client iproute2
             gnuplot-nox
-            groff-base"
+            groff-base
+            bpftrace"
 case "${1:-check}" in
 build) PKGS=$BUILD_PKGS ;;
 check) PKGS="$BUILD_PKGS $CHECK_PKGS" ;;

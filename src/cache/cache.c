@@ -325,8 +325,10 @@ size_t cache_read_fast(struct cache_obj *o, uint64_t off, size_t len, const stru
         done += take;
         hits++;
     }
-    if (hits)
+    if (hits) {
         atomic_fetch_add_explicit(&c->st.hits, hits, memory_order_relaxed);
+        UFUSE_PROBE3(cache_hit, o->node->nodeid, off, hits);
+    }
     return done;
 }
 
@@ -972,6 +974,8 @@ again:
     pthread_mutex_unlock(&o->mu);
     atomic_fetch_add(&c->st.misses, missed);
     atomic_fetch_add(&c->st.hits, (uint64_t)n > missed ? (uint64_t)n - missed : 0);
+    UFUSE_PROBE3(cache_hit, o->node->nodeid, off, (uint64_t)n - UFUSE_MIN((uint64_t)n, missed));
+    UFUSE_PROBE3(cache_miss, o->node->nodeid, off, missed);
     return n;
 }
 
@@ -1271,6 +1275,8 @@ static void cache_do_io(struct cache_obj *o, struct cache_cluster *cl)
     cl->start = (pages[0]->index << CACHE_PAGE_SHIFT) + cl->doff[0];
     uint64_t end = (pages[n - 1]->index << CACHE_PAGE_SHIFT) + cl->dend[n - 1];
     end = UFUSE_MIN(end, node_size(c->nodes, o->node));
+    UFUSE_PROBE4(writeback_cluster, o->node->nodeid, cl->start, n,
+                 end > cl->start ? end - cl->start : 0);
     int rc = 0;
     if (!cl->h) {
         rc = -EBADF;
@@ -1583,6 +1589,7 @@ int cache_invalidate(struct cache_obj *o, uint64_t off, uint64_t len, int discar
 {
     uint64_t first = off >> CACHE_PAGE_SHIFT;
     uint64_t last = len ? (off + len - 1) >> CACHE_PAGE_SHIFT : UINT64_MAX;
+    UFUSE_PROBE4(invalidate, o->node->nodeid, off, len, discard);
     int rc = discard ? 0 : cache_putpages(o, off, len, 1);
     pthread_mutex_lock(&o->mu);
     /* Pages dirtied again since (or whose write-back failed) stay. */

@@ -396,6 +396,7 @@ static void io_readahead(struct io_file *f, uint64_t off, uint64_t end, uint64_t
             from = f->ra_next;
             len = end + window - from;
             f->ra_next = end + window;
+            UFUSE_PROBE4(readahead, f->node->nodeid, from, len, window);
         }
     }
     pthread_mutex_unlock(&f->ra_mu);

@@ -169,8 +169,10 @@ ssize_t io_transfer_read(const struct io_target *t, const struct iovec *iov, int
         if (bounced)
             iov_copy_in(iov, cnt, done, bounce, r.outlen);
         done += r.outlen;
-        if (r.outlen < chunk)
+        if (r.outlen < chunk) {
+            UFUSE_PROBE4(short_read, t->node->nodeid, ri.offset, chunk, r.outlen);
             break; /* short read: EOF, or a direct_io server */
+        }
     }
     free(bounce);
     return done ? (ssize_t)done : rc;
@@ -242,6 +244,7 @@ ssize_t io_transfer_write(const struct io_target *t, const struct iovec *iov, in
         }
         done += (size_t)took;
         if ((size_t)took < chunk) {
+            UFUSE_PROBE4(short_write, t->node->nodeid, wi.offset, chunk, took);
             if (t->short_ok)
                 break; /* direct_io: a short write is the answer */
             ulog_once(c->log, 32, "short WRITE without direct_io; resending the rest");
@@ -269,6 +272,8 @@ static void io_write_async_done(void *arg, int error, size_t outlen)
     (void)outlen; /* out_exact: a success filled wo */
     struct io_write_async *w = arg;
     ssize_t rc = error ? error : io_write_acked(&w->t, w->off, w->wo.size, w->len);
+    if (rc >= 0 && (size_t)rc < w->len)
+        UFUSE_PROBE4(short_write, w->t.node->nodeid, w->off, w->len, rc);
     void (*done)(void *, ssize_t) = w->done;
     void *ctx = w->ctx;
     free(w->bounce);
@@ -462,8 +467,10 @@ ssize_t io_dispatch_read(struct io_file *f, const struct iovec *iov, int cnt,
 {
     if (off < 0)
         return -EINVAL;
-    if (iov_total(iov, cnt) == 0)
+    size_t len = iov_total(iov, cnt);
+    if (len == 0)
         return 0;
+    UFUSE_PROBE4(read_backend, f->node->nodeid, off, len, f->buffered);
     if (f->buffered)
         return io_read_biobackend(f, iov, cnt, off);
     if (io_aligned(f))
@@ -481,6 +488,8 @@ ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
         *where = off;
         return 0;
     }
+    UFUSE_PROBE4(write_backend, f->node->nodeid, off, len,
+                 f->buffered ? 1 + f->m->writeback : 0);
     int cached = f->buffered || io_aligned(f);
     if (cached && f->m->writeback) {
         /* Write-back: O_APPEND offsets are ours (the size is local). */

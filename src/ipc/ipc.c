@@ -282,6 +282,8 @@ static void conn_complete(struct conn *c, struct ticket *t, int32_t error)
 {
     conn_remove(c, t);
     uint64_t now = ufuse_now_ns();
+    UFUSE_PROBE5(request_reply, t->unique, error, error ? 0 : t->got, t->opcode,
+                 now - t->sent_ns);
     if (t->opcode < PROTO_MAX_OPCODE) {
         struct conn_opstat *s = &c->stats[t->opcode];
         uint64_t dt = now - t->sent_ns;
@@ -818,6 +820,7 @@ static int conn_transmit(struct conn *c, struct ticket *t, uint32_t opcode, uint
         c->stats[opcode].count++;
     conn_fill_header(c, &ih, opcode, nodeid, unique, inlen);
     pthread_mutex_unlock(&c->mu);
+    UFUSE_PROBE4(request_send, unique, opcode, nodeid, inlen);
 
     iov[0] = (struct iovec){&ih, sizeof ih};
     memcpy(iov + 1, in, sizeof *in * (size_t)incnt);

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <sys/uio.h>
 
+#include "util/probe.h"
+
 #define UFUSE_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define UFUSE_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define UFUSE_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
