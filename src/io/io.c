@@ -254,15 +254,15 @@ ssize_t io_transfer_write(const struct io_target *t, const struct iovec *iov, in
     return done ? (ssize_t)done : rc;
 }
 
-/* A WRITE sent as a background request (io_transfer_write_start). */
+/* A WRITE sent as a background request (io_transfer_write_start): what
+ * its end needs.  The request's own bytes stay the sender's, since the
+ * end may come before sendmsg has returned. */
 struct io_write_async {
     struct io_target t;
     uint64_t off;
     size_t len;
-    struct fuse_write_in wi;
     struct fuse_write_out wo;
     struct iovec out;
-    char *bounce;
     void (*done)(void *ctx, ssize_t written);
     void *ctx;
 };
@@ -276,7 +276,6 @@ static void io_write_async_done(void *arg, int error, size_t outlen)
         UFUSE_PROBE4(short_write, w->t.node->nodeid, w->off, w->len, rc);
     void (*done)(void *, ssize_t) = w->done;
     void *ctx = w->ctx;
-    free(w->bounce);
     free(w);
     done(ctx, rc);
 }
@@ -295,31 +294,30 @@ int io_transfer_write_start(const struct io_target *t, const struct iovec *iov, 
     w->t = *t;
     w->off = (uint64_t)off;
     w->len = len;
-    w->wi = (struct fuse_write_in){.fh = t->fh, .offset = (uint64_t)off,
-                                   .size = (uint32_t)len, .write_flags = t->write_flags,
-                                   .flags = t->oflags};
     w->out = (struct iovec){&w->wo, sizeof w->wo};
     w->done = done;
     w->ctx = ctx;
+    struct fuse_write_in wi = {.fh = t->fh, .offset = (uint64_t)off, .size = (uint32_t)len,
+                               .write_flags = t->write_flags, .flags = t->oflags};
     struct iovec in[1 + IO_MAX_PIECES];
-    in[0] = (struct iovec){&w->wi, proto_write_in_size(c->p.minor)};
+    in[0] = (struct iovec){&wi, proto_write_in_size(c->p.minor)};
+    char *bounce = NULL;
     int k = io_slice(iov, cnt, 0, len, in + 1, IO_MAX_PIECES);
     if (k < 0) {
-        if (!(w->bounce = malloc(len ? len : 1))) {
+        if (!(bounce = malloc(len ? len : 1))) {
             free(w);
             return -ENOMEM;
         }
-        iov_copy_out(w->bounce, iov, cnt, 0, len);
-        in[1] = (struct iovec){w->bounce, len};
+        iov_copy_out(bounce, iov, cnt, 0, len);
+        in[1] = (struct iovec){bounce, len};
         k = 1;
     }
     struct conn_req r = {.opcode = FUSE_WRITE, .nodeid = t->node->nodeid, .in = in,
                          .incnt = 1 + k, .out = &w->out, .outcnt = 1, .out_exact = 1};
     int rc = conn_submit(c, &r, g, io_write_async_done, w);
-    if (rc) {
-        free(w->bounce);
+    free(bounce);
+    if (rc)
         free(w);
-    }
     return rc;
 }
 

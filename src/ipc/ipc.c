@@ -38,10 +38,11 @@
  *  5. Once c->dead is set it stays set, every ticket in the table has been
  *     completed with -ENOTCONN, and nothing more is sent.
  *  7. A background ticket (t->done) that ends leaves the table for
- *     c->done_list; its callback runs once, with no lock held, run by the
- *     thread that ended it (conn_dispatch) or by a group waiter, and only
- *     then does its group's pending count drop and the ticket return to
- *     the free list.  One that times out runs its callback at once and
+ *     c->done_list (once its submitter's sendmsg has returned: until then
+ *     the request's memory is in use); its callback runs once, with no
+ *     lock held, run by the thread that ended it (conn_dispatch), its
+ *     submitter or a group waiter, and only then does its group's pending
+ *     count drop and the ticket return to the free list.  One that times out runs its callback at once and
  *     stays in the table, orphaned, for its late reply.
  */
 #include "ipc/ipc.h"
@@ -80,6 +81,7 @@ struct ticket {
     pthread_cond_t cv;
     int following;            /* on the follower list */
     conn_done_fn done;        /* background request: its callback */
+    int sending;              /* ... its submitter is still in sendmsg */
     void *done_ctx;
     struct conn_group *group; /* ... and its submitter's group */
     struct ticket *hnext;     /* hash chain / free list */
@@ -311,6 +313,8 @@ static void conn_complete(struct conn *c, struct ticket *t, int32_t error)
     t->error = error;
     t->state = T_DONE;
     if (t->done) {
+        if (t->sending)
+            return; /* conn_submit queues it once sendmsg has returned */
         t->hnext = c->done_list; /* invariant 7 */
         c->done_list = t;
         return;
@@ -956,14 +960,22 @@ int conn_submit(struct conn *c, struct conn_req *r, struct conn_group *g, conn_d
         return rc;
     t->done = done;
     t->done_ctx = ctx;
+    t->sending = 1;
     rc = conn_transmit(c, t, t->opcode, r->nodeid, 0, r->in, r->incnt);
+    pthread_mutex_lock(&c->mu);
+    t->sending = 0;
     if (rc != 0) {
         /* Never sent, never ended: still ours. */
-        pthread_mutex_lock(&c->mu);
         g->pending--;
         ticket_put(c, t);
-        pthread_mutex_unlock(&c->mu);
+    } else if (t->state == T_DONE) {
+        /* It ended before sendmsg returned: its callback runs only now,
+         * so the request's bytes stay the sender's until then. */
+        t->hnext = c->done_list;
+        c->done_list = t;
+        conn_run_done(c);
     }
+    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
