@@ -92,21 +92,32 @@ struct cache_obj {
     int snap_size_valid, snap_mtime_valid;
     uint64_t snap_size, snap_mtime;
     uint32_t snap_mtimensec;
+    /* What reads learned of the server's holes (cache.c, invariant 10). */
+    struct cache_extent *ext;    /* sorted, disjoint; NULL until one is learned */
+    unsigned ext_n;              /* extents in ext */
+    unsigned ext_gen;            /* bumped whenever any of it is forgotten */
+    unsigned ext_futile;         /* LSEEK rounds in a row that found no hole to use */
+    int ext_asking;              /* a thread is asking the server (others wait) */
 
     /* The serialization of writers and truncates (like the inode lock). */
     pthread_mutex_t wlock;
 };
 
 /*
- * How the cache reaches the server (implemented by src/io/).  Both return
- * the bytes transferred or -errno.  A read may come back short (EOF); a
- * write must transfer everything or fail.  Called with no cache lock held.
+ * How the cache reaches the server (implemented by src/io/).  read and
+ * write return the bytes transferred or -errno.  A read may come back short
+ * (EOF); a write must transfer everything or fail.  seek asks where the
+ * next hole (SEEK_HOLE) or data (SEEK_DATA) at or after @off is: 0 and the
+ * server's answer, unchecked, in *@res, or -errno (-ENXIO: none before
+ * EOF; -ENOSYS: the server has no LSEEK).  Called with no cache lock held.
  */
 struct cache_pager_ops {
     ssize_t (*read)(struct cache *c, struct cache_obj *o, const struct cache_handle *h,
                     const struct iovec *iov, int cnt, uint64_t off);
     ssize_t (*write)(struct cache *c, struct cache_obj *o, const struct cache_handle *h,
                      const struct iovec *iov, int cnt, uint64_t off);
+    int (*seek)(struct cache *c, struct cache_obj *o, const struct cache_handle *h,
+                uint64_t off, int whence, uint64_t *res);
 };
 
 struct cache_params {
