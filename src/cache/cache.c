@@ -50,7 +50,7 @@
  * hand, holding c->mu, only trylocks an object's mu (it runs against the
  * order).  Nothing here holds a lock across a request to the server.
  *
- * Invariants (cache_obj_sane checks 1-6 and 10 of an object under o->mu):
+ * Invariants (cache_obj_sane checks 1-6 and 11 of an object under o->mu):
  *  1. A frame is either free (obj NULL, on the free list) or in exactly
  *     one object's hash under its index; page->obj changes only with both
  *     c->mu and that object's mu held.
@@ -67,7 +67,7 @@
  *  8. An object with dirty pages has a writable handle registered (the
  *     last close writes back first).
  *  9. An object lives while refs > 0 or it has pages.
- * 10. Holes (below): o->ext holds at most CACHE_HOLE_EXTENTS sorted,
+ * 11. Holes (below): o->ext holds at most CACHE_HOLE_EXTENTS sorted,
  *     disjoint, non-empty extents of pages, each data or hole as the
  *     server's LSEEK said while the file was clean.  Whatever drops or
  *     changes cached data of a range forgets the extents over it and bumps
@@ -293,11 +293,11 @@ int cache_obj_sane(struct cache_obj *o)
                 nwb++;
         }
     if (o->ext_n > (o->ext ? CACHE_HOLE_EXTENTS : 0))
-        return 0;                                                 /* 10 */
+        return 0;                                                 /* 11 */
     for (unsigned i = 0; i < o->ext_n; i++)
         if (o->ext[i].first >= o->ext[i].end ||
             (i > 0 && o->ext[i - 1].end > o->ext[i].first))
-            return 0;                                             /* 10 */
+            return 0;                                             /* 11 */
     unsigned listed = 0;
     for (struct cache_page *p = o->dirty; p; p = p->dnext, listed++)
         if (!(p->flags & PG_DIRTY) || p->obj != o)
@@ -714,7 +714,7 @@ static void cache_ext_cut(struct cache_obj *o, uint64_t first, uint64_t end)
 }
 
 /*
- * Invariant 10: data of pages [first, end) dropped or changed: forget what
+ * Invariant 11: data of pages [first, end) dropped or changed: forget what
  * was learned of them, and make the answers of rounds in flight void.  The
  * whole file (end UINT64_MAX from 0): forget everything, the count of
  * futile rounds too.
@@ -1183,7 +1183,7 @@ void cache_write_done(struct cache_obj *o, struct cache_page **pages, int n, uin
 {
     pthread_mutex_lock(&o->mu);
     /* Again: a round that began while the writer waited learned the file
-     * as it was before this write (invariant 10). */
+     * as it was before this write (invariant 11). */
     cache_ext_forget(o, off >> CACHE_PAGE_SHIFT,
                      (off + len + CACHE_PAGE_SIZE - 1) >> CACHE_PAGE_SHIFT);
     for (int i = 0; i < n; i++) {

@@ -92,7 +92,7 @@ struct cache_obj {
     int snap_size_valid, snap_mtime_valid;
     uint64_t snap_size, snap_mtime;
     uint32_t snap_mtimensec;
-    /* What reads learned of the server's holes (cache.c, invariant 10). */
+    /* What reads learned of the server's holes (cache.c, invariant 11). */
     struct cache_extent *ext;    /* sorted, disjoint; NULL until one is learned */
     unsigned ext_n;              /* extents in ext */
     unsigned ext_gen;            /* bumped whenever any of it is forgotten */
