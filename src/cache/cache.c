@@ -121,6 +121,9 @@
 #define CACHE_FRAME_TRIES 4
 #define CACHE_SYNC_PASSES 8
 #define CACHE_WB_INFLIGHT 12      /* write-back WRITEs of one pass on the workers */
+
+enum cache_job_kind { JOB_READ, JOB_WRITE, JOB_INVALIDATE };
+
 #define CACHE_HOLE_MIN 16         /* pages: shortest run worth an LSEEK, shortest hole used */
 #define CACHE_HOLE_EXTENTS 64     /* extents remembered per object */
 #define CACHE_HOLE_FUTILE 4       /* futile LSEEK rounds in a row before a file is dense */
@@ -130,8 +133,6 @@ struct cache_extent {
     uint64_t first, end;
     int hole;
 };
-
-enum cache_job_kind { JOB_READ, JOB_WRITE, JOB_INVALIDATE };
 
 /* One clustered write-back WRITE: contiguous pages, PG_WRITEBACK. */
 struct cache_cluster {
