@@ -68,7 +68,7 @@
  * hand, holding c->mu, only trylocks an object's mu (it runs against the
  * order).  Nothing here holds a lock across a request to the server.
  *
- * Invariants (cache_obj_sane checks 1-6 of an object under o->mu):
+ * Invariants (cache_obj_sane checks 1-6 and 11 of an object under o->mu):
  *  1. A frame is either free (obj NULL, on the free list) or in exactly
  *     one object's hash under its index; page->obj changes only with both
  *     c->mu and that object's mu held.
@@ -88,6 +88,50 @@
  * 10. A page is in c's lock-free index exactly while it has an object
  *     (under c->mu); its seq is odd only while it is VALID and not BUSY,
  *     and it is retired (seq even) before obj or index change.
+ * 11. Holes (below): o->ext holds at most CACHE_HOLE_EXTENTS sorted,
+ *     disjoint, non-empty extents of pages, each data or hole as the
+ *     server's LSEEK said while the file was clean.  Whatever drops or
+ *     changes cached data of a range forgets the extents over it and bumps
+ *     o->ext_gen (cache_ext_forget): invalidation (open without
+ *     KEEP_CACHE, notifications, direct writes, fallocate), attributes
+ *     that drop the cache, truncate (from the new EOF on), NOTIFY_STORE,
+ *     and every write through the cache (at getpages_write and again at
+ *     write_done).  A round's answer is taken only if ext_gen and the
+ *     write-back sequence (cache_wb_seq: clean, nothing written back) are
+ *     what they were when it was asked.  Eviction keeps them: they are
+ *     what the zero pages would say.  The object's death frees them.
+ *
+ * Holes without I/O (genfs_getpages_read maps each run through bmap and
+ * zero-fills holes): cache_read_run, for the sync reader and readahead
+ * alike, asks cache_ext_next for the first hole of a missing run; pages
+ * before it are READ, the hole's pages are zeroed, no READ sent.  What is
+ * not known is learned with one round: LSEEK SEEK_HOLE at the unknown
+ * page, and SEEK_DATA at the hole it names (if before EOF): a data extent
+ * and a hole extent, kept in the map (whole pages only; holes shorter than
+ * CACHE_HOLE_MIN pages are not kept: reading through them costs less than
+ * the round).  An answer out of range (a hole before the offset asked, or
+ * past the size; data at or before the hole, or at or past EOF) or an
+ * error teaches nothing: those pages are READ.  A round is asked only
+ *  - for a run of at least CACHE_HOLE_MIN pages (64 KiB) where the map
+ *    knows nothing: a small random read never pays a round trip;
+ *  - of a clean file whose attributes show fewer blocks than its size
+ *    (st_blocks, as cp --sparse=auto): a dense file never asks;
+ *  - while rounds help: CACHE_HOLE_FUTILE rounds in a row that found no
+ *    hole to use and data ending inside the run (a file of small holes)
+ *    stop the asking until the object's data is dropped; ENOSYS stops it
+ *    at once (and the connection never sends LSEEK again);
+ *  - by one thread of the file at a time (readahead workers would all ask
+ *    about the same region); the others wait and look at the map again.
+ * Measured on ufuse-memfs, a 1 GiB file holding 16 MiB in 16 extents of
+ * 1 MiB read whole: 128 READs (16 MiB) and 33-46 LSEEKs instead of 8192
+ * READs; docs/architecture.md (page cache) has the times.  Why these
+ * bounds: on memfs an LSEEK took 20-23 us, a READ of 64 KiB 27-28 us, of
+ * 4 KiB 19-23 us (direct, one at a time): a round of two LSEEKs costs what
+ * READing 64-128 KiB does, so a shorter run or hole cannot win (a server
+ * across a network pays more per byte: the bound is conservative there);
+ * 64 extents (1.5 KiB, only for files that learned something) hold 32
+ * data/hole pairs, the layout of the file above with room to spare; 4
+ * futile rounds cost 8 LSEEKs once per file before it counts as dense.
  */
 #include "cache/cache.h"
 
@@ -97,6 +141,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CACHE_WORKERS 8
 #define CACHE_OHASH_INIT 64
@@ -108,6 +153,16 @@
 #define CACHE_LF_PROBES 32        /* longest probe of a lock-free lookup */
 
 enum cache_job_kind { JOB_READ, JOB_INVALIDATE };
+
+#define CACHE_HOLE_MIN 16         /* pages: shortest run worth an LSEEK, shortest hole used */
+#define CACHE_HOLE_EXTENTS 64     /* extents remembered per object */
+#define CACHE_HOLE_FUTILE 4       /* futile LSEEK rounds in a row before a file is dense */
+
+/* Pages [first, end) the server said are data (hole 0) or a hole (1). */
+struct cache_extent {
+    uint64_t first, end;
+    int hole;
+};
 
 /* One clustered write-back WRITE: contiguous pages, PG_WRITEBACK. */
 struct cache_cluster {
@@ -397,6 +452,12 @@ int cache_obj_sane(struct cache_obj *o)
             if (p->flags & PG_WRITEBACK)
                 nwb++;
         }
+    if (o->ext_n > (o->ext ? CACHE_HOLE_EXTENTS : 0))
+        return 0;                                                 /* 11 */
+    for (unsigned i = 0; i < o->ext_n; i++)
+        if (o->ext[i].first >= o->ext[i].end ||
+            (i > 0 && o->ext[i - 1].end > o->ext[i].first))
+            return 0;                                             /* 11 */
     unsigned listed = 0;
     for (struct cache_page *p = o->dirty; p; p = p->dnext, listed++)
         if (!(p->flags & PG_DIRTY) || p->obj != o)
@@ -597,6 +658,7 @@ static void cache_obj_free(struct cache_obj *o)
     pthread_cond_destroy(&o->cv);
     pthread_cond_destroy(&o->pass_cv);
     free(o->hash);
+    free(o->ext);
     free(o);
 }
 
@@ -751,44 +813,6 @@ static int cache_iov(struct cache_page **pages, int n, size_t skip, size_t len,
     return k;
 }
 
-/*
- * Read @n busy pages (contiguous, owned by the caller) through @h, no lock
- * held, nothing past @fsize.  Returns bytes read or -errno; the bytes of
- * the pages not read are zeroed.
- */
-static ssize_t cache_read_run(struct cache_obj *o, const struct cache_handle *h,
-                              struct cache_page **pages, int n, uint64_t fsize)
-{
-    struct cache *c = o->c;
-    uint64_t start = pages[0]->index << CACHE_PAGE_SHIFT;
-    uint64_t end = UFUSE_MIN((pages[n - 1]->index + 1) << CACHE_PAGE_SHIFT, fsize);
-    size_t want = end > start ? (size_t)(end - start) : 0;
-    struct iovec iov[CACHE_MAX_RUN];
-    size_t got = 0;
-    ssize_t rc = 0;
-    /* One READ per max_read bytes (the caller's runs are bounded already). */
-    while (got < want) {
-        size_t chunk = UFUSE_MIN(want - got, (size_t)c->p.max_read);
-        int first = (int)(got >> CACHE_PAGE_SHIFT);
-        int cnt = cache_iov(pages + first, n - first, 0, chunk, iov);
-        rc = c->ops->read(c, o, h, iov, cnt, start + got);
-        if (rc < 0)
-            break;
-        got += (size_t)rc;
-        if ((size_t)rc < chunk)
-            break;
-        rc = 0;
-    }
-    for (int i = 0; i < n; i++) {
-        size_t ps = (size_t)i << CACHE_PAGE_SHIFT;
-        if (got < ps + CACHE_PAGE_SIZE) {
-            size_t from = got > ps ? got - ps : 0;
-            memset(pages[i]->data + from, 0, CACHE_PAGE_SIZE - from);
-        }
-    }
-    return rc < 0 && got == 0 ? rc : (ssize_t)got;
-}
-
 /* The write-back sequence, its top bit set if the file is dirty now
  * (o->mu held): a READ's short answer is trusted only if this is
  * unchanged and unmarked from before the READ to after it. */
@@ -808,6 +832,268 @@ unsigned cache_wb_mark(struct cache_obj *o)
 int cache_wb_unsettled(struct cache_obj *o, unsigned mark)
 {
     return (mark & 0x80000000u) || cache_wb_mark(o) != mark;
+}
+
+/* ---- holes: what LSEEK told of the server's file (o->mu unless said) ------------------------ */
+
+/* The extent holding page @idx, or NULL. */
+static const struct cache_extent *cache_ext_at(const struct cache_obj *o, uint64_t idx)
+{
+    for (unsigned i = 0; i < o->ext_n && o->ext[i].first <= idx; i++)
+        if (idx < o->ext[i].end)
+            return &o->ext[i];
+    return NULL;
+}
+
+/* Take pages [first, end) out of the extents (a split that finds no slot
+ * keeps the left part only: knowing less is always safe). */
+static void cache_ext_cut(struct cache_obj *o, uint64_t first, uint64_t end)
+{
+    for (unsigned i = 0; i < o->ext_n;) {
+        struct cache_extent *e = &o->ext[i];
+        if (e->end <= first || e->first >= end) {
+            i++;
+            continue;
+        }
+        if (e->first < first && e->end > end && o->ext_n < CACHE_HOLE_EXTENTS) {
+            memmove(e + 1, e, (o->ext_n - i) * sizeof *e);
+            o->ext_n++;
+            e[0].end = first;
+            e[1].first = end;
+            i += 2;
+        } else if (e->first < first) {
+            e->end = first;
+            i++;
+        } else if (e->end > end) {
+            e->first = end;
+            i++;
+        } else {
+            memmove(e, e + 1, (o->ext_n - i - 1) * sizeof *e);
+            o->ext_n--;
+        }
+    }
+}
+
+/*
+ * Invariant 11: data of pages [first, end) dropped or changed: forget what
+ * was learned of them, and make the answers of rounds in flight void.  The
+ * whole file (end UINT64_MAX from 0): forget everything, the count of
+ * futile rounds too.
+ */
+static void cache_ext_forget(struct cache_obj *o, uint64_t first, uint64_t end)
+{
+    o->ext_gen++;
+    if (first == 0 && end == UINT64_MAX) {
+        free(o->ext);
+        o->ext = NULL;
+        o->ext_n = 0;
+        o->ext_futile = 0;
+        return;
+    }
+    if (o->ext)
+        cache_ext_cut(o, first, end);
+}
+
+/* Remember pages [first, end) as data or hole; merge with neighbours of
+ * the same kind; when full, forget the shortest extent (data first: it
+ * costs one LSEEK to learn again, a hole many READs). */
+static void cache_ext_add(struct cache_obj *o, uint64_t first, uint64_t end, int hole)
+{
+    if (first >= end)
+        return;
+    if (!o->ext && !(o->ext = calloc(CACHE_HOLE_EXTENTS, sizeof *o->ext)))
+        return;
+    cache_ext_cut(o, first, end);
+    if (o->ext_n == CACHE_HOLE_EXTENTS) {
+        unsigned v = 0;
+        for (unsigned i = 1; i < o->ext_n; i++) {
+            const struct cache_extent *a = &o->ext[i], *b = &o->ext[v];
+            if (a->hole < b->hole || (a->hole == b->hole && a->end - a->first < b->end - b->first))
+                v = i;
+        }
+        memmove(&o->ext[v], &o->ext[v + 1], (o->ext_n - v - 1) * sizeof *o->ext);
+        o->ext_n--;
+    }
+    unsigned i = 0;
+    while (i < o->ext_n && o->ext[i].first < first)
+        i++;
+    memmove(&o->ext[i + 1], &o->ext[i], (o->ext_n - i) * sizeof *o->ext);
+    o->ext[i] = (struct cache_extent){first, end, hole};
+    o->ext_n++;
+    if (i + 1 < o->ext_n && o->ext[i + 1].hole == hole && o->ext[i + 1].first == end) {
+        o->ext[i].end = o->ext[i + 1].end;
+        memmove(&o->ext[i + 1], &o->ext[i + 2], (o->ext_n - i - 2) * sizeof *o->ext);
+        o->ext_n--;
+    }
+    if (i > 0 && o->ext[i - 1].hole == hole && o->ext[i - 1].end == first) {
+        o->ext[i - 1].end = o->ext[i].end;
+        memmove(&o->ext[i], &o->ext[i + 1], (o->ext_n - i - 1) * sizeof *o->ext);
+        o->ext_n--;
+    }
+}
+
+/* What one round of LSEEKs learned (bytes, as the server answered). */
+struct cache_round {
+    uint64_t data_end;   /* [asked, data_end) is data (data_end == asked: a hole at asked) */
+    uint64_t hole_end;   /* [data_end, hole_end) is a hole (hole_end == data_end: none known) */
+};
+
+/*
+ * Ask the server about byte @pos (< @fsize, a page's start): SEEK_HOLE,
+ * then SEEK_DATA at the hole it names, if it names one before @fsize.
+ * Every answer is checked against what the question and @fsize allow: on
+ * any doubt what it implies is not taken (the pages are READ).  Returns 0,
+ * or -ENOSYS when the server has no LSEEK.  No lock held.
+ */
+static int cache_ext_ask(struct cache_obj *o, const struct cache_handle *h, uint64_t pos,
+                         uint64_t fsize, struct cache_round *r)
+{
+    struct cache *c = o->c;
+    uint64_t hs = 0, ds = 0;
+    r->data_end = r->hole_end = pos;
+    int rc = c->ops->seek(c, o, h, pos, SEEK_HOLE, &hs);
+    if (rc == -ENOSYS)
+        return rc;
+    if (rc || hs < pos || hs > fsize)
+        return 0; /* a hole before the offset asked, or past EOF: doubt */
+    r->data_end = r->hole_end = hs;
+    if (hs == fsize)
+        return 0; /* data up to EOF */
+    rc = c->ops->seek(c, o, h, hs, SEEK_DATA, &ds);
+    if (rc == -ENXIO)
+        ds = fsize; /* the hole runs to EOF */
+    else if (rc || ds <= hs || ds >= fsize)
+        return rc == -ENOSYS ? rc : 0; /* no hole at hs after all, or data past EOF */
+    r->hole_end = ds;
+    return 0;
+}
+
+/*
+ * Where the missing run of pages [@idx, @end) is to be zero-filled next:
+ * the first known hole in it, pages [*@hfirst, *@hend), or both @end if
+ * none; pages before *@hfirst are READ.  Learns what is not known, when
+ * worth it (see the header comment).  No lock held.
+ */
+static void cache_ext_next(struct cache_obj *o, const struct cache_handle *h, uint64_t idx,
+                           uint64_t end, uint64_t fsize, uint64_t *hfirst, uint64_t *hend)
+{
+    struct cache *c = o->c;
+    int asked = 0;
+    *hfirst = *hend = end;
+    pthread_mutex_lock(&o->mu);
+    for (;;) {
+        const struct cache_extent *e = NULL;
+        uint64_t q = idx;
+        while (q < end && (e = cache_ext_at(o, q)) && !e->hole)
+            q = e->end;
+        if (q < end && e && e->hole) {
+            *hfirst = q;
+            *hend = UFUSE_MIN(e->end, end);
+            break;
+        }
+        unsigned seq = cache_wb_seq(o);
+        /* Worth a round trip?  A long run of a clean file that reports
+         * fewer blocks than its size, while rounds keep finding holes. */
+        if (asked || q >= end || !c->ops->seek || end - q < CACHE_HOLE_MIN ||
+            o->ext_futile >= CACHE_HOLE_FUTILE || (seq & 0x80000000u))
+            break;
+        if (o->ext_asking) {
+            /* One round at a time per file: the readahead workers would
+             * all ask about the same region.  Then look again. */
+            pthread_cond_wait(&o->cv, &o->mu);
+            continue;
+        }
+        struct fuse_attr a;
+        node_attr_get(c->nodes, o->node, &a);
+        if (a.blocks >= (fsize + 511) / 512)
+            break; /* the server says no byte is missing */
+        unsigned gen = o->ext_gen;
+        o->ext_asking = 1;
+        pthread_mutex_unlock(&o->mu);
+        struct cache_round r;
+        int rc = cache_ext_ask(o, h, q << CACHE_PAGE_SHIFT, fsize, &r);
+        pthread_mutex_lock(&o->mu);
+        o->ext_asking = 0;
+        pthread_cond_broadcast(&o->cv);
+        if (rc == -ENOSYS) {
+            o->ext_futile = CACHE_HOLE_FUTILE;
+            break;
+        }
+        if (gen != o->ext_gen || seq != cache_wb_seq(o))
+            break; /* data changed or dropped meanwhile: the answer may be stale */
+        /* Whole pages only: a hole's partial pages hold data, and the page
+         * holding EOF is all hole past the data (invariant 7). */
+        uint64_t dend = (r.data_end + CACHE_PAGE_SIZE - 1) >> CACHE_PAGE_SHIFT;
+        uint64_t hlast = r.hole_end == fsize
+                             ? (fsize + CACHE_PAGE_SIZE - 1) >> CACHE_PAGE_SHIFT
+                             : r.hole_end >> CACHE_PAGE_SHIFT;
+        int usable = hlast >= dend + CACHE_HOLE_MIN;
+        cache_ext_add(o, q, dend, 0);
+        if (usable)
+            cache_ext_add(o, dend, hlast, 1);
+        /* Futile: no hole to use, and the data seen ends inside this run
+         * (a file of small holes: each run would ask again). */
+        if (usable || dend >= end)
+            o->ext_futile = 0;
+        else
+            o->ext_futile++;
+        asked = 1; /* what it learned is in the map now (or lost: READ) */
+    }
+    pthread_mutex_unlock(&o->mu);
+}
+
+/*
+ * Read @n busy pages (contiguous, owned by the caller) through @h, no lock
+ * held, nothing past @fsize; pages in a known hole are zero-filled instead
+ * (genfs_getpages_read's bmap).  Returns the bytes made valid from the
+ * first (read or zero-filled) or -errno; the bytes of the pages not read
+ * are zeroed.
+ */
+static ssize_t cache_read_run(struct cache_obj *o, const struct cache_handle *h,
+                              struct cache_page **pages, int n, uint64_t fsize)
+{
+    struct cache *c = o->c;
+    uint64_t first = pages[0]->index, stop = first + (uint64_t)n;
+    uint64_t start = first << CACHE_PAGE_SHIFT;
+    uint64_t end = UFUSE_MIN(stop << CACHE_PAGE_SHIFT, fsize);
+    size_t want = end > start ? (size_t)(end - start) : 0;
+    struct iovec iov[CACHE_MAX_RUN];
+    size_t got = 0;
+    ssize_t rc = 0;
+    uint64_t hfirst = first, hend = first;
+    /* One READ per max_read bytes (the caller's runs are bounded already)
+     * between the holes. */
+    while (got < want) {
+        uint64_t idx = first + (got >> CACHE_PAGE_SHIFT);
+        if (idx >= hend)
+            cache_ext_next(o, h, idx, stop, fsize, &hfirst, &hend);
+        if (idx >= hfirst) {
+            size_t z = UFUSE_MIN(want - got, (size_t)(hend - idx) << CACHE_PAGE_SHIFT);
+            for (uint64_t i = idx; i < hend; i++)
+                memset(pages[i - first]->data, 0, CACHE_PAGE_SIZE);
+            got += z;
+            continue;
+        }
+        size_t chunk = UFUSE_MIN(want - got, (size_t)c->p.max_read);
+        chunk = UFUSE_MIN(chunk, (size_t)(hfirst - idx) << CACHE_PAGE_SHIFT);
+        int k = (int)(idx - first);
+        int cnt = cache_iov(pages + k, n - k, 0, chunk, iov);
+        rc = c->ops->read(c, o, h, iov, cnt, start + got);
+        if (rc < 0)
+            break;
+        got += (size_t)rc;
+        if ((size_t)rc < chunk)
+            break;
+        rc = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t ps = (size_t)i << CACHE_PAGE_SHIFT;
+        if (got < ps + CACHE_PAGE_SIZE) {
+            size_t from = got > ps ? got - ps : 0;
+            memset(pages[i]->data + from, 0, CACHE_PAGE_SIZE - from);
+        }
+    }
+    return rc < 0 && got == 0 ? rc : (ssize_t)got;
 }
 
 /*
@@ -987,6 +1273,7 @@ int cache_getpages_write(struct cache_obj *o, const struct cache_handle *h, uint
     int n = (int)UFUSE_MIN(last - first + 1, (uint64_t)CACHE_MAX_HOLD);
     int tries = 0;
     pthread_mutex_lock(&o->mu);
+    cache_ext_forget(o, first, first + (uint64_t)n);
 again:
     /* A writer also waits for write-backs of its pages (as Linux's
      * fuse_wait_on_page_writeback): the WRITE in flight sends the page as
@@ -1064,6 +1351,10 @@ void cache_write_done(struct cache_obj *o, struct cache_page **pages, int n, uin
                       size_t len, size_t done, int dirty)
 {
     pthread_mutex_lock(&o->mu);
+    /* Again: a round that began while the writer waited learned the file
+     * as it was before this write (invariant 11). */
+    cache_ext_forget(o, off >> CACHE_PAGE_SHIFT,
+                     (off + len + CACHE_PAGE_SIZE - 1) >> CACHE_PAGE_SHIFT);
     for (int i = 0; i < n; i++) {
         struct cache_page *p = pages[i];
         if (!p)
@@ -1535,6 +1826,7 @@ static int cache_drop_pass(struct cache_obj *o, uint64_t first, uint64_t last,
 static void cache_drop_range(struct cache_obj *o, uint64_t first, uint64_t last,
                              enum cache_drop how)
 {
+    cache_ext_forget(o, first, last == UINT64_MAX ? UINT64_MAX : last + 1);
     for (;;) {
         while (how != DROP_IDLE && o->putting)
             pthread_cond_wait(&o->pass_cv, &o->mu);
@@ -1804,6 +2096,8 @@ int cache_store(struct cache_obj *o, uint64_t off, const void *data, size_t len,
     const char *src = data;
     uint64_t end = off + len;
     pthread_mutex_lock(&o->mu);
+    cache_ext_forget(o, off >> CACHE_PAGE_SHIFT,
+                     (end + CACHE_PAGE_SIZE - 1) >> CACHE_PAGE_SHIFT);
     for (uint64_t pos = off; pos < end;) {
         uint64_t idx = pos >> CACHE_PAGE_SHIFT;
         uint64_t ps = idx << CACHE_PAGE_SHIFT;

@@ -101,6 +101,12 @@ struct cache_obj {
     int snap_size_valid, snap_mtime_valid;
     uint64_t snap_size, snap_mtime;
     uint32_t snap_mtimensec;
+    /* What reads learned of the server's holes (cache.c, invariant 11). */
+    struct cache_extent *ext;    /* sorted, disjoint; NULL until one is learned */
+    unsigned ext_n;              /* extents in ext */
+    unsigned ext_gen;            /* bumped whenever any of it is forgotten */
+    unsigned ext_futile;         /* LSEEK rounds in a row that found no hole to use */
+    int ext_asking;              /* a thread is asking the server (others wait) */
 
     /* The serialization of writers and truncates (like the inode lock). */
     pthread_mutex_t wlock;
@@ -118,6 +124,9 @@ struct cache_obj {
  *    -errno, and it is not.
  *  - write_wait: wait until at most @max requests of @g are pending,
  *    receiving replies meanwhile.
+ *  - seek: where the next hole (SEEK_HOLE) or data (SEEK_DATA) at or
+ *    after @off is: 0 and the server's answer, unchecked, in *@res, or
+ *    -errno (-ENXIO: none before EOF; -ENOSYS: the server has no LSEEK).
  */
 struct cache_pager_ops {
     ssize_t (*read)(struct cache *c, struct cache_obj *o, const struct cache_handle *h,
@@ -126,6 +135,8 @@ struct cache_pager_ops {
                        const struct iovec *iov, int cnt, uint64_t off, struct conn_group *g,
                        struct cache_cluster *cl);
     void (*write_wait)(struct cache *c, struct conn_group *g, unsigned max);
+    int (*seek)(struct cache *c, struct cache_obj *o, const struct cache_handle *h,
+                uint64_t off, int whence, uint64_t *res);
 };
 
 /* A write-back WRITE started by write_start ended: @written bytes (from

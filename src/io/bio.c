@@ -14,6 +14,8 @@
  *    leaves the WRITE to putpages.
  *  - io_strategy_read / io_strategy_write = fuse_io_strategy: page I/O
  *    as READ / WRITE (FUSE_WRITE_CACHE) through a handle the cache chose.
+ *  - io_strategy_seek = the bmap genfs_getpages_read maps a run through:
+ *    FUSE_LSEEK SEEK_HOLE / SEEK_DATA, for the cache's map of holes.
  *  - io_file_open (drop unless KEEP_CACHE) and io_range_changed are
  *    fuse_io_invalbuf's uses.
  *
@@ -80,10 +82,30 @@ static void io_strategy_write_wait(struct cache *c, struct conn_group *g, unsign
     conn_group_wait(m->conn, g, max);
 }
 
+/* FUSE_LSEEK (protocol 7.24) for the cache's hole map: the answer as
+ * the server gave it; the cache checks it against what it knows. */
+static int io_strategy_seek(struct cache *c, struct cache_obj *o, const struct cache_handle *h,
+                            uint64_t off, int whence, uint64_t *res)
+{
+    struct io_mount *m = c->ctx;
+    if (m->conn->p.minor < 24)
+        return -ENOSYS;
+    struct fuse_lseek_in li = {.fh = h->fh, .offset = off, .whence = (uint32_t)whence};
+    struct fuse_lseek_out lo = {0};
+    struct iovec in = {&li, sizeof li}, out = {&lo, sizeof lo};
+    struct conn_req r = {.opcode = FUSE_LSEEK, .nodeid = o->node->nodeid, .in = &in,
+                         .incnt = 1, .out = &out, .outcnt = 1, .out_exact = 1};
+    int rc = conn_call(m->conn, &r);
+    if (rc == 0)
+        *res = lo.offset;
+    return rc;
+}
+
 static const struct cache_pager_ops io_pager_ops = {
     .read = io_strategy_read,
     .write_start = io_strategy_write_start,
     .write_wait = io_strategy_write_wait,
+    .seek = io_strategy_seek,
 };
 
 /* ---- the session --------------------------------------------------------------------------- */
