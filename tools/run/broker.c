@@ -1301,6 +1301,21 @@ static int keep_tree(char **cmdv)
     if (cmd == 0) {
         signal(SIGINT, SIG_DFL);
         signal(SIGQUIT, SIG_DFL);
+        /* Through a preloaded shell's exec, as every later exec of the
+         * tree goes: a statically linked CMD is then put under the seccomp
+         * filter too (preload_exec.c). */
+        size_t n = 0;
+        while (cmdv[n])
+            n++;
+        char **shv = calloc(n + 5, sizeof *shv);
+        if (shv) {
+            shv[0] = "sh";
+            shv[1] = "-c";
+            shv[2] = "exec \"$@\"";
+            shv[3] = "ufuse run";
+            memcpy(shv + 4, cmdv, (n + 1) * sizeof *shv);
+            execv("/bin/sh", shv);
+        }
         execvp(cmdv[0], cmdv);
         fprintf(stderr, "ufuse: run: %s: %s\n", cmdv[0], strerror(errno));
         _exit(127);

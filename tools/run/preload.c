@@ -485,27 +485,36 @@ static void parse_mounts(const char *tab)
     }
 }
 
-/* Find the descriptions this image inherited (exec keeps fds). */
+/* Find the descriptions this image inherited (exec keeps fds).  The
+ * directory is read with system call wrappers (REAL), not opendir, so that
+ * under a seccomp filter start-up makes no call that traps. */
 static void adopt_inherited(void)
 {
     uint64_t inos[256];
     int fdnums[256], n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
+    int self = REAL(openat)(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (self < 0)
         return;
-    int self = dirfd(d);
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 256) {
-        int fd = atoi(e->d_name);
-        struct stat st;
-        if (e->d_name[0] == '.' || fd == self)
-            continue;
-        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
-            inos[n] = st.st_ino;
-            fdnums[n++] = fd;
+    union {
+        char b[4096];
+        struct dirent64 align;
+    } ents;
+    ssize_t got;
+    while (n < 256 && (got = REAL(getdents64)(self, ents.b, sizeof ents.b)) > 0) {
+        for (ssize_t off = 0; off < got && n < 256;) {
+            const struct dirent64 *e = (const struct dirent64 *)(ents.b + off);
+            off += e->d_reclen;
+            int fd = atoi(e->d_name);
+            struct stat st;
+            if (e->d_name[0] == '.' || fd == self)
+                continue;
+            if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+                inos[n] = st.st_ino;
+                fdnums[n++] = fd;
+            }
         }
     }
-    closedir(d);
+    syscall(SYS_close, self);
     if (n == 0)
         return;
     static char buf[RUN_MAX_DATA];

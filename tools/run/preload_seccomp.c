@@ -86,20 +86,22 @@ static pthread_once_t tramp_once = PTHREAD_ONCE_INIT;
 
 static void tramp_setup(void)
 {
-    /* Only a process under a seccomp filter needs it (one prctl each). */
+    /* Only a process under a seccomp filter needs it (one prctl each).
+     * System calls, not libc: this library interposes mmap, whose REAL
+     * would come back here. */
     if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2)
         return;
-    void *p = mmap((void *)PL_TRAMP_ADDR, 4096, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (p == MAP_FAILED)
+    long p = syscall(SYS_mmap, PL_TRAMP_ADDR, 4096, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p < 0)
         return;
-    if (p != (void *)PL_TRAMP_ADDR) {   /* a kernel without NOREPLACE */
-        munmap(p, 4096);
+    if ((unsigned long)p != PL_TRAMP_ADDR) {   /* a kernel without NOREPLACE */
+        syscall(SYS_munmap, p, 4096);
         return;
     }
-    memcpy(p, pl_tramp_code, (size_t)(pl_tramp_end - pl_tramp_code));
-    if (mprotect(p, 4096, PROT_READ | PROT_EXEC) != 0) {
-        munmap(p, 4096);
+    memcpy((void *)p, pl_tramp_code, (size_t)(pl_tramp_end - pl_tramp_code));
+    if (syscall(SYS_mprotect, p, 4096, PROT_READ | PROT_EXEC) != 0) {
+        syscall(SYS_munmap, p, 4096);
         return;
     }
     tramp = (tramp_fn)p;

@@ -673,8 +673,10 @@ static long fd_call(struct trap *t, long nr, const uint64_t *a)
         r.q.a = (int64_t)a[1];
         r.q.flags = (uint32_t)a[2];
         return desc_op(t, RUN_LSEEK, &v, &r);
-    case SYS_fstat:
-        return put_stat(t, desc_op(t, RUN_FSTAT, &v, &r), a[1], r.out_len, false);
+    case SYS_fstat: {
+        long res = desc_op(t, RUN_FSTAT, &v, &r);
+        return put_stat(t, res, a[1], r.out_len, false);
+    }
     case SYS_getdents64: {
         if (a[2] == 0)
             return -EINVAL;
