@@ -49,6 +49,7 @@ static const unsigned short trapped[] = {
     SYS_read, SYS_write, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev, SYS_preadv,
     SYS_pwritev, SYS_preadv2, SYS_pwritev2, SYS_lseek, SYS_fstat, SYS_getdents64,
     SYS_ftruncate, SYS_fsync, SYS_fdatasync, SYS_fchmod, SYS_fchown, SYS_fstatfs, SYS_fchdir,
+    SYS_fcntl, SYS_flock,
     SYS_open, SYS_creat, SYS_openat, SYS_openat2, SYS_stat, SYS_lstat, SYS_newfstatat,
     SYS_statx, SYS_access, SYS_faccessat, SYS_faccessat2, SYS_readlink, SYS_readlinkat,
     SYS_mkdir, SYS_mkdirat, SYS_rmdir, SYS_unlink, SYS_unlinkat, SYS_rename, SYS_renameat,
@@ -221,6 +222,15 @@ static int t_fsync(int fd) { return (int)SYS3(SYS_fsync, fd, 0, 0); }
 static int t_fdatasync(int fd) { return (int)SYS3(SYS_fdatasync, fd, 0, 0); }
 static int t_statfs(const char *p, struct statfs *s) { return (int)SYS3(SYS_statfs, p, s, 0); }
 static int t_fstatfs(int fd, struct statfs *s) { return (int)SYS3(SYS_fstatfs, fd, s, 0); }
+static int t_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);    /* whatever the command takes, or junk */
+    va_end(ap);
+    return (int)SYS3(SYS_fcntl, fd, cmd, arg);
+}
+static int t_flock(int fd, int op) { return (int)SYS3(SYS_flock, fd, op, 0); }
 static int t_chdir(const char *p) { return (int)SYS3(SYS_chdir, p, 0, 0); }
 static int t_fchdir(int fd) { return (int)SYS3(SYS_fchdir, fd, 0, 0); }
 static ssize_t t_sendfile(int out, int in, off_t *o, size_t n)
@@ -256,7 +266,8 @@ static const struct {
     { "truncate", t_truncate }, { "truncate64", t_truncate }, { "ftruncate", t_ftruncate },
     { "ftruncate64", t_ftruncate }, { "fsync", t_fsync }, { "fdatasync", t_fdatasync },
     { "statfs", t_statfs }, { "statfs64", t_statfs }, { "fstatfs", t_fstatfs },
-    { "fstatfs64", t_fstatfs }, { "chdir", t_chdir }, { "fchdir", t_fchdir },
+    { "fstatfs64", t_fstatfs }, { "fcntl", t_fcntl }, { "fcntl64", t_fcntl },
+    { "flock", t_flock }, { "chdir", t_chdir }, { "fchdir", t_fchdir },
     { "sendfile", t_sendfile }, { "sendfile64", t_sendfile }, { "splice", t_splice },
     { "copy_file_range", t_copy_file_range },
 };

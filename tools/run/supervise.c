@@ -244,9 +244,9 @@ static int vfd_of(struct trap *t, int64_t fd, struct vfd *v)
 
 /* ---- paths ------------------------------------------------------------ */
 
-/* The caller's working directory as the programs of the tree see it:
- * the real one, or the mount directory in $UFUSE_CWD when the real one is
- * the preload library's deleted placeholder (see pl_set_cwd). */
+/* The caller's working directory as the programs of the tree see it: the
+ * real one (0), or the mount directory in $UFUSE_CWD when the real one is
+ * the preload library's deleted placeholder (see pl_set_cwd): 1. */
 static int caller_cwd(struct trap *t, char *out)
 {
     char p[64];
@@ -279,7 +279,7 @@ static int caller_cwd(struct trap *t, char *out)
                 break;          /* incomplete entry: read more */
             if (strncmp(s, key, sizeof key - 1) == 0 && strlen(s + sizeof key - 1) < PATH_MAX) {
                 snprintf(out, PATH_MAX, "%s", s + sizeof key - 1);
-                rc = 0;
+                rc = 1;
                 goto done;
             }
             s = z + 1;
@@ -297,6 +297,9 @@ done:
 /*
  * Where path @addr (a pointer in the caller) relative to @dirfd lies: 1 if
  * on the mount (@rel set), 0 if not (let the kernel have it), or -errno.
+ * A relative path from a directory on the mount that leaves the mount by
+ * ".." cannot be handed to the kernel (it would resolve it from elsewhere):
+ * -EOPNOTSUPP.
  * @empty_ok: an empty path names @dirfd itself (AT_EMPTY_PATH): then 2 and
  * *v is @dirfd's description (0 if @dirfd is a real fd).
  */
@@ -325,6 +328,7 @@ static int locate(struct trap *t, int64_t dirfd, uint64_t addr, char *rel, bool 
             return 1;
         }
     }
+    bool from_mount = false;
     if (path[0] == '/') {
         snprintf(joined, sizeof joined, "%s", path);
     } else {
@@ -332,7 +336,9 @@ static int locate(struct trap *t, int64_t dirfd, uint64_t addr, char *rel, bool 
             rc = caller_cwd(t, base);
             if (rc < 0)
                 return 0;
+            from_mount = rc == 1;
         } else if ((rc = vfd_of(t, dfd, v)) == 1) {
+            from_mount = true;
             if (!v->is_dir)
                 return -ENOTDIR;
             /* The mount's path, then the directory's (joined below). */
@@ -350,9 +356,10 @@ static int locate(struct trap *t, int64_t dirfd, uint64_t addr, char *rel, bool 
         }
         snprintf(joined, sizeof joined, "%s/%s", base, path);
     }
-    if (strlen(joined) >= PATH_MAX || run_normalise(joined, norm) < 0 ||
-        !run_under(norm, t->sv->mnt, t->sv->mlen, rel))
-        return 0;
+    if (strlen(joined) >= PATH_MAX || run_normalise(joined, norm) < 0)
+        return from_mount ? -ENAMETOOLONG : 0;
+    if (!run_under(norm, t->sv->mnt, t->sv->mlen, rel))
+        return from_mount ? -EOPNOTSUPP : 0;
     return 1;
 }
 
@@ -702,6 +709,29 @@ static long fd_call(struct trap *t, long nr, const uint64_t *a)
         r.q.a = (int64_t)(uint32_t)a[1];
         r.q.b = (int64_t)(uint32_t)a[2];
         return desc_op(t, RUN_FCHOWN, &v, &r);
+    case SYS_fcntl:
+        switch ((int)a[1]) {
+        case F_GETFL:
+            return desc_op(t, RUN_GETFL, &v, &r);
+        case F_SETFL:
+            /* The pipe itself stays O_NONBLOCK: only the description's
+             * flags change. */
+            r.q.flags = (uint32_t)a[2];
+            return desc_op(t, RUN_SETFL, &v, &r);
+        case F_GETLK:
+        case F_SETLK:
+        case F_SETLKW:
+        case F_OFD_GETLK:
+        case F_OFD_SETLK:
+        case F_OFD_SETLKW:
+            /* Not served (a waiting lock would hold up this listener's
+             * thread): refused rather than taken on the pipe. */
+            return -ENOLCK;
+        default:
+            return SV_CONTINUE;     /* dup, close-on-exec: the real fd's */
+        }
+    case SYS_flock:
+        return -ENOLCK;
     case SYS_fstatfs: {
         long res = path_op(t, RUN_STATFS, v.path, &r);
         return put_statfs(t, res, r.out_len, a[1]);
