@@ -20,8 +20,10 @@
  *    (inherited, dup'ed, adopted after exec by a preloaded program);
  *  - every other call is let through (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
  *
- * Locks: sv->mu guards the thread count and the stop flag.  The threads
- * share nothing else; each owns its listener and buffers.
+ * Locks: sv->mu guards the thread count; stopping is signalled by an
+ * eventfd every thread polls.  The threads share nothing else (the traps
+ * counter is atomic); each owns its listener and buffers.  broker_call
+ * takes the broker's locks (broker.c) as a connection thread does.
  *
  * Invariants:
  *  1. Every notification received is answered exactly once: with a
