@@ -3,9 +3,10 @@
 # through the broker's seccomp supervisor (tools/run/supervise.c).
 #   - busybox-static lists, reads, writes, copies, links, moves and removes
 #     files, with absolute paths and relative ones (its working directory
-#     inherited inside the mount), and runs a dynamic program (cat) that
-#     reads the mount too: the same script on a local directory and on the
-#     mount must print the same lines;
+#     inherited inside the mount), and runs dynamic programs (cat, ls, wc)
+#     that read the mount too, by path and from an fd the static shell
+#     opened: the same script on a local directory and on the mount must
+#     print the same lines;
 #   - a Go program (tests/run/gowalk, built here with CGO_ENABLED=0) writes,
 #     copies, reads at offsets, truncates, walks and removes: same check;
 #   - raw system calls from a static C program (run-sysloop raw);
@@ -60,7 +61,8 @@ $bb stat -c '%n %a' d/a
 $bb truncate -s 3 d/sub/c
 $bb cat d/sub/c; echo
 $bb sh -c "cat $D/d/sub/b2"
-$bb sh -c 'cat d/a | /bin/cat'
+$bb sh -c '/bin/cat d/a; /bin/ls d/sub'
+$bb sh -c '/bin/cat <d/sub/b2; /bin/wc -c <d/big'
 $bb find d | $bb sort
 $bb rm d/a
 $bb ls d
