@@ -126,6 +126,27 @@ else
     _fail "the broker's trap counts (stats lines: ${#traps[@]})"
 fi
 
+# A static program traps the file calls it makes, not the others: 2,000
+# getpid cost no trap, 2,000 fstat of a mount fd one each (all served).
+cat >"$T/getpid.sh" <<SH
+echo x >/ufuse/f
+$W stats; $SYSLOOP getpid 0; $W stats; $SYSLOOP getpid 2000; $W stats; $SYSLOOP fstat 2000 /ufuse/f; $W stats
+SH
+"$UFUSE" run -- bash "$T/getpid.sh" >"$T/out" 2>"$T/err" </dev/null
+rc=$?
+expect_rc 0 "getpid and fstat loops in a static program"
+mapfile -t traps < <(sed -n 's/.* listeners [0-9]* traps \([0-9]*\)$/\1/p' "$T/out")
+if [ "${#traps[@]}" -eq 4 ]; then
+    base=$((traps[1] - traps[0]))
+    getpid=$((traps[2] - traps[1]))
+    fstat=$((traps[3] - traps[2]))
+    echo "traps: static program start-up $base, with 2000 getpid $getpid, with 2000 fstat $fstat"
+    check "2000 getpid add no trap ($getpid vs $base)" test "$getpid" -le $((base + 5))
+    check "2000 fstat of a mount fd trap ($fstat vs $base)" test "$fstat" -ge $((base + 2000))
+else
+    _fail "the broker's trap counts (stats lines: ${#traps[@]})"
+fi
+
 # A tree without a static program installs no filter.
 "$UFUSE" run -- "$W" stats >"$T/out" 2>"$T/err" </dev/null
 rc=$?

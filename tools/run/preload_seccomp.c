@@ -190,7 +190,9 @@ static int t_symlinkat(const char *target, int dfd, const char *p)
 }
 static int t_faccessat(int dfd, const char *p, int mode, int fl)
 {
-    return (int)SYS6(SYS_faccessat2, dfd, p, mode, fl, 0, 0);
+    /* faccessat has no flags argument; faccessat2 (Linux 5.8) has. */
+    return fl ? (int)SYS6(SYS_faccessat2, dfd, p, mode, fl, 0, 0)
+              : (int)SYS3(SYS_faccessat, dfd, p, mode);
 }
 static int t_utimensat(int dfd, const char *p, const struct timespec ts[2], int fl)
 {
