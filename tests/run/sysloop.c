@@ -7,7 +7,8 @@
  *   run-sysloop fstat N FILE   open FILE, fstat it N times
  *   run-sysloop stat N PATH    stat PATH N times
  *   run-sysloop getpid N       getpid N times (a call the filter does not list)
- *   run-sysloop raw FILE       open, write, lseek, read, fstat, F_GETFL and unlink FILE
+ *   run-sysloop raw FILE       open, write, lseek, read, fstat, F_GETFL, statx and
+ *                              unlink FILE
  *                              with raw system calls, printing what they gave
  *
  * The loops print "CALL N: X ns/call" (for docs/run.md; tests assert no time).
@@ -43,10 +44,13 @@ static int raw(const char *path)
     long f = syscall(SYS_fstat, fd, &st);
     long fl = syscall(SYS_fcntl, fd, F_GETFL);
     syscall(SYS_close, fd);
+    struct statx sx = { 0 };
+    long x = syscall(SYS_statx, AT_FDCWD, path, 0, STATX_BASIC_STATS, &sx);
     long u = syscall(SYS_unlink, path);
-    printf("write %ld lseek %ld read %ld '%.*s' fstat %ld size %lld getfl %s unlink %ld\n", w, s,
-           r, r > 0 ? (int)r - 1 : 0, buf, f, (long long)st.st_size,
-           fl >= 0 && (fl & O_ACCMODE) == O_RDWR ? "O_RDWR" : "other", u);
+    printf("write %ld lseek %ld read %ld '%.*s' fstat %ld size %lld getfl %s statx %ld size %llu "
+           "mode %o unlink %ld\n", w, s, r, r > 0 ? (int)r - 1 : 0, buf, f, (long long)st.st_size,
+           fl >= 0 && (fl & O_ACCMODE) == O_RDWR ? "O_RDWR" : "other", x,
+           (unsigned long long)sx.stx_size, (unsigned)sx.stx_mode, u);
     return 0;
 }
 

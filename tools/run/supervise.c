@@ -395,17 +395,27 @@ static long put_stat(struct trap *t, long r, uint64_t addr, size_t out_len, bool
     memcpy(&st, t->out, sizeof st);
     if (!statx)
         return mem_write(t, addr, &st, sizeof st);
-    struct statx sx = {
-        .stx_mask = STATX_BASIC_STATS, .stx_blksize = (uint32_t)st.st_blksize,
-        .stx_nlink = (uint32_t)st.st_nlink, .stx_uid = st.st_uid, .stx_gid = st.st_gid,
-        .stx_mode = (uint16_t)st.st_mode, .stx_ino = st.st_ino, .stx_size = (uint64_t)st.st_size,
-        .stx_blocks = (uint64_t)st.st_blocks,
-        .stx_atime = { st.st_atim.tv_sec, (uint32_t)st.st_atim.tv_nsec },
-        .stx_mtime = { st.st_mtim.tv_sec, (uint32_t)st.st_mtim.tv_nsec },
-        .stx_ctime = { st.st_ctim.tv_sec, (uint32_t)st.st_ctim.tv_nsec },
-        .stx_rdev_major = major(st.st_rdev), .stx_rdev_minor = minor(st.st_rdev),
-        .stx_dev_major = major(st.st_dev), .stx_dev_minor = minor(st.st_dev),
-    };
+    struct statx sx;
+    memset(&sx, 0, sizeof sx);
+    sx.stx_mask = STATX_BASIC_STATS;
+    sx.stx_blksize = (uint32_t)st.st_blksize;
+    sx.stx_nlink = (uint32_t)st.st_nlink;
+    sx.stx_uid = st.st_uid;
+    sx.stx_gid = st.st_gid;
+    sx.stx_mode = (uint16_t)st.st_mode;
+    sx.stx_ino = st.st_ino;
+    sx.stx_size = (uint64_t)st.st_size;
+    sx.stx_blocks = (uint64_t)st.st_blocks;
+    sx.stx_atime.tv_sec = st.st_atim.tv_sec;
+    sx.stx_atime.tv_nsec = (uint32_t)st.st_atim.tv_nsec;
+    sx.stx_mtime.tv_sec = st.st_mtim.tv_sec;
+    sx.stx_mtime.tv_nsec = (uint32_t)st.st_mtim.tv_nsec;
+    sx.stx_ctime.tv_sec = st.st_ctim.tv_sec;
+    sx.stx_ctime.tv_nsec = (uint32_t)st.st_ctim.tv_nsec;
+    sx.stx_rdev_major = major(st.st_rdev);
+    sx.stx_rdev_minor = minor(st.st_rdev);
+    sx.stx_dev_major = major(st.st_dev);
+    sx.stx_dev_minor = minor(st.st_dev);
     return mem_write(t, addr, &sx, sizeof sx);
 }
 
