@@ -23,7 +23,9 @@
  * desc's refs/dead; d->mu serializes the calls that use or move a
  * description's file position or directory stream (read/write at the
  * position, lseek, getdents, seekdir), as Linux's f_pos_lock does.
- * Order: b->life, then d->mu, then b->mu.
+ * Order: b->life, then d->mu, then b->mu.  b->sv (the supervisor) is set
+ * before any program runs and stopped once b->closed is set; only
+ * dispatch (under b->life, session open) reaches it.
  *
  * Invariants:
  *  1. A desc is in both indexes (by id, by pipe inode) from its creation
@@ -1177,9 +1179,6 @@ static int broker_start(struct broker *b, const struct mountopt *m, bool *made_d
  */
 static int broker_stop(struct broker *b, bool made_dir)
 {
-    if (b->sv)
-        supervise_stop(b->sv);
-    b->sv = NULL;
     for (int i = 0; i < 1000; i++) {
         pthread_mutex_lock(&b->mu);
         unsigned left = b->ndesc;
@@ -1205,6 +1204,11 @@ static int broker_stop(struct broker *b, bool made_dir)
     int r = ufuse_unmount(b->s);
     b->s = NULL;
     pthread_rwlock_unlock(&b->life);
+    /* b->closed keeps RUN_SUPERVISE away from here on, and the listener
+     * threads' calls now end with ENOTCONN: stop them. */
+    if (b->sv)
+        supervise_stop(b->sv);
+    b->sv = NULL;
     if (made_dir)
         (void)rmdir(b->mnt);
     close(b->lfd);
