@@ -40,6 +40,9 @@ cd "$D" || exit 1
 bb=busybox
 $bb mkdir d d/sub
 $bb sh -c 'echo hello >d/a'
+$bb echo "bash opened this for busybox" >d/r
+$bb cat d/r
+$bb rm d/r
 printf 'line1\nline2\nline3\n' | $bb tee d/b >/dev/null
 $bb cp d/a d/sub/c
 $bb cp "$D/d/b" "$D/d/sub/b-abs"

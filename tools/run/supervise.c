@@ -223,9 +223,10 @@ static int vfd_of(struct trap *t, int64_t fd, struct vfd *v)
 {
     char p[64];
     struct stat st;
-    if (fd < 0 || fd > INT32_MAX)
+    int32_t n = (int32_t)fd;        /* the kernel takes an int */
+    if (n < 0)
         return 0;
-    snprintf(p, sizeof p, "/proc/%d/fd/%d", (int)t->pid, (int)fd);
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", (int)t->pid, (int)n);
     if (stat(p, &st) != 0 || !S_ISFIFO(st.st_mode) || st.st_dev != t->sv->pipe_dev)
         return 0;
     uint64_t ino = st.st_ino;
