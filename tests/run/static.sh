@@ -11,8 +11,11 @@
 #     copies, reads at offsets, truncates, walks and removes: same check;
 #   - raw system calls from a static C program (run-sysloop raw);
 #   - a dynamic program inside a static program's subtree pays no trap for
-#     the calls the preload library makes itself (the trampoline), and a
-#     tree with no static program installs no filter at all.
+#     the calls the preload library makes itself (the trampoline); a static
+#     program traps its file calls and not the others (getpid); a tree with
+#     no static program installs no filter at all;
+#   - run by an unprivileged user, the static program's subtree gets
+#     no_new_privs (the filter needs it) and nothing else does.
 . "$(dirname "$0")/../cli/lib.sh"
 SRC=${UFUSE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BB=$(command -v busybox || true)
@@ -148,6 +151,23 @@ if [ "${#traps[@]}" -eq 4 ]; then
     check "2000 fstat of a mount fd trap ($fstat vs $base)" test "$fstat" -ge $((base + 2000))
 else
     _fail "the broker's trap counts (stats lines: ${#traps[@]})"
+fi
+
+# Without CAP_SYS_ADMIN the filter needs no_new_privs: set in the static
+# program's subtree only, and the program is served all the same.
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+    U=$(mktemp -d "${TMPDIR:-/tmp}/ufuse-static-user.XXXXXX")
+    chmod 755 "$U"
+    chown 65534:65534 "$U"
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$UFUSE" run -m "$U/m" -- bash -c \
+        "echo hi >'$U/m/f'; busybox cat '$U/m/f'; grep NoNewPrivs /proc/self/status;
+         busybox grep NoNewPrivs /proc/self/status" >"$T/out" 2>"$T/err" </dev/null
+    rc=$?
+    rm -rf "$U"
+    expect_rc 0 "a static program run by an unprivileged user"
+    expect_out "hi
+NoNewPrivs:	0
+NoNewPrivs:	1" "served, with no_new_privs in its subtree only"
 fi
 
 # A tree without a static program installs no filter.
