@@ -16,7 +16,7 @@ BUILD_PKGS="build-essential cmake pkg-config
             systemtap-sdt-dev"
 CHECK_PKGS="clang libclang-rt-14-dev llvm
             fuse3 libfuse2 libfuse-dev
-            bindfs python3 sqlite3
+            bindfs python3 sqlite3 busybox-static golang-go
             sshfs openssh-server openssh-client squashfuse squashfs-tools fuse-overlayfs fuse-zip archivemount gocryptfs
             moosefs-master moosefs-chunkserver moosefs-client glusterfs-server glusterfs-client iproute2
             gnuplot-nox

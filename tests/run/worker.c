@@ -8,7 +8,8 @@
  *   run-worker check DIR     every slot is zero or a whole valid record,
  *                            and a whole-file write lock is granted at once
  *                            (no lock of a killed worker is left behind).
- *   run-worker stats         print the broker's tables (descs locks procs)
+ *   run-worker stats         print the broker's tables (descs locks procs
+ *                            conns) and seccomp counts (listeners traps)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -153,8 +154,9 @@ static int stats(void)
     if (send(fd, &q, sizeof q, 0) != sizeof q || recv(fd, &rep, sizeof rep, 0) != sizeof rep)
         return 1;
     /* This connection is one of the broker's; report the others. */
-    printf("descs %u locks %u procs %u conns %u\n", rep.s.descs, rep.s.locks, rep.s.procs,
-           rep.s.conns - 1);
+    printf("descs %u locks %u procs %u conns %u listeners %u traps %llu\n", rep.s.descs,
+           rep.s.locks, rep.s.procs, rep.s.conns - 1, rep.s.listeners,
+           (unsigned long long)rep.s.traps);
     return 0;
 }
 

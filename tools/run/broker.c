@@ -12,7 +12,9 @@
  * end of every description's identity pipe and releases a description
  * when the programs have closed the last copy of its read end, and a
  * pidfd per process holding record locks, whose locks it drops when the
- * process exits (locks.c keeps the locks).
+ * process exits (locks.c keeps the locks).  The seccomp supervisor
+ * (supervise.c) has a thread per listener; it serves programs that bypass
+ * the preload library through broker_call, the same dispatch.
  *
  * Locks: b->life is held shared by every call into the session (request
  * dispatch, releasing a description) and exclusively by broker_stop, which
@@ -21,7 +23,9 @@
  * desc's refs/dead; d->mu serializes the calls that use or move a
  * description's file position or directory stream (read/write at the
  * position, lseek, getdents, seekdir), as Linux's f_pos_lock does.
- * Order: b->life, then d->mu, then b->mu.
+ * Order: b->life, then d->mu, then b->mu.  b->sv (the supervisor) is set
+ * before any program runs and stopped once b->closed is set; only
+ * dispatch (under b->life, session open) reaches it.
  *
  * Invariants:
  *  1. A desc is in both indexes (by id, by pipe inode) from its creation
@@ -57,6 +61,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "cli.h"
 #include "locks.h"
 #include "runproto.h"
@@ -111,6 +116,7 @@ struct broker {
     unsigned nconns;        /* b->mu */
     volatile sig_atomic_t stop;
     uid_t uid;
+    struct supervisor *sv;  /* the seccomp supervisor, NULL if none */
 };
 
 static struct desc **id_slot(struct broker *b, uint64_t id)
@@ -330,6 +336,7 @@ struct call {
     char *out;              /* reply payload buffer */
     size_t out_len;         /* bytes of it to send */
     int send_fd;            /* fd to pass with the reply, or -1 */
+    int recv_fd;            /* fd that came with the request, or -1 */
 };
 
 static int reply(int fd, int64_t res, const void *body, size_t len, int pass_fd)
@@ -860,9 +867,22 @@ static int64_t dispatch(struct conn *k, struct call *c)
             st->procs++;
         st->conns = b->nconns;
         pthread_mutex_unlock(&b->mu);
+        if (b->sv)
+            supervise_counts(b->sv, &st->listeners, &st->traps);
         st->locks = lock_count();
         c->out_len = sizeof *st;
         return 0;
+    }
+    case RUN_SUPERVISE: {
+        int fd = c->recv_fd;
+        c->recv_fd = -1;
+        if (fd < 0)
+            return -EINVAL;
+        if (!k->b->sv) {
+            close(fd);
+            return -ENOSYS;
+        }
+        return supervise_add(k->b->sv, fd);
     }
     case RUN_UMOUNT:
         k->b->stop = 1;
@@ -882,25 +902,84 @@ static int64_t dispatch(struct conn *k, struct call *c)
     return do_path_call(k, c);
 }
 
+/* Serve parsed request @c for connection @k (takes the session's life). */
+static int64_t serve(struct conn *k, struct call *c)
+{
+    pthread_rwlock_rdlock(&k->b->life);
+    if (!k->b->closed) {
+        /* The server sees the program's identity, as from the kernel. */
+        struct ufuse_caller who = { .uid = k->uid, .gid = k->gid, .pid = k->pid };
+        (void)ufuse_set_caller(k->b->s, &who);
+    }
+    int64_t res = k->b->closed ? -ENOTCONN : dispatch(k, c);
+    pthread_rwlock_unlock(&k->b->life);
+    return res;
+}
+
+int64_t broker_call(struct broker *b, pid_t pid, uid_t uid, gid_t gid, const void *req,
+                    size_t len, void *out, size_t *out_len, int *fd)
+{
+    /* No connection behind it: fd -1 (a lock wait, never sent from here,
+     * would see it as alive). */
+    struct conn k = { .b = b, .fd = -1, .pid = pid, .uid = uid, .gid = gid, .out = out };
+    struct call c = { .out = out, .send_fd = -1, .recv_fd = -1 };
+    int64_t res = parse_req(req, len, &c);
+    if (res == 0) {
+        uint32_t op = c.q->op;
+        res = op == RUN_SUPERVISE || op == RUN_UMOUNT || op == RUN_LOCK ? -EINVAL
+                                                                       : serve(&k, &c);
+    }
+    *out_len = res < 0 ? 0 : c.out_len;
+    *fd = c.send_fd;
+    if (res < 0 && c.send_fd >= 0) {
+        close(c.send_fd);
+        *fd = -1;
+    }
+    return res;
+}
+
+/* Receive one request datagram into k->in; the first fd that comes with
+ * it goes to *fd (else -1; others are closed).  The byte count, or <= 0. */
+static ssize_t recv_req(struct conn *k, int *fd)
+{
+    char cbuf[CMSG_SPACE(4 * sizeof(int))];
+    struct iovec iov = { k->in, RUN_MAX_MSG };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                        .msg_controllen = sizeof cbuf };
+    ssize_t n = recvmsg(k->fd, &m, MSG_CMSG_CLOEXEC);
+    *fd = -1;
+    if (n < 0)
+        return n;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < nfd; i++) {
+            int f;
+            memcpy(&f, CMSG_DATA(h) + i * sizeof f, sizeof f);
+            if (*fd < 0)
+                *fd = f;
+            else
+                close(f);
+        }
+    }
+    return n;
+}
+
 static void *conn_main(void *arg)
 {
     struct conn *k = arg;
     for (;;) {
-        ssize_t n = recv(k->fd, k->in, RUN_MAX_MSG, 0);
+        int rfd;
+        ssize_t n = recv_req(k, &rfd);
         if (n <= 0)
             break;
-        struct call c = { .out = k->out, .send_fd = -1 };
+        struct call c = { .out = k->out, .send_fd = -1, .recv_fd = rfd };
         int64_t res = parse_req(k->in, (size_t)n, &c);
-        if (res == 0) {
-            pthread_rwlock_rdlock(&k->b->life);
-            if (!k->b->closed) {
-                /* The server sees the program's identity, as from the kernel. */
-                struct ufuse_caller who = { .uid = k->uid, .gid = k->gid, .pid = k->pid };
-                (void)ufuse_set_caller(k->b->s, &who);
-            }
-            res = k->b->closed ? -ENOTCONN : dispatch(k, &c);
-            pthread_rwlock_unlock(&k->b->life);
-        }
+        if (res == 0)
+            res = serve(k, &c);
+        if (c.recv_fd >= 0)
+            close(c.recv_fd);
         int sent = reply(k->fd, res, c.out, res < 0 ? 0 : c.out_len, c.send_fd);
         if (c.send_fd >= 0)
             close(c.send_fd);
@@ -1088,6 +1167,7 @@ static int broker_start(struct broker *b, const struct mountopt *m, bool *made_d
     }
     if (made_dir)
         *made_dir = mkdir(m->mnt, 0755) == 0;
+    b->sv = supervise_start(b, m->mnt);
     return 0;
 }
 
@@ -1124,6 +1204,11 @@ static int broker_stop(struct broker *b, bool made_dir)
     int r = ufuse_unmount(b->s);
     b->s = NULL;
     pthread_rwlock_unlock(&b->life);
+    /* b->closed keeps RUN_SUPERVISE away from here on, and the listener
+     * threads' calls now end with ENOTCONN: stop them. */
+    if (b->sv)
+        supervise_stop(b->sv);
+    b->sv = NULL;
     if (made_dir)
         (void)rmdir(b->mnt);
     close(b->lfd);
@@ -1220,6 +1305,21 @@ static int keep_tree(char **cmdv)
     if (cmd == 0) {
         signal(SIGINT, SIG_DFL);
         signal(SIGQUIT, SIG_DFL);
+        /* Through a preloaded shell's exec, as every later exec of the
+         * tree goes: a statically linked CMD is then put under the seccomp
+         * filter too (preload_exec.c). */
+        size_t n = 0;
+        while (cmdv[n])
+            n++;
+        char **shv = calloc(n + 5, sizeof *shv);
+        if (shv) {
+            shv[0] = "sh";
+            shv[1] = "-c";
+            shv[2] = "exec \"$@\"";
+            shv[3] = "ufuse run";
+            memcpy(shv + 4, cmdv, (n + 1) * sizeof *shv);
+            execv("/bin/sh", shv);
+        }
         execvp(cmdv[0], cmdv);
         fprintf(stderr, "ufuse: run: %s: %s\n", cmdv[0], strerror(errno));
         _exit(127);

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "preload.h"
+#include "runpath.h"
 
 struct pl_mount pl_mounts[PL_MAX_MOUNTS];
 int pl_nmounts;
@@ -68,7 +69,10 @@ static void conn_thread_exit(void *unused)
 
 void *pl_real(const char *name)
 {
-    void *p = dlsym(RTLD_NEXT, name);
+    void *p = pl_tramp_wrapper(name);
+    if (p)
+        return p;
+    p = dlsym(RTLD_NEXT, name);
     if (!p) {
         static const char msg[] = "ufuse-preload: a libc function is missing\n";
         (void)!write(2, msg, sizeof msg - 1);
@@ -156,44 +160,6 @@ void pl_fd_clear(int fd)
 
 /* ---- paths ------------------------------------------------------------ */
 
-/*
- * Normalise absolute @in into @out lexically: no ".", "..", "//" or
- * trailing "/".  (".." after a symbolic link is taken lexically too; see
- * docs/run.md.)  -ENAMETOOLONG if it does not fit.
- */
-static int normalise(const char *in, char *out)
-{
-    size_t o = 0;
-    out[o++] = '/';
-    const char *p = in;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchrnul(p, '/');
-        size_t n = (size_t)(e - p);
-        if (n == 1 && p[0] == '.') {
-            /* skip */
-        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
-            while (o > 1 && out[o - 1] != '/')
-                o--;
-            if (o > 1)
-                o--;
-        } else {
-            if (o + (o > 1) + n >= PATH_MAX)
-                return -ENAMETOOLONG;
-            if (o > 1)
-                out[o++] = '/';
-            memcpy(out + o, p, n);
-            o += n;
-        }
-        p = e;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 void pl_abs_path(int mnt, const char *rel, char *out)
 {
     snprintf(out, PATH_MAX, "%s%s", pl_mounts[mnt].prefix, strcmp(rel, "/") == 0 ? "" : rel);
@@ -203,11 +169,8 @@ void pl_abs_path(int mnt, const char *rel, char *out)
 static int mount_of(const char *abs, char *out)
 {
     for (int i = 0; i < pl_nmounts; i++) {
-        size_t n = pl_mounts[i].len;
-        if (strncmp(abs, pl_mounts[i].prefix, n) == 0 && (abs[n] == '/' || abs[n] == '\0')) {
-            snprintf(out, PATH_MAX, "%s", abs[n] ? abs + n : "/");
+        if (run_under(abs, pl_mounts[i].prefix, pl_mounts[i].len, out))
             return i;
-        }
     }
     return -1;
 }
@@ -272,7 +235,7 @@ int pl_classify(int dirfd, const char *path, int *mnt, char *out)
     }
     if (strlen(joined) >= PATH_MAX)
         return -ENAMETOOLONG;
-    int r = normalise(joined, norm);
+    int r = run_normalise(joined, norm);
     if (r < 0)
         return r;
     int m = mount_of(norm, out);
@@ -315,8 +278,8 @@ void pl_set_cwd(int mnt, const char *rel)
     if (mnt >= 0) {
         if (cwd_mnt < 0) {
             char tmpl[] = "/tmp/.ufuse-cwd-XXXXXX";
-            if (mkdtemp(tmpl) && syscall(SYS_chdir, tmpl) == 0)
-                (void)syscall(SYS_rmdir, tmpl);
+            if (mkdtemp(tmpl) && pl_syscall(SYS_chdir, (long)tmpl, 0, 0) == 0)
+                (void)pl_syscall(SYS_rmdir, (long)tmpl, 0, 0);
         }
         cwd_mnt = mnt;
         snprintf(cwd_rel, sizeof cwd_rel, "%s", rel);
@@ -348,7 +311,7 @@ static int connect_mount(int mnt)
     return fd;
 }
 
-static int64_t transact(int fd, struct pl_call *c)
+static int64_t transact(int fd, struct pl_call *c, int pass_fd)
 {
     struct iovec iov[4];
     int n = 0;
@@ -360,6 +323,17 @@ static int64_t transact(int fd, struct pl_call *c)
     if (c->data_len)
         iov[n++] = (struct iovec){ (void *)c->data, c->data_len };
     struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+    char pbuf[CMSG_SPACE(sizeof(int))];
+    if (pass_fd >= 0) {
+        memset(pbuf, 0, sizeof pbuf);
+        m.msg_control = pbuf;
+        m.msg_controllen = sizeof pbuf;
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &pass_fd, sizeof(int));
+    }
     ssize_t s;
     do
         s = sendmsg(fd, &m, MSG_NOSIGNAL);
@@ -393,10 +367,15 @@ static int64_t transact(int fd, struct pl_call *c)
 static int64_t say_hello(int fd)
 {
     struct pl_call c = { .q = { .op = RUN_HELLO } };
-    return transact(fd, &c);
+    return transact(fd, &c, -1);
 }
 
 int64_t pl_call(int mnt, struct pl_call *c)
+{
+    return pl_call_passing(mnt, c, -1);
+}
+
+int64_t pl_call_passing(int mnt, struct pl_call *c, int pass_fd)
 {
     if (c->path)
         c->q.path_len = (uint16_t)(strlen(c->path) + 1);
@@ -429,7 +408,7 @@ int64_t pl_call(int mnt, struct pl_call *c)
             (void)pthread_setspecific(conn_key, (void *)1);
         }
     }
-    int64_t r = transact(fd, c);
+    int64_t r = transact(fd, c, pass_fd);
     if (borrowed) {
         syscall(SYS_close, fd);
     } else if (r == -ENOTCONN) {
@@ -495,7 +474,7 @@ static void parse_mounts(const char *tab)
             char raw[PATH_MAX];
             memcpy(raw, p, (size_t)(eq - p));
             raw[eq - p] = '\0';
-            if (raw[0] == '/' && normalise(raw, m->prefix) == 0 && strcmp(m->prefix, "/") != 0) {
+            if (raw[0] == '/' && run_normalise(raw, m->prefix) == 0 && strcmp(m->prefix, "/") != 0) {
                 m->len = strlen(m->prefix);
                 memcpy(m->addr, eq + 1, (size_t)(end - eq - 1));
                 m->addr[end - eq - 1] = '\0';
@@ -506,27 +485,36 @@ static void parse_mounts(const char *tab)
     }
 }
 
-/* Find the descriptions this image inherited (exec keeps fds). */
+/* Find the descriptions this image inherited (exec keeps fds).  The
+ * directory is read with system call wrappers (REAL), not opendir, so that
+ * under a seccomp filter start-up makes no call that traps. */
 static void adopt_inherited(void)
 {
     uint64_t inos[256];
     int fdnums[256], n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
+    int self = REAL(openat)(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (self < 0)
         return;
-    int self = dirfd(d);
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 256) {
-        int fd = atoi(e->d_name);
-        struct stat st;
-        if (e->d_name[0] == '.' || fd == self)
-            continue;
-        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
-            inos[n] = st.st_ino;
-            fdnums[n++] = fd;
+    union {
+        char b[4096];
+        struct dirent64 align;
+    } ents;
+    ssize_t got;
+    while (n < 256 && (got = REAL(getdents64)(self, ents.b, sizeof ents.b)) > 0) {
+        for (ssize_t off = 0; off < got && n < 256;) {
+            const struct dirent64 *e = (const struct dirent64 *)(ents.b + off);
+            off += e->d_reclen;
+            int fd = atoi(e->d_name);
+            struct stat st;
+            if (e->d_name[0] == '.' || fd == self)
+                continue;
+            if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+                inos[n] = st.st_ino;
+                fdnums[n++] = fd;
+            }
         }
     }
-    closedir(d);
+    syscall(SYS_close, self);
     if (n == 0)
         return;
     static char buf[RUN_MAX_DATA];
@@ -561,7 +549,7 @@ static void inherit_cwd(void)
         return;
     link[n] = '\0';
     if (!strstr(link, "/.ufuse-cwd-") || !strstr(link, " (deleted)") ||
-        normalise(cwd, norm) != 0) {
+        run_normalise(cwd, norm) != 0) {
         unsetenv(RUN_ENV_CWD);
         return;
     }

@@ -10,6 +10,9 @@
  *   preload_dir.c   directory streams (opendir, readdir...) and stdio
  *   preload_exec.c  exec and spawn: keep the library and the mount table in
  *                   the environment, run programs stored on a mount
+ *   preload_seccomp.c  statically linked programs: the seccomp filter whose
+ *                   calls the broker serves, and the trampoline that keeps
+ *                   this library's own calls out of it
  *
  * Locks: fd_lock (a rwlock) guards the fd table; readers copy what they
  * need out of an entry before unlocking.  Connections are per thread.
@@ -24,6 +27,8 @@
  *     the next definition (REAL) or the system call; where it calls an
  *     interposed function (start-up reading /proc) only real paths and
  *     fds are involved, which pass straight through.
+ *  4. Under a seccomp filter, REAL of a system call wrapper and pl_syscall
+ *     make the call from the trampoline, which the filter lets through.
  */
 #ifndef UFUSE_PRELOAD_H
 #define UFUSE_PRELOAD_H
@@ -56,6 +61,10 @@ struct pl_fd {
 
 extern struct pl_mount pl_mounts[PL_MAX_MOUNTS];
 extern int pl_nmounts;
+
+/* Where the trampoline lives in every process of a supervised subtree:
+ * a fixed address, since the filter is inherited across exec (ASLR). */
+#define PL_TRAMP_ADDR 0x100000000000ul
 
 /* The next definition of an interposed function (looked up once per call
  * site; a benign race stores the same pointer twice). */
@@ -149,6 +158,19 @@ void pl_set_cwd(int mnt, const char *rel);
 /* Point stdin/stdout/stderr at a stream that reaches us when fd 0/1/2
  * became a mount fd, and back when it stopped being one. */
 void pl_std_sync(int fd);
+
+/* ---- statically linked programs (preload_seccomp.c) ---- */
+/* Under a seccomp filter: a trampoline-calling stand-in for libc's system
+ * call wrapper @name, or NULL (then libc's). */
+void *pl_tramp_wrapper(const char *name);
+/* System call @nr from the trampoline when there is one: result or -errno. */
+long pl_syscall(long nr, long a, long b, long c);
+/* Put this process, about to exec statically linked @path, under the
+ * filter whose calls the first mount's broker serves.  0 or -errno (then
+ * nothing changed). */
+int pl_supervise(const char *path);
+/* pl_call, passing @fd with the request (SCM_RIGHTS). */
+int64_t pl_call_passing(int mnt, struct pl_call *c, int fd);
 
 /* ---- exec ---- */
 /* Remember what exec must carry (the preload entry, the mount table). */

@@ -9,8 +9,10 @@
  *    interpreter with the script's path (the interpreter then opens it
  *    through this library); an ELF file by copying it into a memfd and
  *    executing that (execveat AT_EMPTY_PATH);
- *  - says once, on stderr, when the program is statically linked: this
- *    library cannot reach it, so it will not see the mounts.
+ *  - puts a statically linked program (which this library cannot reach)
+ *    under the seccomp filter whose calls the broker serves
+ *    (preload_seccomp.c), or says on stderr that it will not see the
+ *    mounts when that cannot be done (posix_spawn, no seccomp).
  * execvp and friends search PATH here (glibc's own search would call its
  * internal execve).  posix_spawn(p) fixes the environment and, for a
  * program on a mount, spawns the memfd copy through /proc/self/fd.
@@ -113,11 +115,12 @@ static bool is_static_elf(const unsigned char *head, size_t n)
     return true;
 }
 
-static void warn_static(const char *path)
+static void warn_static(const char *path, const char *why)
 {
     char msg[PATH_MAX + 160];
     int n = snprintf(msg, sizeof msg,
-                     "ufuse: %s is statically linked: it does not see the ufuse mounts\n", path);
+                     "ufuse: %s is statically linked and %s: it does not see the ufuse mounts\n",
+                     path, why);
     if (n > 0)
         (void)!write(2, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1));
 }
@@ -158,15 +161,17 @@ static int copy_to_memfd(int fd)
 /*
  * Prepare running @path: for a mount file, *memfd receives an executable
  * copy (ELF) or *interp the "#!" line (script); for a real file nothing.
+ * *is_static says whether it is a statically linked ELF program.
  * Returns 0 or -errno.
  */
-static int prepare(const char *path, int *memfd, char *interp, size_t icap)
+static int prepare(const char *path, int *memfd, char *interp, size_t icap, bool *is_static)
 {
     unsigned char head[4096];
     int mnt;
     char rel[PATH_MAX];
     *memfd = -1;
     interp[0] = '\0';
+    *is_static = false;
     int k = pl_classify(AT_FDCWD, path, &mnt, rel);
     if (k < 0)
         return k;
@@ -175,8 +180,7 @@ static int prepare(const char *path, int *memfd, char *interp, size_t icap)
         if (fd >= 0) {
             ssize_t n = REAL(read)(fd, head, sizeof head);
             REAL(close)(fd);
-            if (n > 0 && is_static_elf(head, (size_t)n))
-                warn_static(path);
+            *is_static = n > 0 && is_static_elf(head, (size_t)n);
         }
         return 0;
     }
@@ -205,8 +209,7 @@ static int prepare(const char *path, int *memfd, char *interp, size_t icap)
         pl_close_mount_fd(fd);
         return 0;
     }
-    if (is_static_elf(head, (size_t)n))
-        warn_static(path);
+    *is_static = is_static_elf(head, (size_t)n);
     int m = copy_to_memfd(fd);
     pl_close_mount_fd(fd);
     if (m < 0)
@@ -268,7 +271,8 @@ static int do_execve(const char *path, char *const argv[], char *const envp[])
 {
     int memfd;
     char line[PATH_MAX];
-    int r = prepare(path, &memfd, line, sizeof line);
+    bool is_static;
+    int r = prepare(path, &memfd, line, sizeof line, &is_static);
     if (r < 0)
         return r;
     if (line[0]) {
@@ -288,6 +292,14 @@ static int do_execve(const char *path, char *const argv[], char *const envp[])
     if (!env) {
         free(cwd);
         return -ENOMEM;
+    }
+    if (is_static) {
+        r = pl_supervise(path);
+        if (r < 0) {
+            char why[96];
+            snprintf(why, sizeof why, "cannot be put under seccomp (%s)", strerror(-r));
+            warn_static(path, why);
+        }
     }
     if (memfd >= 0) {
         syscall(SYS_execveat, memfd, "", argv, env, AT_EMPTY_PATH);
@@ -458,9 +470,13 @@ static int spawn_common(pid_t *pid, const char *file, const posix_spawn_file_act
     int memfd = -1;
     char line[PATH_MAX];
     char fdpath[64];
-    int r = strchr(path, '/') ? prepare(path, &memfd, line, sizeof line) : 0;
+    bool is_static = false;
+    line[0] = '\0';
+    int r = strchr(path, '/') ? prepare(path, &memfd, line, sizeof line, &is_static) : 0;
     if (r < 0)
         return -r;
+    if (is_static)
+        warn_static(path, "started by posix_spawn (whose child cannot install a filter)");
     if (line[0] && strchr(path, '/')) {
         /* Scripts on a mount: spawn the interpreter with the script path. */
         char *prog, *arg;

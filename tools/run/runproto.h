@@ -13,7 +13,8 @@
  *           or WRITE data), up to RUN_MAX_MSG in all.
  * Reply:    struct run_rep, then op-specific bytes.  res is a count, 0, or
  *           -errno as the libc call would set it.  RUN_OPEN/RUN_OPENDIR
- *           replies carry the description's identity fd (SCM_RIGHTS).
+ *           replies carry the description's identity fd (SCM_RIGHTS);
+ *           a RUN_SUPERVISE request carries a seccomp listener fd.
  *
  * Open file descriptions: the broker keeps them (FUSE handle, file
  * position, status flags, path).  A program holds each one as a real fd:
@@ -93,6 +94,10 @@ enum run_op {
                         a: flock(2) operation (RUN_LK_FLOCK) */
     RUN_UMOUNT,      /* `ufuse umount`: end the session */
     RUN_STATS,       /* -> struct run_stats (tests and diagnostics) */
+    RUN_SUPERVISE,   /* a seccomp listener fd comes with it (SCM_RIGHTS):
+                        the broker answers the trapped calls of the
+                        process that installed the filter and of its
+                        descendants (tools/run/supervise.c) */
     RUN_OP_MAX
 };
 
@@ -138,6 +143,8 @@ struct run_stats {
     uint32_t locks;     /* record and flock locks held */
     uint32_t procs;     /* processes watched for their locks */
     uint32_t conns;     /* connections open */
+    uint32_t listeners; /* seccomp listeners served */
+    uint64_t traps;     /* system calls trapped by seccomp so far */
 };
 
 /* RUN_HELLO reply body: one per presented inode the broker knows. */
