@@ -93,7 +93,7 @@ struct params {
     long rand_ops;          /* random I/O per run, at most */
     long stat_ops;
     long rtt_ops;
-    int nfiles;             /* small files created, directory entries */
+    int nfiles;             /* readdir's entries; the most files created per run */
     int threads;
     double cap;             /* seconds a capped run may last */
     double seq_cap;         /* ... a sequential one */
@@ -322,14 +322,17 @@ static int w_stat(struct ctx *c, double *rate)
     return r;
 }
 
-/* Create @n files of @size bytes in a new directory; its name in @dir. */
-static int make_files(struct ctx *c, int n, size_t size, char *dir, size_t dsize)
+/* Create @n files of @size bytes in a new directory (its name in @dir), or
+ * as many as @cap seconds allow if @cap > 0: @return how many, or -errno. */
+static int make_files(struct ctx *c, int n, size_t size, double cap, char *dir, size_t dsize)
 {
     snprintf(dir, dsize, "/d%u", uniq_counter++);
     int r = DRV(c)->mkdir(c->sd, dir, 0755);
     if (r < 0)
         return r;
-    for (int i = 0; i < n; i++) {
+    double t0 = now_s();
+    int i;
+    for (i = 0; i < n && (cap <= 0 || now_s() - t0 < cap); i++) {
         char p[PATH_MAX];
         void *fh;
         snprintf(p, sizeof(p), "%s/f%06d", dir, i);
@@ -347,7 +350,7 @@ static int make_files(struct ctx *c, int n, size_t size, char *dir, size_t dsize
         if (r < 0)
             return r;
     }
-    return 0;
+    return i;
 }
 
 /* Remove what make_files() made (untimed): passthrough_ll holds a
@@ -365,18 +368,20 @@ static int remove_files(struct ctx *c, int n, const char *dir)
     return DRV(c)->rmdir(c->sd, dir);
 }
 
+/* At most P.nfiles files, at most P.cap seconds. */
 static int w_create(struct ctx *c, double *rate)
 {
     char dir[64];
     double t0 = now_s();
-    int r = make_files(c, P.nfiles, 4096, dir, sizeof(dir));
-    *rate = P.nfiles / (now_s() - t0);
-    return r ? r : remove_files(c, P.nfiles, dir);
+    int n = make_files(c, P.nfiles, 4096, P.cap, dir, sizeof(dir));
+    *rate = n / (now_s() - t0);
+    return n < 0 ? n : remove_files(c, n, dir);
 }
 
 static int setup_readdir(struct ctx *c)
 {
-    return make_files(c, P.nfiles, 0, c->dir, sizeof(c->dir));
+    int n = make_files(c, P.nfiles, 0, 0, c->dir, sizeof(c->dir));
+    return n < 0 ? n : 0;
 }
 
 static int w_readdir(struct ctx *c, double *rate)
@@ -500,7 +505,7 @@ static const struct workload workloads[] = {
     {"randread_hot", "4 KiB random read, hot", "ops/s", false, NULL, w_randread_hot},
     {"randwrite_fsync", "4 KiB random write + fsync", "ops/s", false, NULL, w_randwrite},
     {"stat_cached", "stat of a cached path", "ops/s", false, NULL, w_stat},
-    {"create_small", "create+write 4 KiB+close, 10k files", "files/s", false, NULL, w_create},
+    {"create_small", "create+write 4 KiB+close", "files/s", false, NULL, w_create},
     {"readdir", "readdir, 10k-entry directory", "entries/s", false, setup_readdir, w_readdir},
     {"threads4_cold", "4 threads x 4 KiB random read, cold", "ops/s", true, NULL, w_threads_cold},
     {"threads4_hot", "4 threads x 4 KiB random read, hot", "ops/s", false, NULL, w_threads_hot},
