@@ -58,6 +58,19 @@ server_cmd() {
     esac
 }
 
+# wait_mount DIR PID: until DIR is a mount point, false if the server PID
+# exits first or 120 s pass (ufuse-memfs seeds 1 GiB before it mounts: over
+# a minute was seen on a loaded machine).
+wait_mount() {
+    for _ in $(seq 1200); do
+        mountpoint -q "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+rc=0
 for srv in memfs passthrough_ll; do
     [ -x "$B/$( [ $srv = memfs ] && echo ufuse-memfs || echo passthrough_ll)" ] || continue
     for mode in writethrough writeback; do
@@ -68,10 +81,18 @@ for srv in memfs passthrough_ll; do
             echo 3 >/proc/sys/vm/drop_caches
             if [ $side = kernel ]; then
                 $(server_cmd $srv $mode "$tmp/kmnt") >"$tmp/server.log" 2>&1 &
-                for _ in $(seq 100); do mountpoint -q "$tmp/kmnt" && break; sleep 0.05; done
-                bench/run-rows.sh "$tmp/kmnt" "$tmp/tree.tgz" "$tmp/out" >"$tmp/$side" 2>&1
-                fusermount3 -u "$tmp/kmnt"
-                wait
+                spid=$!
+                if wait_mount "$tmp/kmnt" $spid; then
+                    bench/run-rows.sh "$tmp/kmnt" "$tmp/tree.tgz" "$tmp/out" >"$tmp/$side" 2>&1
+                    fusermount3 -u "$tmp/kmnt"
+                else
+                    echo "bench-run: $srv ($mode) did not mount; its log:" >&2
+                    cat "$tmp/server.log" >&2
+                    kill $spid 2>/dev/null
+                    : >"$tmp/$side"
+                    rc=1
+                fi
+                wait $spid
             else
                 s=$(server_cmd $srv $mode "{}")
                 "$UFUSE" run -s "$s" -o "cache=$mode,log=$tmp/server.log" -m /ufuse-bench -- \
@@ -95,3 +116,4 @@ done
 [ -s "$tmp/prev.md" ] && mv "$out" "$prev"
 mv "$out.tmp" "$out"
 echo "bench-run: table in $out"
+exit $rc
