@@ -9,32 +9,51 @@
  * directory) and every cache mode of modes[] (direct, writethrough,
  * writeback: ufuse's cache= option against the kernel client in the same
  * mode), every workload of workloads[] runs on a "kernel" side (plain POSIX
- * calls on a kernel FUSE mount) and a "ufuse" side (the C API), each as a
- * warm-up run then P.runs measured runs (median, min, max).  Cold workloads
- * start every run on a fresh session: the kernel side remounts the server
- * and drops the page cache (drop_caches), the ufuse side unmounts and mounts
- * again (an empty page cache).  Hot workloads first read their region
- * through the handle they time (untimed).  Each workload also runs the same
- * way straight on the tmpfs directory (the server-side ceiling); memcpy
- * gives one core's copy bandwidth.  A round-trip probe times single
- * uncached GETATTRs (attribute timeout 0) on both sides and counts
- * ufuse's wake-ups per request (ufuse_conninfo(); also reported for every
- * ufuse workload, as are the page cache's hits, misses, readahead and
- * write-back counters from ufuse_cacheinfo(), over the timed part of each
- * run).  RLIMIT_NOFILE is raised
- * (inherited by the servers): passthrough_ll holds a descriptor per inode
- * it knows.
+ * calls on a kernel FUSE mount) and a "ufuse" side (the C API), attached at
+ * the same time, each as a warm-up run then P.runs measured runs (median,
+ * min, max), the runs interleaved: warm-up kernel, warm-up ufuse, then
+ * kernel, ufuse, kernel, ufuse, ... so that a machine whose speed drifts
+ * (other load, thermal, the host) moves both sides alike.  Cold workloads
+ * start every run on a fresh session of their side: the kernel side
+ * remounts the server and drops the page cache (drop_caches), the ufuse
+ * side unmounts and mounts again (an empty page cache); the other side
+ * stays attached and idle.  Hot workloads first read their region through
+ * the handle they time (untimed).  The files read are seeded by the server
+ * (memfs seed_file and seed_sparse) or written into the tmpfs directory
+ * before the first run (passthrough_ll): /big of P.big bytes, and /sparse
+ * of P.sparse bytes holding SPARSE_EXTENTS extents of P.sparse_ext bytes
+ * spread evenly, the rest holes (1 GiB with 16 MiB of data).  Each workload
+ * also runs straight on the tmpfs directory (the server-side ceiling);
+ * memcpy gives one core's copy bandwidth.  A round-trip probe times single
+ * uncached GETATTRs (attribute timeout 0) on both sides, in alternating
+ * blocks, and counts ufuse's wake-ups per request (ufuse_conninfo(); also
+ * reported for every ufuse workload, as are the page cache's hits, misses,
+ * readahead and write-back counters from ufuse_cacheinfo(), over the timed
+ * part of each run).  RLIMIT_NOFILE is raised (inherited by the servers):
+ * passthrough_ll holds a descriptor per inode it knows.
  *
- * Outputs: a progress line per workload on stderr, the table on stdout, and
- * in --out DIR: latest.json, latest.md (the README table), latest.dat
- * (gnuplot input of bench/plot.gp, run by scripts/bench.sh).
+ * Outputs: a progress line per workload and server mode on stderr (both
+ * sides and their ratio), the table on stdout, and in --out DIR:
+ * latest.json, latest.md (the README table), latest.dat (gnuplot input of
+ * bench/plot.gp, run by scripts/bench.sh).  The latest.json found there at
+ * the start is the previous run (if of the same kind, quick or full): every
+ * ratio is shown with its previous value and change, "0.71 (prev 0.65,
+ * +9%)", and that file becomes previous.json when the new one is written.
  * Exit status: 0, or 1 if any workload failed on any side (the failure is
  * printed; the other results are still written).  Never judges a time.
  *
  * Locks: the main thread does everything except the worker threads of the
  * multi-threaded workloads, which share one open file handle (pread only)
- * and write only their own struct worker.  Invariant: at most one side is
- * attached at a time (cur_side), so a signal can tear it down.
+ * and write only their own struct worker.
+ * Invariants:
+ *  1. At most one kernel side is mounted at a time, and kern_side points at
+ *     it, so that a signal can unmount it; ufuse sides need no teardown (a
+ *     session ends with the process, and its server with the socket).
+ *  2. The sides of passthrough_ll share the tmpfs directory: a workload
+ *     that creates files names them after its side (or uniquely).  Both
+ *     sides write only /big among the files they share (the random write),
+ *     whose content no workload checks, and every open drops what a side
+ *     had cached of a file (no FOPEN_KEEP_CACHE, modes[]).
  */
 #include "bench.h"
 
@@ -58,6 +77,7 @@
 #define KIB 1024L
 #define MIB (1024L * 1024)
 #define MAXRUNS 8
+#define SPARSE_EXTENTS 16   /* data extents of /sparse, spread evenly */
 
 /* ------------------------------------------------------------------ */
 /* Parameters                                                          */
@@ -66,12 +86,14 @@ struct params {
     bool quick;
     int runs;               /* measured runs after one warm-up */
     off_t big;              /* the big file /big */
+    off_t sparse;           /* the sparse file /sparse: its size, */
+    off_t sparse_ext;       /* ... SPARSE_EXTENTS extents of this many bytes */
     off_t seqw;             /* bytes of the sequential write */
     off_t hot;              /* hot region of /big (first bytes) */
     long rand_ops;          /* random I/O per run, at most */
     long stat_ops;
     long rtt_ops;
-    int nfiles;             /* small files created, directory entries */
+    int nfiles;             /* readdir's entries; the most files created per run */
     int threads;
     double cap;             /* seconds a capped run may last */
     double seq_cap;         /* ... a sequential one */
@@ -86,16 +108,20 @@ static void set_params(bool quick)
     P.threads = 4;
     if (!quick) {
         P.big = 1024 * MIB;
+        P.sparse = 1024 * MIB;
+        P.sparse_ext = MIB;
         P.seqw = 256 * MIB;
         P.hot = 16 * MIB;
         P.rand_ops = 40000;
         P.stat_ops = 400000;
         P.rtt_ops = 20000;
         P.nfiles = 10000;
-        P.cap = 1.0;
+        P.cap = 0.5;            /* make bench within 10 minutes (issue 10) */
         P.seq_cap = 4.0;
     } else {
         P.big = 32 * MIB;
+        P.sparse = 64 * MIB;
+        P.sparse_ext = 64 * KIB;
         P.seqw = 8 * MIB;
         P.hot = 4 * MIB;
         P.rand_ops = 2000;
@@ -131,6 +157,7 @@ struct ctx {
     struct side *sd;
     int run;                 /* -1 for the warm-up */
     unsigned char *buf;      /* 1 MiB, filled */
+    char dir[64];            /* readdir: the directory its setup made */
     /* ufuse side: the counters where the timed part began */
     struct ufuse_conninfo ci0;
     struct ufuse_cacheinfo ca0;
@@ -149,18 +176,20 @@ static void timed_start(struct ctx *c)
     }
 }
 
-static int w_seqread(struct ctx *c, double *rate)
+/* Read @path of @size bytes from the start in 1 MiB calls (at most
+ * P.seq_cap seconds). */
+static int seq_read(struct ctx *c, const char *path, off_t size, double *rate)
 {
     void *fh;
-    int r = DRV(c)->open(c->sd, "/big", O_RDONLY, 0, &fh);
+    int r = DRV(c)->open(c->sd, path, O_RDONLY, 0, &fh);
     if (r < 0)
         return r;
     off_t off = 0;
     double t0 = now_s(), t1 = t0;
-    while (off < P.big && t1 - t0 < P.seq_cap) {
+    while (off < size && t1 - t0 < P.seq_cap) {
         ssize_t n = DRV(c)->pread(fh, c->buf, MIB, off);
         if (n <= 0) {
-            r = n < 0 ? (int)n : -EIO;    /* /big is P.big bytes long */
+            r = n < 0 ? (int)n : -EIO;    /* the file is @size bytes long */
             break;
         }
         off += n;
@@ -171,10 +200,25 @@ static int w_seqread(struct ctx *c, double *rate)
     return r;
 }
 
+static int w_seqread(struct ctx *c, double *rate)
+{
+    return seq_read(c, "/big", P.big, rate);
+}
+
+/* /sparse: P.sparse bytes, of which SPARSE_EXTENTS extents of P.sparse_ext
+ * hold data (1/64 of the file), the rest holes. */
+static int w_sparseread(struct ctx *c, double *rate)
+{
+    return seq_read(c, "/sparse", P.sparse, rate);
+}
+
+/* A file of the side's own: passthrough_ll's two sides serve one directory. */
 static int w_seqwrite(struct ctx *c, double *rate)
 {
     void *fh;
-    int r = DRV(c)->open(c->sd, "/seqw", O_WRONLY | O_CREAT | O_TRUNC, 0644, &fh);
+    char path[64];
+    snprintf(path, sizeof(path), "/seqw-%s", c->sd->label);
+    int r = DRV(c)->open(c->sd, path, O_WRONLY | O_CREAT | O_TRUNC, 0644, &fh);
     if (r < 0)
         return r;
     off_t off = 0;
@@ -278,14 +322,17 @@ static int w_stat(struct ctx *c, double *rate)
     return r;
 }
 
-/* Create @n files of @size bytes in a new directory; its name in @dir. */
-static int make_files(struct ctx *c, int n, size_t size, char *dir, size_t dsize)
+/* Create @n files of @size bytes in a new directory (its name in @dir), or
+ * as many as @cap seconds allow if @cap > 0: @return how many, or -errno. */
+static int make_files(struct ctx *c, int n, size_t size, double cap, char *dir, size_t dsize)
 {
     snprintf(dir, dsize, "/d%u", uniq_counter++);
     int r = DRV(c)->mkdir(c->sd, dir, 0755);
     if (r < 0)
         return r;
-    for (int i = 0; i < n; i++) {
+    double t0 = now_s();
+    int i;
+    for (i = 0; i < n && (cap <= 0 || now_s() - t0 < cap); i++) {
         char p[PATH_MAX];
         void *fh;
         snprintf(p, sizeof(p), "%s/f%06d", dir, i);
@@ -303,7 +350,7 @@ static int make_files(struct ctx *c, int n, size_t size, char *dir, size_t dsize
         if (r < 0)
             return r;
     }
-    return 0;
+    return i;
 }
 
 /* Remove what make_files() made (untimed): passthrough_ll holds a
@@ -321,32 +368,32 @@ static int remove_files(struct ctx *c, int n, const char *dir)
     return DRV(c)->rmdir(c->sd, dir);
 }
 
+/* At most P.nfiles files, at most P.cap seconds. */
 static int w_create(struct ctx *c, double *rate)
 {
     char dir[64];
     double t0 = now_s();
-    int r = make_files(c, P.nfiles, 4096, dir, sizeof(dir));
-    *rate = P.nfiles / (now_s() - t0);
-    return r ? r : remove_files(c, P.nfiles, dir);
+    int n = make_files(c, P.nfiles, 4096, P.cap, dir, sizeof(dir));
+    *rate = n / (now_s() - t0);
+    return n < 0 ? n : remove_files(c, n, dir);
 }
-
-static char readdir_dir[64];
 
 static int setup_readdir(struct ctx *c)
 {
-    return make_files(c, P.nfiles, 0, readdir_dir, sizeof(readdir_dir));
+    int n = make_files(c, P.nfiles, 0, 0, c->dir, sizeof(c->dir));
+    return n < 0 ? n : 0;
 }
 
 static int w_readdir(struct ctx *c, double *rate)
 {
     double t0 = now_s();
-    long n = DRV(c)->listdir(c->sd, readdir_dir);
+    long n = DRV(c)->listdir(c->sd, c->dir);
     double t1 = now_s();
     if (n < 0)
         return (int)n;
     if (n < P.nfiles) {
         fprintf(stderr, "bench: readdir %s listed %ld entries, expected %d + . and ..\n",
-                readdir_dir, n, P.nfiles);
+                c->dir, n, P.nfiles);
         return -EIO;
     }
     *rate = n / (t1 - t0);
@@ -458,10 +505,11 @@ static const struct workload workloads[] = {
     {"randread_hot", "4 KiB random read, hot", "ops/s", false, NULL, w_randread_hot},
     {"randwrite_fsync", "4 KiB random write + fsync", "ops/s", false, NULL, w_randwrite},
     {"stat_cached", "stat of a cached path", "ops/s", false, NULL, w_stat},
-    {"create_small", "create+write 4 KiB+close, 10k files", "files/s", false, NULL, w_create},
+    {"create_small", "create+write 4 KiB+close", "files/s", false, NULL, w_create},
     {"readdir", "readdir, 10k-entry directory", "entries/s", false, setup_readdir, w_readdir},
     {"threads4_cold", "4 threads x 4 KiB random read, cold", "ops/s", true, NULL, w_threads_cold},
     {"threads4_hot", "4 threads x 4 KiB random read, hot", "ops/s", false, NULL, w_threads_hot},
+    {"sparse_cold", "sparse 1 GiB file (16 MiB data), cold", "MiB/s", true, NULL, w_sparseread},
 };
 #define NWORK ((int)(sizeof(workloads) / sizeof(workloads[0])))
 
@@ -532,6 +580,8 @@ struct rtt {
     double req_per_call, wake_per_req;
 };
 static struct rtt RTT[NSRV][2];
+static double PREV[NSRV][NMODE][NWORK];     /* the previous run's ratios, NAN: none */
+static char prev_date[64];                  /* "": no previous run */
 
 static bool srv_ok[NSRV];
 static const char *kernel_why;        /* NULL: the kernel side runs */
@@ -629,64 +679,123 @@ static bool hit_pct(const struct ufuse_cacheinfo *c, char *b, size_t n)
 /* ------------------------------------------------------------------ */
 /* Running                                                             */
 
-static struct side *cur_side;
+/* The kernel side attached now, if any: a signal unmounts it. */
+static struct side *kern_side;
 static const char *work_filter;       /* --work: the workload ids to run */
+
+static bool selected(int wi)
+{
+    return !work_filter || strstr(work_filter, workloads[wi].id) != NULL;
+}
 
 static void on_signal(int sig)
 {
-    /* best effort: leave no kernel mount behind */
-    if (cur_side && cur_side->kind == SIDE_KERNEL && cur_side->up) {
-        umount2(cur_side->root, MNT_DETACH);
-        kill(cur_side->pid, SIGTERM);
+    /* best effort: leave no kernel mount behind (a ufuse session ends with
+     * the process: its server sees the socket close) */
+    if (kern_side && kern_side->up) {
+        umount2(kern_side->root, MNT_DETACH);
+        kill(kern_side->pid, SIGTERM);
     }
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static void run_workload(struct side *sd, const char *what, int wi, struct result *res,
-                         unsigned char *buf)
+static double ratio_of(const struct result *k, const struct result *u)
+{
+    return valid(k) && valid(u) && k->med > 0 ? u->med / k->med : NAN;
+}
+
+/* "0.71 (prev 0.65, +9%)": the ratio @q and its change from @prev (NAN:
+ * none); "-" without a ratio. */
+static const char *ratio_str(double q, double prev, char *b, size_t n)
+{
+    if (isnan(q))
+        snprintf(b, n, "-");
+    else if (isnan(prev) || prev <= 0)
+        snprintf(b, n, "%.2f", q);
+    else
+        snprintf(b, n, "%.2f (prev %.2f, %+.0f%%)", q, prev, (q / prev - 1) * 100);
+    return b;
+}
+
+/* One run of @W on @c's side (c->run -1: the warm-up), after a remount if
+ * @W is cold; a measured run's rate and ufuse counters go into @res. */
+static int run_once(struct ctx *c, const struct workload *W, struct result *res)
+{
+    struct side *sd = c->sd;
+    int r;
+    if (W->cold && (r = side_remount(sd)) < 0)
+        return r;
+    double rate = 0;
+    struct ufuse_conninfo z = {0};
+    struct ufuse_cacheinfo cz = {0};
+    timed_start(c);
+    r = W->run(c, &rate);
+    if (sd->s) {
+        ufuse_conninfo(sd->s, &z);
+        ufuse_cacheinfo(sd->s, &cz);
+    }
+    if (r == 0 && c->run >= 0) {
+        res->v[res->n++] = rate;
+        res->requests += z.requests - c->ci0.requests;
+        res->wakeups += z.wakeups - c->ci0.wakeups;
+        cache_add(&res->cache, &c->ca0, &cz);
+    }
+    return r;
+}
+
+/* Workload @wi on the @n attached sides @sds (kernel then ufuse, or one
+ * side alone), results into @res[]: the setup on each side, each side's
+ * warm-up, then measured run i on every side in turn (kernel, ufuse,
+ * kernel, ufuse, ...), so that a machine whose speed drifts slows both
+ * sides alike.  A side stops at its first error; the others go on.
+ * @prev: the previous run's ratio (NAN: none). */
+static void run_workload(struct side *const *sds, struct result *const *res, int n,
+                         const char *what, int wi, unsigned char *buf, double prev)
 {
     const struct workload *W = &workloads[wi];
-    if (work_filter && !strstr(work_filter, W->id))
+    if (!selected(wi))
         return;
-    struct ctx c = {.sd = sd, .buf = buf, .run = -1};
-    double rate = 0;
-    int r = sd->up ? 0 : -ENOTCONN;
-    if (r == 0 && W->setup && !W->cold)
-        r = W->setup(&c);
-    for (int i = -1; r == 0 && i < P.runs; i++) {
-        c.run = i;
-        if (W->cold && (r = side_remount(sd)) < 0)
-            break;
-        struct ufuse_conninfo z = {0};
-        struct ufuse_cacheinfo cz = {0};
-        timed_start(&c);
-        r = W->run(&c, &rate);
-        if (sd->s) {
-            ufuse_conninfo(sd->s, &z);
-            ufuse_cacheinfo(sd->s, &cz);
-        }
-        if (r == 0 && i >= 0) {
-            res->v[res->n++] = rate;
-            res->requests += z.requests - c.ci0.requests;
-            res->wakeups += z.wakeups - c.ci0.wakeups;
-            cache_add(&res->cache, &c.ca0, &cz);
-        }
+    struct ctx c[2];
+    for (int k = 0; k < n; k++) {
+        c[k] = (struct ctx){.sd = sds[k], .buf = buf, .run = -1};
+        res[k]->err = sds[k]->up ? 0 : -ENOTCONN;
+        if (res[k]->err == 0 && W->setup)       /* cold workloads have none */
+            res[k]->err = W->setup(&c[k]);
     }
-    res->err = r;
-    summarize(res);
-    char b[64], wk[48] = "", hr[16], ch[64] = "";
-    if (sd->s && res->requests)
-        snprintf(wk, sizeof(wk), " (%.2f wake-ups/request)",
-                 (double)res->wakeups / (double)res->requests);
-    if (sd->s && res->cache.budget && hit_pct(&res->cache, hr, sizeof(hr)))
-        snprintf(ch, sizeof(ch), " (cache hits %s)", hr);
-    fprintf(stderr, "[%3d/%d] %-36s %-38s %s %s%s%s\n", ++progress_i, progress_n, what,
-            W->title, cell(res, b, sizeof(b)), r ? "" : W->unit, wk, ch);
-    if (r) {
-        failures++;
-        fprintf(stderr, "bench: %s: %s failed: %s\n", what, W->id, strerror(-r));
+    for (int i = -1; i < P.runs; i++)
+        for (int k = 0; k < n; k++)
+            if (res[k]->err == 0) {
+                c[k].run = i;
+                res[k]->err = run_once(&c[k], W, res[k]);
+            }
+    char line[512], b[64];
+    int len = snprintf(line, sizeof(line), "%s", n > 1 ? "" : " ");
+    for (int k = 0; k < n; k++) {
+        summarize(res[k]);
+        if (n > 1)
+            len += snprintf(line + len, sizeof(line) - (size_t)len, "%s%s ", k ? ", " : "",
+                            sds[k]->label);
+        len += snprintf(line + len, sizeof(line) - (size_t)len, "%s", cell(res[k], b, sizeof(b)));
     }
+    const struct result *u = res[n - 1];
+    char wk[48] = "", hr[16], ch[64] = "", q[64] = "";
+    if (sds[n - 1]->kind == SIDE_UFUSE && u->requests)
+        snprintf(wk, sizeof(wk), ", %.2f wake-ups/request",
+                 (double)u->wakeups / (double)u->requests);
+    if (sds[n - 1]->kind == SIDE_UFUSE && u->cache.budget && hit_pct(&u->cache, hr, sizeof(hr)))
+        snprintf(ch, sizeof(ch), ", cache hits %s", hr);
+    if (n > 1 && !isnan(ratio_of(res[0], u)))
+        snprintf(q, sizeof(q), ": ratio %s",
+                 ratio_str(ratio_of(res[0], u), prev, b, sizeof(b)));
+    fprintf(stderr, "[%3d/%d] %-27s %-38s%s %s%s%s%s\n", ++progress_i, progress_n, what,
+            W->title, line, W->unit, q, wk, ch);
+    for (int k = 0; k < n; k++)
+        if (res[k]->err) {
+            failures++;
+            fprintf(stderr, "bench: %s %s: %s failed: %s\n", what, sds[k]->label, W->id,
+                    strerror(-res[k]->err));
+        }
 }
 
 static void cmd_add(struct server_cmd *cmd, const char *w)
@@ -711,8 +820,9 @@ static void build_cmd(struct server_cmd *cmd, int si, const char *opts)
         cmd_add(cmd, b);
     } else {
         cmd_add(cmd, "-o");
-        snprintf(b, sizeof(b), "%s%sseed_file=/big:%lld", opts, *opts ? "," : "",
-                 (long long)P.big);
+        snprintf(b, sizeof(b), "%s%sseed_file=/big:%lld,seed_sparse=/sparse:%lld:%d:%lld", opts,
+                 *opts ? "," : "", (long long)P.big, (long long)P.sparse, SPARSE_EXTENTS,
+                 (long long)P.sparse_ext);
         cmd_add(cmd, b);
     }
     cmd_add(cmd, "{}");
@@ -744,16 +854,22 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
     return 0;
 }
 
-/* Empty the tmpfs source directory but its /big. */
+/* The files of the tmpfs source directory that the workloads read. */
+static const char *const seeded[] = {"big", "sparse"};
+#define NSEEDED ((int)(sizeof(seeded) / sizeof(seeded[0])))
+
+/* Empty the tmpfs source directory but its seeded files. */
 static void clean_src(void)
 {
-    char big[PATH_MAX + 8];
-    snprintf(big, sizeof(big), "%s/big", srcdir);
-    char keep[PATH_MAX + 16];
-    snprintf(keep, sizeof(keep), "%s.keep", srcdir);
-    rename(big, keep);
+    char p[NSEEDED][PATH_MAX + 16], keep[NSEEDED][PATH_MAX + 16];
+    for (int i = 0; i < NSEEDED; i++) {
+        snprintf(p[i], sizeof(p[i]), "%s/%s", srcdir, seeded[i]);
+        snprintf(keep[i], sizeof(keep[i]), "%s.%s", srcdir, seeded[i]);
+        rename(p[i], keep[i]);
+    }
     nftw(srcdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-    rename(keep, big);
+    for (int i = 0; i < NSEEDED; i++)
+        rename(keep[i], p[i]);
 }
 
 static void rm_tree(const char *dir)
@@ -764,61 +880,79 @@ static void rm_tree(const char *dir)
     rmdir(dir);
 }
 
+#define RTT_BLOCKS 4
+
 /* The round-trip probe: P.rtt_ops stats of /big with attributes never
- * cached; per-call latency, and for ufuse requests and wake-ups. */
-static void run_rtt(int si, int which, unsigned char *buf)
+ * cached, on both sides (or ufuse alone) attached at once: a warm-up on
+ * each, then RTT_BLOCKS blocks of P.rtt_ops / RTT_BLOCKS stats alternating
+ * between the sides; per-call latency, and for ufuse requests and
+ * wake-ups. */
+static void run_rtt(int si)
 {
-    struct rtt *out = &RTT[si][which];
-    struct side sd;
-    side_init(&sd, which == K ? SIDE_KERNEL : SIDE_UFUSE, si, servers[si].rtt_opts,
-              "cache=direct");
-    cur_side = &sd;
-    out->done = true;
-    int r = side_attach(&sd);
-    double *lat = calloc((size_t)P.rtt_ops, sizeof(double));
+    const int first = kernel_why ? U : K;
+    struct side sd[2];
+    double *lat[2] = {NULL, NULL}, sum[2] = {0, 0};
+    int r[2] = {0, 0};
     struct ufuse_conninfo a = {0}, b = {0};
     struct stat st;
-    for (long i = 0; r == 0 && i < P.rtt_ops / 10; i++)    /* warm-up */
-        r = sd.drv->stat(&sd, "/big", &st);
-    if (r == 0 && sd.s)
-        ufuse_conninfo(sd.s, &a);
-    double sum = 0;
-    for (long i = 0; r == 0 && i < P.rtt_ops; i++) {
-        double t0 = now_s();
-        r = sd.drv->stat(&sd, "/big", &st);
-        lat[i] = now_s() - t0;
-        sum += lat[i];
+    const long per = P.rtt_ops / RTT_BLOCKS;
+    for (int w = first; w <= U; w++) {
+        side_init(&sd[w], w == K ? SIDE_KERNEL : SIDE_UFUSE, si, servers[si].rtt_opts,
+                  "cache=direct");
+        if (w == K)
+            kern_side = &sd[K];
+        r[w] = side_attach(&sd[w]);
+        lat[w] = calloc((size_t)(per * RTT_BLOCKS), sizeof(double));
+        if (!lat[w] && !r[w])
+            r[w] = -ENOMEM;
+        for (long i = 0; r[w] == 0 && i < P.rtt_ops / 10; i++)    /* warm-up */
+            r[w] = sd[w].drv->stat(&sd[w], "/big", &st);
     }
-    if (r == 0 && sd.s)
-        ufuse_conninfo(sd.s, &b);
-    side_detach(&sd);
-    cur_side = NULL;
-    out->err = r;
-    if (r == 0) {
-        qsort(lat, (size_t)P.rtt_ops, sizeof(double), cmp_double);
-        out->mean_us = sum / P.rtt_ops * 1e6;
-        out->p99_us = lat[(size_t)(P.rtt_ops * 99 / 100)] * 1e6;
-        if (which == U) {
-            double req = (double)(b.requests - a.requests);
-            out->req_per_call = req / P.rtt_ops;
-            out->wake_per_req = req > 0 ? (double)(b.wakeups - a.wakeups) / req : 0;
+    if (r[U] == 0)
+        ufuse_conninfo(sd[U].s, &a);
+    for (int blk = 0; blk < RTT_BLOCKS; blk++)
+        for (int w = first; w <= U; w++)
+            for (long i = blk * per; r[w] == 0 && i < (blk + 1) * per; i++) {
+                double t0 = now_s();
+                r[w] = sd[w].drv->stat(&sd[w], "/big", &st);
+                lat[w][i] = now_s() - t0;
+                sum[w] += lat[w][i];
+            }
+    if (r[U] == 0)
+        ufuse_conninfo(sd[U].s, &b);
+    for (int w = first; w <= U; w++) {
+        side_detach(&sd[w]);
+        if (w == K)
+            kern_side = NULL;
+        struct rtt *out = &RTT[si][w];
+        out->done = true;
+        out->err = r[w];
+        long n = per * RTT_BLOCKS;
+        if (r[w] == 0) {
+            qsort(lat[w], (size_t)n, sizeof(double), cmp_double);
+            out->mean_us = sum[w] / (double)n * 1e6;
+            out->p99_us = lat[w][n * 99 / 100] * 1e6;
+            if (w == U) {
+                double req = (double)(b.requests - a.requests);
+                out->req_per_call = req / (double)n;
+                out->wake_per_req = req > 0 ? (double)(b.wakeups - a.wakeups) / req : 0;
+            }
+        } else {
+            failures++;
         }
-    } else {
-        failures++;
+        free(lat[w]);
+        char what[96];
+        snprintf(what, sizeof(what), "%s %s", servers[si].name, w == K ? "kernel" : "ufuse");
+        fprintf(stderr, "[%3d/%d] %-27s %-38s ", ++progress_i, progress_n, what,
+                "round trip: stat, attr timeout 0");
+        if (r[w])
+            fprintf(stderr, "error: %s\n", strerror(-r[w]));
+        else if (w == U)
+            fprintf(stderr, "mean %.1f us, p99 %.1f us, %.2f req/call, %.2f wake-ups/req\n",
+                    out->mean_us, out->p99_us, out->req_per_call, out->wake_per_req);
+        else
+            fprintf(stderr, "mean %.1f us, p99 %.1f us\n", out->mean_us, out->p99_us);
     }
-    free(lat);
-    (void)buf;
-    char what[96];
-    snprintf(what, sizeof(what), "%s %s", servers[si].name, which == K ? "kernel" : "ufuse");
-    fprintf(stderr, "[%3d/%d] %-36s %-38s ", ++progress_i, progress_n, what,
-            "round trip: stat, attr timeout 0");
-    if (r)
-        fprintf(stderr, "error: %s\n", strerror(-r));
-    else if (which == U)
-        fprintf(stderr, "mean %.1f us, p99 %.1f us, %.2f req/call, %.2f wake-ups/req\n",
-                out->mean_us, out->p99_us, out->req_per_call, out->wake_per_req);
-    else
-        fprintf(stderr, "mean %.1f us, p99 %.1f us\n", out->mean_us, out->p99_us);
 }
 
 static void run_memcpy(void)
@@ -849,25 +983,115 @@ static void run_memcpy(void)
     free(a);
     free(b);
     char c[64];
-    fprintf(stderr, "[%3d/%d] %-36s %-38s %s MiB/s\n", ++progress_i, progress_n, "ceiling",
+    fprintf(stderr, "[%3d/%d] %-27s %-38s %s MiB/s\n", ++progress_i, progress_n, "ceiling",
             "memcpy, one core", cell(&MEMCPY, c, sizeof(c)));
 }
 
-/* Write /big of P.big bytes into the tmpfs source directory. */
-static int make_big(unsigned char *buf)
+/* Write @name into the tmpfs source directory: @size bytes, of which
+ * @extents extents of @ext bytes spread evenly hold @buf's 1 MiB (repeated),
+ * the rest holes.  ufuse-memfs seeds the same files itself (build_cmd). */
+static int make_seeded(const char *name, off_t size, int extents, off_t ext, unsigned char *buf)
 {
     char p[PATH_MAX + 8];
-    snprintf(p, sizeof(p), "%s/big", srcdir);
+    snprintf(p, sizeof(p), "%s/%s", srcdir, name);
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    for (off_t off = 0; off < P.big; off += MIB)
-        if (pwrite(fd, buf, MIB, off) != MIB) {
-            close(fd);
-            return -EIO;
+    int r = ftruncate(fd, size) < 0 ? -errno : 0;
+    for (int i = 0; r == 0 && i < extents; i++)
+        for (off_t off = 0; r == 0 && off < ext; off += MIB) {
+            size_t n = ext - off < MIB ? (size_t)(ext - off) : (size_t)MIB;
+            if (pwrite(fd, buf, n, i * (size / extents) + off) != (ssize_t)n)
+                r = -EIO;
         }
     close(fd);
-    return 0;
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* The previous run                                                    */
+
+/* The string value of "@key": "..." in [@p, @end) into @b. */
+static bool json_str(const char *p, const char *end, const char *key, char *b, size_t n)
+{
+    char k[64];
+    snprintf(k, sizeof(k), "\"%s\": \"", key);
+    const char *v = strstr(p, k);
+    if (!v || v >= end)
+        return false;
+    v += strlen(k);
+    const char *q = strchr(v, '"');
+    if (!q || q >= end || (size_t)(q - v) >= n)
+        return false;
+    memcpy(b, v, (size_t)(q - v));
+    b[q - v] = 0;
+    return true;
+}
+
+/* The number value of "@key": N in [@p, @end). */
+static bool json_num(const char *p, const char *end, const char *key, double *x)
+{
+    char k[64];
+    snprintf(k, sizeof(k), "\"%s\": ", key);
+    const char *v = strstr(p, k);
+    if (!v || v >= end)
+        return false;
+    v += strlen(k);
+    char *e;
+    *x = strtod(v, &e);
+    return e != v && e <= end;
+}
+
+/* The ratios of the run before this one, from @outdir/latest.json as this
+ * harness writes it (write_outputs(); only that layout is understood, and
+ * what does not parse is left out), if it was of the same kind (quick or
+ * full).  write_outputs() then renames that file previous.json. */
+static void load_previous(void)
+{
+    for (int si = 0; si < NSRV; si++)
+        for (int mi = 0; mi < NMODE; mi++)
+            for (int wi = 0; wi < NWORK; wi++)
+                PREV[si][mi][wi] = NAN;
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof(p), "%s/latest.json", outdir);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return;
+    const size_t cap = 4 * MIB;
+    char *buf = malloc(cap);
+    size_t n = buf ? fread(buf, 1, cap - 1, f) : 0;
+    fclose(f);
+    if (!buf)
+        return;
+    buf[n] = 0;
+    const char *end = buf + n;
+    if (!strstr(buf, P.quick ? "\"quick\": true" : "\"quick\": false") ||
+        !json_str(buf, end, "date", prev_date, sizeof(prev_date))) {
+        prev_date[0] = 0;
+        free(buf);
+        return;
+    }
+    static const char key[] = "{\"server\": \"";
+    for (const char *o = strstr(buf, key); o;) {
+        const char *next = strstr(o + 1, key), *e = next ? next : end;
+        char srv[64], mode[64], work[64];
+        double q;
+        if (json_str(o, e, "server", srv, sizeof(srv)) &&
+            json_str(o, e, "mode", mode, sizeof(mode)) &&
+            json_str(o, e, "workload", work, sizeof(work)) && json_num(o, e, "ratio", &q)) {
+            int si = NSRV - 1, mi = NMODE - 1, wi = NWORK - 1;
+            while (si >= 0 && strcmp(servers[si].name, srv) != 0)
+                si--;
+            while (mi >= 0 && strcmp(modes[mi].name, mode) != 0)
+                mi--;
+            while (wi >= 0 && strcmp(workloads[wi].id, work) != 0)
+                wi--;
+            if (si >= 0 && mi >= 0 && wi >= 0)
+                PREV[si][mi][wi] = q;
+        }
+        o = next;
+    }
+    free(buf);
 }
 
 /* ------------------------------------------------------------------ */
@@ -907,8 +1131,7 @@ static void describe_machine(void)
 
 static double ratio(int si, int mi, int wi)
 {
-    const struct result *k = &R[si][mi][wi][K], *u = &R[si][mi][wi][U];
-    return valid(k) && valid(u) && k->med > 0 ? u->med / k->med : NAN;
+    return ratio_of(&R[si][mi][wi][K], &R[si][mi][wi][U]);
 }
 
 static void mode_desc(int si, int mi, char *b, size_t n)
@@ -921,6 +1144,11 @@ static void mode_desc(int si, int mi, char *b, size_t n)
 static void print_tables(FILE *f, bool md)
 {
     char b[4][64], d[256];
+    if (*prev_date)
+        fprintf(f, md ? "\nEvery ratio with the previous run's (%s, previous.json) and the "
+                        "change: \"0.71 (prev 0.65, +9%%)\".\n"
+                      : "\nratio (prev, change): against the previous run of %s\n",
+                prev_date);
     for (int si = 0; si < NSRV; si++) {
         if (!srv_ok[si])
             continue;
@@ -932,16 +1160,12 @@ static void print_tables(FILE *f, bool md)
                 fprintf(f, "|---|---|---|---|---|---|---|---|\n");
             } else {
                 fprintf(f, "\n%s, %s (%s)\n", servers[si].name, modes[mi].name, d);
-                fprintf(f, "%-38s %-9s %-24s %-24s %-6s %-8s %-8s %s\n", "workload", "unit",
+                fprintf(f, "%-38s %-9s %-24s %-24s %-25s %-8s %-8s %s\n", "workload", "unit",
                         "kernel", "ufuse", "ratio", "ceiling", "wake/req", "hits");
             }
             for (int wi = 0; wi < NWORK; wi++) {
-                double q = ratio(si, mi, wi);
-                char rs[16];
-                if (isnan(q))
-                    snprintf(rs, sizeof(rs), "-");
-                else
-                    snprintf(rs, sizeof(rs), "%.2f", q);
+                char rs[64];
+                ratio_str(ratio(si, mi, wi), PREV[si][mi][wi], rs, sizeof(rs));
                 char ceil_s[64];
                 if (valid(&CEIL[wi]))
                     num(CEIL[wi].med, ceil_s, sizeof(ceil_s));
@@ -962,7 +1186,7 @@ static void print_tables(FILE *f, bool md)
                             workloads[wi].title, workloads[wi].unit, k, cell(u, b[1], 64), rs,
                             ceil_s, wk, hr);
                 else
-                    fprintf(f, "%-38s %-9s %-24s %-24s %-6s %-8s %-8s %s\n",
+                    fprintf(f, "%-38s %-9s %-24s %-24s %-25s %-8s %-8s %s\n",
                             workloads[wi].title, workloads[wi].unit, k, cell(u, b[1], 64), rs,
                             ceil_s, wk, hr);
             }
@@ -1055,6 +1279,11 @@ static FILE *out_file(const char *name)
 
 static void write_outputs(void)
 {
+    char cur[PATH_MAX + 64], old[PATH_MAX + 64];
+    snprintf(cur, sizeof(cur), "%s/latest.json", outdir);
+    snprintf(old, sizeof(old), "%s/previous.json", outdir);
+    if (rename(cur, old) < 0 && errno != ENOENT)
+        fprintf(stderr, "bench: %s: %s\n", old, strerror(errno));
     FILE *f = out_file("latest.json");
     if (f) {
         fprintf(f, "{\n  \"date\": \"%s\",\n  \"machine\": \"%s\",\n  \"quick\": %s,\n", date_str,
@@ -1120,7 +1349,8 @@ static void write_outputs(void)
     }
     f = out_file("latest.md");
     if (f) {
-        fprintf(f, "Measured %s on %s%s; median of %d runs after a warm-up, [min-max]; "
+        fprintf(f, "Measured %s on %s%s; median of %d runs after a warm-up, [min-max], "
+                   "kernel and ufuse runs interleaved; "
                    "ratio = ufuse / kernel (higher is better for ufuse).\n",
                 date_str, machine, P.quick ? " (QUICK smoke run: sizes scaled down)" : "",
                 P.runs);
@@ -1183,7 +1413,7 @@ static void usage(const char *prog)
            "  --work IDS   only the workloads whose ids are in IDS (comma-separated):\n"
            "               seqread_cold seqwrite_fsync randread_cold randread_hot\n"
            "               randwrite_fsync stat_cached create_small readdir threads4_cold\n"
-           "               threads4_hot\n",
+           "               threads4_hot sparse_cold\n",
            prog);
 }
 
@@ -1218,6 +1448,7 @@ int main(int argc, char **argv)
         }
     }
     set_params(quick);
+    load_previous();
     describe_machine();
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
@@ -1266,11 +1497,11 @@ int main(int argc, char **argv)
         struct side probe;
         int first = srv_ok[0] ? 0 : 1;
         side_init(&probe, SIDE_KERNEL, first, "", "");
-        cur_side = &probe;
+        kern_side = &probe;
         if (srv_ok[first] && side_attach(&probe) < 0)
             kernel_why = "a kernel FUSE mount failed";
         side_detach(&probe);
-        cur_side = NULL;
+        kern_side = NULL;
         if (kernel_why)
             fprintf(stderr, "bench: the kernel side cannot run (%s): running ufuse alone\n",
                     kernel_why);
@@ -1278,46 +1509,62 @@ int main(int argc, char **argv)
     int nsides = kernel_why ? 1 : 2, nsrv = 0;
     for (int si = 0; si < NSRV; si++)
         nsrv += srv_ok[si];
-    progress_n = 1 + NWORK + nsrv * (NMODE * nsides * NWORK + nsides);
+    int nwork = 0;
+    for (int wi = 0; wi < NWORK; wi++)
+        nwork += selected(wi);
+    progress_n = 1 + nwork + nsrv * (NMODE * nwork + nsides);
     fprintf(stderr, "bench: %s run, %d runs after a warm-up; /big is %lld MiB; work in %s, %s\n",
             quick ? "QUICK" : "full", P.runs, (long long)(P.big / MIB), tmpbase, shmbase);
 
-    int r = make_big(buf);
+    int r = make_seeded("big", P.big, 1, P.big, buf);
+    if (r == 0)
+        r = make_seeded("sparse", P.sparse, SPARSE_EXTENTS, P.sparse_ext, buf);
     if (r < 0) {
-        fprintf(stderr, "bench: cannot write %s/big: %s\n", srcdir, strerror(-r));
+        fprintf(stderr, "bench: cannot write the files in %s: %s\n", srcdir, strerror(-r));
         return 1;
     }
 
     double t_start = now_s();
     run_memcpy();
-    struct side sd;
-    side_init(&sd, SIDE_TMPFS, 0, "", "");
-    side_attach(&sd);
-    for (int wi = 0; wi < NWORK; wi++)
-        run_workload(&sd, "ceiling tmpfs", wi, &CEIL[wi], buf);
+    struct side sd[2];
+    side_init(&sd[0], SIDE_TMPFS, 0, "", "");
+    side_attach(&sd[0]);
+    for (int wi = 0; wi < NWORK; wi++) {
+        struct side *one[1] = {&sd[0]};
+        struct result *res[1] = {&CEIL[wi]};
+        run_workload(one, res, 1, "ceiling tmpfs", wi, buf, NAN);
+    }
     clean_src();
 
+    /* Both sides of a server and mode are attached at once, the kernel's
+     * on the mountpoint, ufuse's in this process, so that the runs of
+     * each workload interleave (run_workload()). */
+    const int first = kernel_why ? U : K;
     for (int si = 0; si < NSRV; si++) {
         if (!srv_ok[si])
             continue;
         for (int mi = 0; mi < NMODE; mi++) {
-            for (int w = kernel_why ? U : K; w <= U; w++) {
-                char what[128];
-                snprintf(what, sizeof(what), "%s/%s %s", servers[si].name, modes[mi].name,
-                         w == K ? "kernel" : "ufuse");
-                side_init(&sd, w == K ? SIDE_KERNEL : SIDE_UFUSE, si, modes[mi].srv_opts[si],
-                          modes[mi].ufuse_opts);
-                cur_side = &sd;
-                side_attach(&sd);
-                for (int wi = 0; wi < NWORK; wi++)
-                    run_workload(&sd, what, wi, &R[si][mi][wi][w], buf);
-                side_detach(&sd);
-                cur_side = NULL;
-                clean_src();
+            char what[128];
+            snprintf(what, sizeof(what), "%s/%s", servers[si].name, modes[mi].name);
+            struct side *sds[2] = {&sd[K], &sd[U]};
+            for (int w = first; w <= U; w++) {
+                side_init(&sd[w], w == K ? SIDE_KERNEL : SIDE_UFUSE, si,
+                          modes[mi].srv_opts[si], modes[mi].ufuse_opts);
+                if (w == K)
+                    kern_side = &sd[K];
+                side_attach(&sd[w]);
             }
+            for (int wi = 0; wi < NWORK; wi++) {
+                struct result *res[2] = {&R[si][mi][wi][K], &R[si][mi][wi][U]};
+                run_workload(sds + first, res + first, U - first + 1, what, wi, buf,
+                             PREV[si][mi][wi]);
+            }
+            for (int w = first; w <= U; w++)
+                side_detach(&sd[w]);
+            kern_side = NULL;
+            clean_src();
         }
-        for (int w = kernel_why ? U : K; w <= U; w++)
-            run_rtt(si, w, buf);
+        run_rtt(si);
     }
     fprintf(stderr, "bench: done in %.0f s\n", now_s() - t_start);
 

@@ -6,7 +6,9 @@
 # server binary in the same mode, kernel and ufuse interleaved.  Servers:
 # ufuse-memfs and passthrough_ll (over /dev/shm); modes: writethrough and
 # writeback (bench/harness.c's mode table).  Needs root and /dev/fuse for
-# the kernel side (else skipped).  Writes bench/results/run-latest.md.
+# the kernel side (else skipped).  Writes bench/results/run-latest.md; the
+# one it replaces becomes run-previous.md, and every ratio is shown with the
+# previous run's and the change, "0.71 (prev 0.65, +9%)".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -35,9 +37,12 @@ PY
 tar czf "$tmp/tree.tgz" -C "$tmp/tree" .
 GIB=1073741824
 out=bench/results/run-latest.md
+prev=bench/results/run-previous.md
+[ -s "$out" ] && cp "$out" "$tmp/prev.md"
 {
     echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, Linux $(uname -r | cut -d- -f1), commit $(git rev-parse --short HEAD);"
     echo "single runs, kernel and ufuse interleaved. Ratio = kernel time / ufuse run time (> 1: ufuse faster)."
+    [ -s "$tmp/prev.md" ] && echo "Every ratio with the previous run's ($(sed -n '1s/^Measured \([^;]*\) on .*/\1/p' "$tmp/prev.md"), run-previous.md) and the change."
     echo
     echo "| server, mode | row | kernel mount (ms) | ufuse run (ms) | ratio |"
     echo "|---|---|---|---|---|"
@@ -53,6 +58,19 @@ server_cmd() {
     esac
 }
 
+# wait_mount DIR PID: until DIR is a mount point, false if the server PID
+# exits first or 120 s pass (ufuse-memfs seeds 1 GiB before it mounts: over
+# a minute was seen on a loaded machine).
+wait_mount() {
+    for _ in $(seq 1200); do
+        mountpoint -q "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+rc=0
 for srv in memfs passthrough_ll; do
     [ -x "$B/$( [ $srv = memfs ] && echo ufuse-memfs || echo passthrough_ll)" ] || continue
     for mode in writethrough writeback; do
@@ -63,10 +81,18 @@ for srv in memfs passthrough_ll; do
             echo 3 >/proc/sys/vm/drop_caches
             if [ $side = kernel ]; then
                 $(server_cmd $srv $mode "$tmp/kmnt") >"$tmp/server.log" 2>&1 &
-                for _ in $(seq 100); do mountpoint -q "$tmp/kmnt" && break; sleep 0.05; done
-                bench/run-rows.sh "$tmp/kmnt" "$tmp/tree.tgz" "$tmp/out" >"$tmp/$side" 2>&1
-                fusermount3 -u "$tmp/kmnt"
-                wait
+                spid=$!
+                if wait_mount "$tmp/kmnt" $spid; then
+                    bench/run-rows.sh "$tmp/kmnt" "$tmp/tree.tgz" "$tmp/out" >"$tmp/$side" 2>&1
+                    fusermount3 -u "$tmp/kmnt"
+                else
+                    echo "bench-run: $srv ($mode) did not mount; its log:" >&2
+                    cat "$tmp/server.log" >&2
+                    kill $spid 2>/dev/null
+                    : >"$tmp/$side"
+                    rc=1
+                fi
+                wait $spid
             else
                 s=$(server_cmd $srv $mode "{}")
                 "$UFUSE" run -s "$s" -o "cache=$mode,log=$tmp/server.log" -m /ufuse-bench -- \
@@ -76,10 +102,18 @@ for srv in memfs passthrough_ll; do
         while read -r row k; do
             u=$(awk -v r="$row" '$1 == r { print $2 }' "$tmp/ufuse")
             [ -n "$u" ] && [ "$u" -gt 0 ] || continue
-            awk -v s="$srv, $mode" -v r="$row" -v k="$k" -v u="$u" \
-                'BEGIN { printf "| %s | %s | %.1f | %.1f | %.2f |\n", s, r, k / 1000, u / 1000, k / u }'
+            # the previous ratio of this row: its 6th |-field, up to a blank
+            p=$(awk -F' *[|] *' -v s="$srv, $mode" -v r="$row" \
+                '$2 == s && $3 == r { split($6, a, " "); print a[1] }' "$tmp/prev.md" 2>/dev/null)
+            awk -v s="$srv, $mode" -v r="$row" -v k="$k" -v u="$u" -v p="$p" 'BEGIN {
+                q = k / u; c = ""
+                if (p + 0 > 0)
+                    c = sprintf(" (prev %.2f, %+.0f%%)", p, (q / p - 1) * 100)
+                printf "| %s | %s | %.1f | %.1f | %.2f%s |\n", s, r, k / 1000, u / 1000, q, c }'
         done <"$tmp/kernel" | tee -a "$out.tmp"
     done
 done
+[ -s "$tmp/prev.md" ] && mv "$out" "$prev"
 mv "$out.tmp" "$out"
 echo "bench-run: table in $out"
+exit $rc

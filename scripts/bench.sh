@@ -3,6 +3,10 @@
 #   scripts/bench.sh [BUILD_DIR]      full run: bench/results/latest.{json,md,dat,svg}
 #   QUICK=1 scripts/bench.sh [BUILD]  1-minute smoke run into $TMPDIR/ufuse-bench-quick
 #                                     (never overwrites the committed results)
+# Kernel and ufuse runs alternate within each workload.  The latest.json a
+# run finds in its directory becomes previous.json: every ratio is printed
+# with the previous run's and the change, "0.71 (prev 0.65, +9%)" (a quick
+# run compares with the previous quick run).
 # The kernel side needs root and /dev/fuse; without them ufuse runs alone.
 # After a full run, paste latest.md into README.md's "## Benchmark" section.
 set -uo pipefail

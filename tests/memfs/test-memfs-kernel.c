@@ -1486,6 +1486,40 @@ static void test_opt_seed_file(void **state)
     assert_int_equal(mnt_stop(&m), 0);
 }
 
+/* seed_sparse: the extents hold the pattern at their file offsets, the rest
+ * reads as zeros, occupies no chunk, and SEEK_DATA/SEEK_HOLE find it. */
+static void test_opt_seed_sparse(void **state)
+{
+    (void)state;
+    struct mnt m;
+    assert_int_equal(mnt_start(&m, "seed_sparse=sp:4m:4:128k", false), 0);
+    struct stat st = xstat(P(&m, "sp"));
+    assert_int_equal(st.st_size, 4 * MiB);
+    assert_int_equal(st.st_blocks, 4 * 128 * 1024 / 512);
+    unsigned char *w = malloc(MiB), *r = malloc(4 * MiB);
+    assert_non_null(w);
+    assert_non_null(r);
+    assert_int_equal(get_file(P(&m, "sp"), r, 4 * MiB), 4 * MiB);
+    memset(w, 0, MiB);
+    for (off_t e = 0; e < 4; e++) {
+        unsigned char *x = r + e * MiB;
+        pattern_fill(w, 128 * 1024, (uint64_t)(e * MiB));
+        assert_memory_equal(x, w, 128 * 1024);
+        memset(w, 0, 128 * 1024);
+        assert_memory_equal(x + 128 * 1024, w, MiB - 128 * 1024);
+    }
+    int fd = open(P(&m, "sp"), O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(lseek(fd, 0, SEEK_HOLE), 128 * 1024);
+    assert_int_equal(lseek(fd, 128 * 1024, SEEK_DATA), MiB);
+    assert_int_equal(lseek(fd, 3 * MiB + 128 * 1024, SEEK_DATA), -1);
+    assert_int_equal(errno, ENXIO);
+    close(fd);
+    free(w);
+    free(r);
+    assert_int_equal(mnt_stop(&m), 0);
+}
+
 /* Run ufuse-memfs with @args (no mount expected); @return its exit status
  * and its output in @out. */
 static int run_memfs(const char *const *args, char *out, size_t cap)
@@ -1531,7 +1565,7 @@ static void test_cmdline(void **state)
                             "max_write=", "writeback", "direct_io", "keep_cache",
                             "atomic_trunc", "no_readdirplus", "enosys=", "short_read=",
                             "short_write=", "eio_at=", "delay_ms=", "die_after=",
-                            "splice_read", "seed_file=", "2654435761" };
+                            "splice_read", "seed_file=", "seed_sparse=", "2654435761" };
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (!strstr(out, words[i]))
             fail_msg("--help does not mention %s", words[i]);
@@ -1544,6 +1578,8 @@ static void test_cmdline(void **state)
     assert_int_equal(run_memfs(badop, out, sizeof(out)), 2);
     const char *badseed[] = { "-o", "seed_file=nodir/x:1k", dir, NULL };
     assert_int_equal(run_memfs(badseed, out, sizeof(out)), 2);
+    const char *overlap[] = { "-o", "seed_sparse=x:1m:4:300k", dir, NULL };
+    assert_int_equal(run_memfs(overlap, out, sizeof(out)), 2);
     const char *nomnt[] = { NULL };
     assert_int_equal(run_memfs(nomnt, out, sizeof(out)), 2);
     rmdir(dir);
@@ -1577,6 +1613,7 @@ int main(void)
         cmocka_unit_test_teardown(test_opt_die_after, teardown),
         cmocka_unit_test_teardown(test_opt_splice_read, teardown),
         cmocka_unit_test_teardown(test_opt_seed_file, teardown),
+        cmocka_unit_test_teardown(test_opt_seed_sparse, teardown),
         cmocka_unit_test_teardown(test_cmdline, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

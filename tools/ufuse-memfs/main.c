@@ -39,7 +39,8 @@ enum {
     K_ATTR_TIMEOUT, K_ENTRY_TIMEOUT, K_NEGATIVE_TIMEOUT, K_MAX_WRITE,
     K_WRITEBACK, K_DIRECT_IO, K_KEEP_CACHE, K_ATOMIC_TRUNC, K_NO_READDIRPLUS,
     K_ENOSYS, K_SHORT_READ, K_SHORT_WRITE, K_EIO_AT, K_DELAY_MS, K_HANG_INO, K_DIE_AFTER,
-    K_SPLICE_READ, K_SEED_FILE, K_EXIT_STATUS, K_DIR_MOUNTPOINT, K_IGNORE_INTERRUPTS,
+    K_SPLICE_READ, K_SEED_FILE, K_SEED_SPARSE, K_EXIT_STATUS, K_DIR_MOUNTPOINT,
+    K_IGNORE_INTERRUPTS,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -61,6 +62,7 @@ static const struct fuse_opt opt_spec[] = {
     FUSE_OPT_KEY("die_after=", K_DIE_AFTER),
     FUSE_OPT_KEY("splice_read", K_SPLICE_READ),
     FUSE_OPT_KEY("seed_file=", K_SEED_FILE),
+    FUSE_OPT_KEY("seed_sparse=", K_SEED_SPARSE),
     FUSE_OPT_KEY("exit_status=", K_EXIT_STATUS),
     FUSE_OPT_KEY("dir_mountpoint", K_DIR_MOUNTPOINT),
     FUSE_OPT_KEY("ignore_interrupts", K_IGNORE_INTERRUPTS),
@@ -70,6 +72,7 @@ static const struct fuse_opt opt_spec[] = {
 struct seed {
     char *path;
     off_t size;
+    uint64_t extents, extent_len;   /* seed_file: one extent of size bytes */
 };
 
 static struct seed *seeds;
@@ -110,6 +113,10 @@ static void usage(const char *prog)
 "                         bytes at start; the byte at offset o is\n"
 "                         (uint8_t)((o * 2654435761) >> 13), computed in\n"
 "                         unsigned 64-bit arithmetic.  May be repeated.\n"
+"  -o seed_sparse=PATH:SIZE:N:LEN  the same, but a sparse file: N extents of\n"
+"                         LEN bytes of that pattern, extent i at offset\n"
+"                         i * (SIZE / N), the rest holes (SEEK_DATA and\n"
+"                         SEEK_HOLE find them).  May be repeated.\n"
 "\n"
 "Fault injection (all off by default):\n"
 "  -o enosys=OP[:OP...]   answer ENOSYS to these requests; OP is one of\n"
@@ -203,23 +210,36 @@ static int parse_enosys(const char *s, uint64_t *mask)
     return rc;
 }
 
-static int add_seed(const char *arg)
+/* seed_file=PATH:SIZE, or with @sparse seed_sparse=PATH:SIZE:N:LEN: the
+ * numbers are the last colon-separated fields, PATH the rest. */
+static int add_seed(const char *arg, bool sparse)
 {
-    const char *colon = strrchr(arg, ':');
-    uint64_t size;
-    if (!colon || colon == arg || parse_size(colon + 1, &size) != 0 ||
-        size > (uint64_t)MEMFS_MAX_SIZE)
+    char *path = strdup(arg);
+    if (!path)
         return -1;
+    uint64_t num[3];                /* SIZE, N, LEN */
+    int nnum = sparse ? 3 : 1, rc = -1;
+    for (int i = nnum - 1; i >= 0; i--) {
+        char *c = strrchr(path, ':');
+        if (!c || parse_size(c + 1, &num[i]) != 0)
+            goto out;
+        *c = '\0';
+    }
+    uint64_t size = num[0], n = sparse ? num[1] : 1, len = sparse ? num[2] : size;
+    /* the extents may touch, never overlap */
+    if (!*path || size > (uint64_t)MEMFS_MAX_SIZE || n == 0 || len > size / n)
+        goto out;
     struct seed *ns = realloc(seeds, (nseeds + 1) * sizeof(*ns));
     if (!ns)
-        return -1;
+        goto out;
     seeds = ns;
-    seeds[nseeds].path = strndup(arg, (size_t)(colon - arg));
-    if (!seeds[nseeds].path)
-        return -1;
-    seeds[nseeds].size = (off_t)size;
-    nseeds++;
-    return 0;
+    seeds[nseeds++] = (struct seed){.path = path, .size = (off_t)size, .extents = n,
+                                      .extent_len = len};
+    path = NULL;
+    rc = 0;
+out:
+    free(path);
+    return rc;
 }
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -291,7 +311,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
         o->splice_read = true;
         break;
     case K_SEED_FILE:
-        bad = add_seed(val);
+    case K_SEED_SPARSE:
+        bad = add_seed(val, key == K_SEED_SPARSE);
         break;
     case K_EXIT_STATUS:
         bad = parse_size(val, &n) || n > 255;
@@ -400,9 +421,10 @@ int main(int argc, char *argv[])
         goto out_args;
     }
     for (size_t i = 0; i < nseeds; i++) {
-        int err = memfs_seed(seeds[i].path, seeds[i].size);
+        int err = memfs_seed(seeds[i].path, seeds[i].size, seeds[i].extents,
+                             seeds[i].extent_len);
         if (err) {
-            fprintf(stderr, "ufuse-memfs: seed_file=%s: %s\n", seeds[i].path, strerror(-err));
+            fprintf(stderr, "ufuse-memfs: seed %s: %s\n", seeds[i].path, strerror(-err));
             ret = 2;
             goto out_args;
         }

@@ -295,7 +295,10 @@ extern const char *const memfs_op_names[OP_COUNT];
  * as a FORGET of an unknown inode). */
 void memfs_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void memfs_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Seed a file under the root at start-up: @return 0 or -errno. */
-int memfs_seed(const char *path, off_t size);
+/* Seed a file under the root at start-up: @size bytes, of which @extents
+ * extents of @extent_len bytes at offsets i * (@size / @extents) hold
+ * memfs_pattern(offset), the rest holes (@extent_len <= @size / @extents).
+ * @return 0 or -errno. */
+int memfs_seed(const char *path, off_t size, uint64_t extents, uint64_t extent_len);
 
 #endif

@@ -2105,10 +2105,12 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 /* Seeding                                                              */
 /* ------------------------------------------------------------------ */
 
-int memfs_seed(const char *path, off_t size)
+int memfs_seed(const char *path, off_t size, uint64_t extents, uint64_t extent_len)
 {
     if (size < 0 || size > MEMFS_MAX_SIZE)
         return -EFBIG;
+    if (extents == 0 || extent_len > (uint64_t)size / extents)
+        return -EINVAL;
     struct inode *dir = inode_get(MEMFS_ROOT_INO);
     char *copy = strdup(path);
     if (!dir || !copy) {
@@ -2157,13 +2159,17 @@ int memfs_seed(const char *path, off_t size)
         unsigned char *pat = malloc(period);
         for (size_t i = 0; pat && i < period; i++)
             pat[i] = memfs_pattern(i);
-        for (off_t o = 0; pat && o < size && !err;) {
-            size_t in = (size_t)o & (period - 1);
-            size_t n = period - in;
-            if ((off_t)n > size - o)
-                n = (size_t)(size - o);
-            err = store_write(&ip->data, o, pat + in, n);
-            o += (off_t)n;
+        for (uint64_t i = 0; pat && i < extents && !err; i++) {
+            off_t o = (off_t)(i * ((uint64_t)size / extents));
+            off_t end = o + (off_t)extent_len;
+            while (o < end && !err) {
+                size_t in = (size_t)o & (period - 1);
+                size_t n = period - in;
+                if ((off_t)n > end - o)
+                    n = (size_t)(end - o);
+                err = store_write(&ip->data, o, pat + in, n);
+                o += (off_t)n;
+            }
         }
         if (!pat)
             err = -ENOMEM;
