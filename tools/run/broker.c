@@ -343,18 +343,10 @@ static int reply(int fd, int64_t res, const void *body, size_t len, int pass_fd)
 {
     struct run_rep rep = { .res = res, .len = (uint32_t)len };
     struct iovec iov[2] = { { &rep, sizeof rep }, { (void *)body, len } };
-    char cbuf[CMSG_SPACE(sizeof(int))];
+    char cbuf[RUN_FD_SPACE];
     struct msghdr m = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-    if (pass_fd >= 0) {
-        memset(cbuf, 0, sizeof cbuf);
-        m.msg_control = cbuf;
-        m.msg_controllen = sizeof cbuf;
-        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-        h->cmsg_level = SOL_SOCKET;
-        h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(h), &pass_fd, sizeof(int));
-    }
+    if (pass_fd >= 0)
+        run_msg_pass_fd(&m, cbuf, pass_fd);
     return sendmsg(fd, &m, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 

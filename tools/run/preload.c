@@ -323,17 +323,9 @@ static int64_t transact(int fd, struct pl_call *c, int pass_fd)
     if (c->data_len)
         iov[n++] = (struct iovec){ (void *)c->data, c->data_len };
     struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-    char pbuf[CMSG_SPACE(sizeof(int))];
-    if (pass_fd >= 0) {
-        memset(pbuf, 0, sizeof pbuf);
-        m.msg_control = pbuf;
-        m.msg_controllen = sizeof pbuf;
-        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-        h->cmsg_level = SOL_SOCKET;
-        h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(h), &pass_fd, sizeof(int));
-    }
+    char pbuf[RUN_FD_SPACE];
+    if (pass_fd >= 0)
+        run_msg_pass_fd(&m, pbuf, pass_fd);
     ssize_t s;
     do
         s = sendmsg(fd, &m, MSG_NOSIGNAL);
@@ -341,7 +333,7 @@ static int64_t transact(int fd, struct pl_call *c, int pass_fd)
     if (s < 0)
         return -ENOTCONN;
     struct run_rep rep;
-    char cbuf[CMSG_SPACE(sizeof(int))];
+    char cbuf[RUN_FD_SPACE];
     iov[0] = (struct iovec){ &rep, sizeof rep };
     iov[1] = (struct iovec){ c->out, c->out_cap };
     m = (struct msghdr){ .msg_iov = iov, .msg_iovlen = c->out_cap ? 2 : 1,

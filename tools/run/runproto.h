@@ -40,6 +40,8 @@
 #define UFUSE_RUNPROTO_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define RUN_PROTO_VERSION 1
 /* Largest datagram either side sends; READ/WRITE/GETDENTS are cut to fit. */
@@ -154,5 +156,20 @@ struct run_adopt {
     uint32_t is_dir;
     uint32_t path_len;  /* the description's path follows, NUL incl. */
 };
+
+/* Attach @fd to @m as SCM_RIGHTS, in @buf of RUN_FD_SPACE bytes (both
+ * sides pass at most one descriptor a message). */
+#define RUN_FD_SPACE CMSG_SPACE(sizeof(int))
+static inline void run_msg_pass_fd(struct msghdr *m, void *buf, int fd)
+{
+    memset(buf, 0, RUN_FD_SPACE);
+    m->msg_control = buf;
+    m->msg_controllen = RUN_FD_SPACE;
+    struct cmsghdr *h = CMSG_FIRSTHDR(m);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &fd, sizeof(int));
+}
 
 #endif /* UFUSE_RUNPROTO_H */
