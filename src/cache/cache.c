@@ -1558,8 +1558,9 @@ static int cache_index_cmp(const void *a, const void *b)
  * (fuse_io_strategy), as a background request of the pass; it ends in
  * cache_io_done, here when it could not be sent.
  */
-static void cache_do_io(struct cache_obj *o, struct cache_cluster *cl)
+static void cache_do_io(struct cache_cluster *cl)
 {
+    struct cache_obj *o = cl->o;
     struct cache *c = o->c;
     int n = cl->n;
     struct cache_page **pages = cl->pages;
@@ -1723,7 +1724,7 @@ static int cache_putpages_pass(struct cache_obj *o, uint64_t first, uint64_t las
         cl->o = o;
         cl->h = cache_writer(o);
         pthread_mutex_unlock(&o->mu);
-        cache_do_io(o, cl);
+        cache_do_io(cl);
         c->ops->write_wait(c, &o->wb_group, CACHE_WB_INFLIGHT - 1);
         pthread_mutex_lock(&o->mu);
     }

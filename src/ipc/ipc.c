@@ -1040,9 +1040,6 @@ void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max)
     g->waiter = me;
     c->waiters++;
     for (;;) {
-        conn_run_done(c);
-        if (g->pending <= max)
-            break;
         uint64_t next = c->timeout_ns ? conn_group_expire(c, g) : 0;
         conn_run_done(c);
         if (g->pending <= max)

@@ -241,7 +241,6 @@ static void test_short_read_eof_page_not_published(void **state)
 }
 
 struct race {
-    struct env *e;
     struct cache_obj *a, *b;
     _Atomic int stop;
     _Atomic uint64_t hit_bytes, bad;
@@ -275,7 +274,6 @@ static void test_racing_evictions_never_return_other_bytes(void **state)
     env_start(&e);
     static struct race r;
     memset(&r, 0, sizeof r);
-    r.e = &e;
     r.a = env_obj(&e, 100);
     r.b = env_obj(&e, 200);
     pthread_t t[2];
