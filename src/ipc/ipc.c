@@ -80,6 +80,7 @@ struct ticket {
     size_t inbytes;           /* for statistics */
     pthread_cond_t cv;
     int following;            /* on the follower list */
+    struct conn_group *awaits; /* a follower token: the group it waits on */
     conn_done_fn done;        /* background request: its callback */
     int sending;              /* ... its submitter is still in sendmsg */
     void *done_ctx;
@@ -574,6 +575,21 @@ static void conn_dispatch_locked(struct conn *c, struct ticket *me, int direct,
 
 /* Run the callbacks of the background requests that ended (invariant 7).
  * Lock held; dropped while they run. */
+/* A request of @g ended (its callback returned): count it, wake @g's
+ * waiters.  Lock held. */
+static void conn_group_end_one(struct conn *c, struct conn_group *g)
+{
+    g->pending--;
+    g->ended++;
+    if (!g->waiters)
+        return;
+    for (struct ticket *w = c->followers; w; w = w->fnext)
+        if (w->awaits == g) {
+            c->wakeups++;
+            pthread_cond_signal(&w->cv);
+        }
+}
+
 static void conn_run_done(struct conn *c)
 {
     while (c->done_list) {
@@ -586,12 +602,7 @@ static void conn_run_done(struct conn *c)
         while (list) {
             struct ticket *t = list;
             list = t->hnext;
-            struct conn_group *g = t->group;
-            g->pending--;
-            if (g->waiter && g->waiter->following) {
-                c->wakeups++;
-                pthread_cond_signal(&g->waiter->cv);
-            }
+            conn_group_end_one(c, t->group);
             ticket_put(c, t);
         }
     }
@@ -1023,11 +1034,14 @@ static uint64_t conn_group_expire(struct conn *c, struct conn_group *g)
         pthread_mutex_unlock(&c->mu);
         done(ctx, -ETIMEDOUT, 0);
         pthread_mutex_lock(&c->mu);
-        g->pending--;
+        conn_group_end_one(c, g);
     }
 }
 
-void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max)
+/* conn_group_wait and conn_group_wait_end: until @g has at most @max
+ * pending, or (@end_seen) one ended after @seen. */
+static void conn_group_await(struct conn *c, struct conn_group *g, unsigned max,
+                             int end_seen, uint64_t seen)
 {
     pthread_mutex_lock(&c->mu);
     struct ticket *me = ticket_get(c);
@@ -1037,12 +1051,13 @@ void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max)
         pthread_mutex_lock(&c->mu);
         me = ticket_get(c);
     }
-    g->waiter = me;
+    me->awaits = g;
+    g->waiters++;
     c->waiters++;
     for (;;) {
         uint64_t next = c->timeout_ns ? conn_group_expire(c, g) : 0;
         conn_run_done(c);
-        if (g->pending <= max)
+        if (g->pending <= max || (end_seen && g->ended != seen))
             break;
         if (!c->leader) {
             c->leader = 1;
@@ -1064,11 +1079,30 @@ void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max)
         }
         conn_unfollow(c, me);
     }
-    g->waiter = NULL;
+    me->awaits = NULL;
+    g->waiters--;
     c->waiters--;
     ticket_put(c, me);
     conn_handoff(c);
     pthread_mutex_unlock(&c->mu);
+}
+
+void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max)
+{
+    conn_group_await(c, g, max, 0, 0);
+}
+
+uint64_t conn_group_ended(struct conn *c, struct conn_group *g)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = g->ended;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+void conn_group_wait_end(struct conn *c, struct conn_group *g, uint64_t seen)
+{
+    conn_group_await(c, g, 0, 1, seen);
 }
 
 int conn_send_noreply(struct conn *c, uint32_t opcode, uint64_t nodeid,
@@ -1283,6 +1317,7 @@ void conn_drain(struct conn *c, int timeout_ms)
         if (rc == -ENOTCONN)
             conn_mark_dead(c);
     }
+    conn_run_done(c); /* those that ended with the server's death */
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -1300,6 +1335,12 @@ void conn_destroy(struct conn *c)
                 free(t);
             }
         }
+    }
+    while (c->done_list) { /* ended, callbacks never to run */
+        struct ticket *t = c->done_list;
+        c->done_list = t->hnext;
+        pthread_cond_destroy(&t->cv);
+        free(t);
     }
     while (c->free_tickets) {
         struct ticket *t = c->free_tickets;

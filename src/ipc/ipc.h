@@ -90,13 +90,14 @@ struct ticket;
 
 /*
  * A submitter's requests in flight (conn_submit), all under c->mu: the
- * count of those whose callback has not returned yet, and the thread
- * waiting for it to drop (conn_group_wait), if any.  Zeroed by the owner;
- * one waiter at a time.
+ * count of those whose callback has not returned yet, how many have ended
+ * so far, and how many threads wait in conn_group_wait*.  Zeroed by the
+ * owner; any number of threads may wait on it at once.
  */
 struct conn_group {
     unsigned pending;
-    struct ticket *waiter;
+    uint64_t ended;
+    unsigned waiters;
 };
 
 /*
@@ -196,6 +197,15 @@ int conn_submit(struct conn *c, struct conn_req *r, struct conn_group *g, conn_d
  * does, then ends with -ETIMEDOUT (its late reply is dropped).
  */
 void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max);
+/* How many requests of @g have ended so far (for conn_group_wait_end). */
+uint64_t conn_group_ended(struct conn *c, struct conn_group *g);
+/*
+ * Wait, as conn_group_wait does, until a request of @g ends after
+ * conn_group_ended returned @seen, or none is pending.  With the owner's
+ * own record of which requests are still out (updated by their callbacks),
+ * "read @seen, look at the record, wait" misses no ending.
+ */
+void conn_group_wait_end(struct conn *c, struct conn_group *g, uint64_t seen);
 /* Send without waiting; a reply, if any, is dropped (RELEASE). */
 int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
                     const struct iovec *in, int incnt);
@@ -217,7 +227,9 @@ int conn_enosys(struct conn *c, uint32_t opcode);
 int conn_dead(struct conn *c);
 /* Requests sent and not answered (yet, or ever: timed out ones count). */
 unsigned conn_unanswered(struct conn *c);
-/* Wait (bounded) for async requests to be answered, stop the watcher. */
+/* Wait (bounded) for async and background requests to be answered, run
+ * the callbacks of those that ended, stop the watcher.  Callbacks of those
+ * still out never run (conn_destroy frees their tickets). */
 void conn_drain(struct conn *c, int timeout_ms);
 /* Free everything; the channel is closed by the caller (chan_close). */
 void conn_destroy(struct conn *c);

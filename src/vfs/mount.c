@@ -401,6 +401,7 @@ int vfs_unmount(ufuse_t *s)
     int clean = !conn_dead(&s->conn) && conn_unanswered(&s->conn) == 0;
     int rc = chan_close(&s->conn.ch, UNMOUNT_REAP_MS, clean, &s->log);
     conn_destroy(&s->conn);
+    vfs_releases_free(s);
     pthread_mutex_destroy(&s->handles_mu);
     return rc;
 }

@@ -1,9 +1,10 @@
 /*
  * vfs.c - path walk and the file-system operations (see vfs.h).
  *
- * Locks: s->handles_mu guards the session's handle lists.  File positions
- * are guarded by each file's pos_mu.  Node and entry state is the node
- * table's (node.c); nothing here holds a lock across a request.
+ * Locks: s->handles_mu guards the session's handle lists and its list of
+ * RELEASEs in flight.  File positions are guarded by each file's pos_mu.
+ * Node and entry state is the node table's (node.c); nothing here holds a
+ * lock across a request.
  *
  * Invariants:
  *  1. Every node pointer held by a walk, a handle or a local variable is
@@ -13,6 +14,10 @@
  *     invalidated or replaced by the server's reply; after one that
  *     changes names, the affected entries are dropped or replaced.
  *  3. A server reply is validated before it changes any cached state.
+ *  4. A GETATTR or SETATTR that names no handle is sent only once every
+ *     RELEASE of its node sent before it has been answered (vfs_release_wait):
+ *     servers that look a handle of the node up for such a request
+ *     (glusterfs: fd_lookup, then FSTAT) must not find one being released.
  */
 #include "vfs/vfs.h"
 
@@ -57,10 +62,104 @@ static int vfs_call(ufuse_t *s, uint32_t op, uint64_t nodeid,
     return rc;
 }
 
+/* ---- RELEASE ------------------------------------------------------------------------ */
+
+/* A RELEASE in flight: the request's body and its place in s->releasing. */
+struct vfs_release {
+    ufuse_t *s;
+    uint64_t nodeid;
+    struct fuse_release_in in;
+    struct vfs_release *next;
+};
+
+static void vfs_release_unlink(ufuse_t *s, struct vfs_release *r)
+{
+    pthread_mutex_lock(&s->handles_mu);
+    struct vfs_release **pp = &s->releasing;
+    while (*pp != r)
+        pp = &(*pp)->next;
+    *pp = r->next;
+    pthread_mutex_unlock(&s->handles_mu);
+}
+
+/* conn_done_fn of a RELEASE: whatever the answer, the handle is gone. */
+static void vfs_release_done(void *ctx, int error, size_t outlen)
+{
+    (void)error;
+    (void)outlen;
+    struct vfs_release *r = ctx;
+    vfs_release_unlink(r->s, r);
+    free(r);
+}
+
+/*
+ * RELEASE (RELEASEDIR with @dir) @fh of @nodeid, not waited for: close
+ * returns after FLUSH, as Linux's does.  Tracked until answered, for
+ * vfs_release_wait (invariant 4).
+ */
+static void vfs_release_fh(ufuse_t *s, uint64_t nodeid, uint64_t fh, int flags,
+                           uint64_t lock_owner, int dir)
+{
+    uint32_t op = dir ? FUSE_RELEASEDIR : FUSE_RELEASE;
+    struct vfs_release *r = calloc(1, sizeof *r);
+    if (!r) { /* untracked, but released */
+        struct fuse_release_in ri = {.fh = fh, .flags = (uint32_t)flags,
+                                     .lock_owner = lock_owner};
+        struct iovec iov = {&ri, sizeof ri};
+        conn_call_async(&s->conn, op, nodeid, &iov, 1);
+        return;
+    }
+    r->s = s;
+    r->nodeid = nodeid;
+    r->in = (struct fuse_release_in){.fh = fh, .flags = (uint32_t)flags,
+                                     .lock_owner = lock_owner};
+    pthread_mutex_lock(&s->handles_mu);
+    r->next = s->releasing;
+    s->releasing = r;
+    pthread_mutex_unlock(&s->handles_mu);
+    struct iovec iov = {&r->in, sizeof r->in};
+    struct conn_req req = {.opcode = op, .nodeid = nodeid, .in = &iov, .incnt = 1};
+    if (conn_submit(&s->conn, &req, &s->releases, vfs_release_done, r) != 0) {
+        vfs_release_unlink(s, r);
+        free(r);
+    }
+}
+
+static int vfs_release_pending(ufuse_t *s, uint64_t nodeid)
+{
+    int found = 0;
+    pthread_mutex_lock(&s->handles_mu);
+    for (struct vfs_release *r = s->releasing; r && !found; r = r->next)
+        found = r->nodeid == nodeid;
+    pthread_mutex_unlock(&s->handles_mu);
+    return found;
+}
+
+/* Invariant 4: wait until no RELEASE of @nodeid is in flight. */
+static void vfs_release_wait(ufuse_t *s, uint64_t nodeid)
+{
+    for (;;) {
+        uint64_t seen = conn_group_ended(&s->conn, &s->releases);
+        if (!vfs_release_pending(s, nodeid))
+            return;
+        conn_group_wait_end(&s->conn, &s->releases, seen);
+    }
+}
+
+void vfs_releases_free(ufuse_t *s)
+{
+    while (s->releasing) {
+        struct vfs_release *r = s->releasing;
+        s->releasing = r->next;
+        free(r);
+    }
+}
+
 static int vfs_getattr_node(ufuse_t *s, struct node *n, struct fuse_attr *a)
 {
     if (node_attr_cached(&s->nodes, n, a))
         return 0;
+    vfs_release_wait(s, n->nodeid);
     return io_fetch_attr(&s->conn, &s->nodes, n, 0, 0, a);
 }
 
@@ -418,6 +517,8 @@ static int vfs_setattr_node(ufuse_t *s, struct node *n, struct fuse_setattr_in *
     if (s->conn.p.minor < 9) /* FATTR_*_NOW came with 7.9 */
         in->valid &= ~(uint32_t)(FATTR_ATIME_NOW | FATTR_MTIME_NOW);
     int size_set = !!(in->valid & FATTR_SIZE);
+    if (!(in->valid & FATTR_FH))
+        vfs_release_wait(s, n->nodeid);
     /* Times set explicitly must survive the write-back of earlier writes
      * (cp -a: write, then utimensat): write back first.  The kernel gets
      * the same by sending its local mtime after write-back. */
@@ -897,14 +998,6 @@ static ufuse_file_t *vfs_new_file(ufuse_t *s, struct node *n, const struct fuse_
     return f;
 }
 
-/* RELEASE (not waited for) an fh we cannot use. */
-static void vfs_release_fh(ufuse_t *s, uint64_t nodeid, uint64_t fh, int flags, int dir)
-{
-    struct fuse_release_in ri = {.fh = fh, .flags = (uint32_t)flags};
-    struct iovec iov = {&ri, sizeof ri};
-    conn_call_async(&s->conn, dir ? FUSE_RELEASEDIR : FUSE_RELEASE, nodeid, &iov, 1);
-}
-
 /* Flags as the server is to see them in OPEN. */
 static uint32_t vfs_open_flags(ufuse_t *s, int flags)
 {
@@ -940,7 +1033,7 @@ static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **o
                                          .size = 0};
             rc = vfs_setattr_node(s, n, &si);
             if (rc) {
-                vfs_release_fh(s, n->nodeid, oo.fh, flags, 0);
+                vfs_release_fh(s, n->nodeid, oo.fh, flags, 0, 0);
                 return rc;
             }
         }
@@ -949,7 +1042,7 @@ static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **o
     ufuse_file_t *f = vfs_new_file(s, n, &oo, flags);
     if (!f) {
         node_put(&s->nodes, n);
-        vfs_release_fh(s, n->nodeid, oo.fh, flags, 0);
+        vfs_release_fh(s, n->nodeid, oo.fh, flags, 0, 0);
         return -ENOMEM;
     }
     *out = f;
@@ -986,7 +1079,7 @@ static int vfs_create_new(ufuse_t *s, struct node *parent, const char *name, siz
             node_attr_changed(&s->nodes, parent);
             if (rep.e.nodeid == 0 || !S_ISREG(rep.e.attr.mode)) {
                 ulog_once(&s->log, 44, "CREATE answered with a non-regular entry");
-                vfs_release_fh(s, rep.e.nodeid, rep.o.fh, flags, 0);
+                vfs_release_fh(s, rep.e.nodeid, rep.o.fh, flags, 0, 0);
                 return -EIO;
             }
             n = vfs_entry_reply(s, parent, name, len, &rep.e, seq, &rc);
@@ -994,7 +1087,7 @@ static int vfs_create_new(ufuse_t *s, struct node *parent, const char *name, siz
                 return rc;
             ufuse_file_t *f = vfs_new_file(s, n, &rep.o, flags);
             if (!f) {
-                vfs_release_fh(s, n->nodeid, rep.o.fh, flags, 0);
+                vfs_release_fh(s, n->nodeid, rep.o.fh, flags, 0, 0);
                 node_put(&s->nodes, n);
                 return -ENOMEM;
             }
@@ -1099,10 +1192,7 @@ int vfs_close(ufuse_file_t *f)
     if (wb)
         rc = wb;
     io_file_close(&f->io);
-    struct fuse_release_in ri = {.fh = f->io.fh, .flags = (uint32_t)f->io.oflags,
-                                 .lock_owner = f->io.lock_owner};
-    struct iovec iov = {&ri, sizeof ri};
-    conn_call_async(&s->conn, FUSE_RELEASE, n->nodeid, &iov, 1);
+    vfs_release_fh(s, n->nodeid, f->io.fh, f->io.oflags, f->io.lock_owner, 0);
     vfs_unlink_file(s, f);
     node_put(&s->nodes, n);
     pthread_mutex_destroy(&f->pos_mu);
@@ -1325,7 +1415,7 @@ int vfs_opendir(ufuse_t *s, const char *path, ufuse_dir_t **out)
         d->buf = malloc(VFS_READDIR_SIZE);
     if (!d || !d->buf) {
         free(d);
-        vfs_release_fh(s, n->nodeid, oo.fh, O_RDONLY, 1);
+        vfs_release_fh(s, n->nodeid, oo.fh, O_RDONLY, 0, 1);
         node_put(&s->nodes, n);
         return -ENOMEM;
     }
@@ -1443,7 +1533,7 @@ int vfs_fsyncdir(ufuse_dir_t *d, int datasync)
 int vfs_closedir(ufuse_dir_t *d)
 {
     ufuse_t *s = d->s;
-    vfs_release_fh(s, d->node->nodeid, d->fh, O_RDONLY, 1);
+    vfs_release_fh(s, d->node->nodeid, d->fh, O_RDONLY, 0, 1);
     pthread_mutex_lock(&s->handles_mu);
     if (d->prev)
         d->prev->next = d->next;

@@ -45,6 +45,8 @@ struct ufuse {
     struct ufuse_file *files;   /* open files, for unmount */
     struct ufuse_dir *dirs;
     uint64_t next_owner;        /* lock_owner ids */
+    struct vfs_release *releasing; /* RELEASEs sent, not answered (handles_mu) */
+    struct conn_group releases;    /* ... as background requests */
 };
 
 struct ufuse_file {
@@ -83,6 +85,9 @@ int vfs_start(ufuse_t *s, struct chan *ch, char *msg, size_t msgsize);
  * 0 or -errno, with @msg saying why. */
 int vfs_spawn(ufuse_t *s, char *const argv[], int log_fd, char *msg, size_t msgsize);
 int vfs_unmount(ufuse_t *s);
+/* Free the records of RELEASEs never answered; only once the connection
+ * is destroyed (no callback can run any more). */
+void vfs_releases_free(ufuse_t *s);
 /* Notification callback (conn_notify_fn). */
 void vfs_notify(void *ctx, int code, const void *body, size_t len);
 

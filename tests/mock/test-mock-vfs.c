@@ -2,11 +2,13 @@
  * test-mock-vfs.c - open/create/readdir against the mock: the OPEN flags
  * sent, O_TRUNC with and without FUSE_ATOMIC_O_TRUNC, O_CREAT on a cached
  * positive entry and with O_EXCL, CREATE's arguments, READDIR and
- * READDIRPLUS streams and RELEASEDIR.
+ * READDIRPLUS streams and RELEASEDIR, and a stat or chmod of a path
+ * waiting for the RELEASE of its file.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -326,6 +328,62 @@ static void t_utime_now(void **state)
     mu_finish(m, s);
 }
 
+struct path_op {
+    ufuse_t *s;
+    int chmod; /* else stat */
+    int rc;
+};
+
+static void *path_op_run(void *arg)
+{
+    struct path_op *p = arg;
+    struct stat st;
+    p->rc = p->chmod ? ufuse_chmod(p->s, "/f", 0600) : ufuse_stat(p->s, "/f", &st);
+    return NULL;
+}
+
+/*
+ * vfs.c invariant 4: after close, a GETATTR or SETATTR naming no handle
+ * waits for the file's RELEASE to be answered (glusterfs answers such a
+ * GETATTR with an FSTAT of a handle it still finds, which fails EBADFD if
+ * the RELEASE is under way).  The mock holds the RELEASE; for half a
+ * second no GETATTR/SETATTR may come; once it is answered, one does.
+ */
+static void t_attr_after_release(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    mu_expect_entry(m, 1, "f", MU_INO, S_IFREG | 0644, 0, 3600, 0);
+    struct fuse_attr_out ao;
+    memset(&ao, 0, sizeof ao);
+    ao.attr.ino = MU_INO;
+    ao.attr.mode = S_IFREG | 0600;
+    for (int chmod = 0; chmod < 2; chmod++) {
+        mock_reply_open(mock_expect_open(m, MU_INO, O_RDONLY), MU_FH, 0);
+        ufuse_file_t *f;
+        assert_int_equal(ufuse_open(s, "/f", O_RDONLY, 0, &f), 0);
+        mock_reply_err(mock_expect_flush(m, MU_INO, MU_FH), 0);
+        struct mock_exp *rel = mock_expect_release(m, MU_INO, MU_FH);
+        mock_no_reply(rel);
+        struct mock_exp *e = chmod ? mock_expect(m, FUSE_SETATTR, MU_INO)
+                                   : mock_expect_getattr(m, MU_INO);
+        mock_reply_attr(e, &ao);
+        uint32_t op = chmod ? FUSE_SETATTR : FUSE_GETATTR;
+        size_t before = mock_log_count(m, op);
+        assert_int_equal(ufuse_close(f), 0);
+        assert_true(mock_wait(m, rel, MOCK_WAIT_MS));
+        struct path_op p = {.s = s, .chmod = chmod};
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, path_op_run, &p), 0);
+        assert_false(mock_wait_log(m, op, before + 1, 500));
+        assert_int_equal(mock_respond(m, rel, 0, NULL, 0), 0);
+        assert_true(mock_wait(m, e, MOCK_WAIT_MS));
+        pthread_join(t, NULL);
+        assert_int_equal(p.rc, 0);
+    }
+    mu_finish(m, s);
+}
+
 /* lchown and lutimens change the link itself: SETATTR goes to the link's
  * node, not to its target (which is never looked up); chown follows. */
 static void t_setattr_nofollow(void **state)
@@ -434,6 +492,7 @@ int main(void)
         cmocka_unit_test(t_rename_local_rules),
         cmocka_unit_test(t_utime_now),
         cmocka_unit_test(t_setattr_nofollow),
+        cmocka_unit_test(t_attr_after_release),
         cmocka_unit_test(t_lookup_before_namespace_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
