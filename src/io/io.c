@@ -75,6 +75,9 @@
 /* At most this many pieces of a caller's iovec go into one request; more
  * are gathered through a bounce buffer. */
 #define IO_MAX_PIECES 7
+/* Most READs of one direct transfer in flight together (io_target's
+ * read_depth): a batch is sent, then collected in order. */
+#define IO_READ_DEPTH 8
 
 /*
  * Describe bytes [@off, @off + @len) of @iov as at most @max pieces in
@@ -134,47 +137,113 @@ int io_getattr(struct io_file *f, struct fuse_attr *a)
     return io_fetch_attr(f->conn, f->nodes, f->node, 1, f->fh, a);
 }
 
+/* One READ of a transfer (io_transfer_read). */
+struct io_read_piece {
+    struct fuse_read_in in;
+    struct iovec out[IO_MAX_PIECES]; /* in use until the READ ends */
+    int outcnt;
+    char *bounce;                    /* the caller's iovec was too fragmented */
+    size_t at, len;                  /* its place in the transfer */
+    ssize_t got;                     /* bytes or -errno, once it ended */
+};
+
+/* Describe the READ of [@at, @at + @len) of the transfer in @p. */
+static int io_read_piece_init(const struct io_target *t, struct io_read_piece *p,
+                              const struct iovec *iov, int cnt, off_t off, size_t at,
+                              size_t len)
+{
+    *p = (struct io_read_piece){
+        .in = {.fh = t->fh, .offset = (uint64_t)off + at, .size = (uint32_t)len,
+               .flags = t->oflags},
+        .at = at, .len = len};
+    p->outcnt = io_slice(iov, cnt, at, len, p->out, IO_MAX_PIECES);
+    if (p->outcnt < 0) {
+        if (!(p->bounce = malloc(len)))
+            return -ENOMEM;
+        p->out[0] = (struct iovec){p->bounce, len};
+        p->outcnt = 1;
+    }
+    return 0;
+}
+
+/* conn_done_fn of a READ sent as part of a batch. */
+static void io_read_piece_done(void *ctx, int error, size_t outlen)
+{
+    struct io_read_piece *p = ctx;
+    p->got = error ? error : (ssize_t)outlen;
+}
+
+/* Send @n prepared READs; they have all ended when this returns. */
+static void io_read_pieces(const struct io_target *t, struct io_read_piece *p, int n)
+{
+    struct conn *c = t->conn;
+    struct iovec in[IO_READ_DEPTH];
+    struct conn_req r[IO_READ_DEPTH];
+    for (int i = 0; i < n; i++) {
+        in[i] = (struct iovec){&p[i].in, sizeof p[i].in};
+        r[i] = (struct conn_req){.opcode = FUSE_READ, .nodeid = t->node->nodeid,
+                                 .in = &in[i], .incnt = 1, .out = p[i].out,
+                                 .outcnt = p[i].outcnt};
+    }
+    if (n == 1) { /* one at a time: received in place, no callback */
+        int rc = conn_call(c, &r[0]);
+        p[0].got = rc ? rc : (ssize_t)r[0].outlen;
+        return;
+    }
+    struct conn_group g = {0};
+    for (int i = 0; i < n; i++) {
+        int rc = conn_submit(c, &r[i], &g, io_read_piece_done, &p[i]);
+        if (rc) /* never sent: neither are the rest */
+            for (int k = i; k < n; k++)
+                p[k].got = rc;
+        if (rc)
+            break;
+    }
+    conn_group_wait(c, &g, 0);
+}
+
 ssize_t io_transfer_read(const struct io_target *t, const struct iovec *iov, int cnt,
                          off_t off)
 {
     struct conn *c = t->conn;
     size_t want = iov_total(iov, cnt), done = 0;
-    char *bounce = NULL;
-    int rc = 0;
-    while (done < want) {
-        size_t chunk = UFUSE_MIN(want - done, (size_t)c->p.max_read);
-        struct fuse_read_in ri = {
-            .fh = t->fh,
-            .offset = (uint64_t)off + done,
-            .size = (uint32_t)chunk,
-            .flags = t->oflags,
-        };
-        struct iovec in = {&ri, sizeof ri};
-        struct iovec out[IO_MAX_PIECES];
-        int k = io_slice(iov, cnt, done, chunk, out, IO_MAX_PIECES);
-        int bounced = k < 0;
-        if (bounced) {
-            if (!bounce && !(bounce = malloc(c->p.max_read))) {
-                rc = -ENOMEM;
+    unsigned depth = UFUSE_MAX(1u, UFUSE_MIN(t->read_depth, (unsigned)IO_READ_DEPTH));
+    struct io_read_piece p[IO_READ_DEPTH];
+    int rc = 0, more = 1;
+    while (more && done < want) {
+        int n = 0;
+        for (size_t at = done; n < (int)depth && at < want; n++) {
+            size_t len = UFUSE_MIN(want - at, (size_t)c->p.max_read);
+            rc = io_read_piece_init(t, &p[n], iov, cnt, off, at, len);
+            if (rc)
                 break;
-            }
-            out[0] = (struct iovec){bounce, chunk};
-            k = 1;
+            at += len;
         }
-        struct conn_req r = {.opcode = FUSE_READ, .nodeid = t->node->nodeid,
-                             .in = &in, .incnt = 1, .out = out, .outcnt = k};
-        rc = conn_call(c, &r);
-        if (rc)
+        if (n == 0)
             break;
-        if (bounced)
-            iov_copy_in(iov, cnt, done, bounce, r.outlen);
-        done += r.outlen;
-        if (r.outlen < chunk) {
-            UFUSE_PROBE4(short_read, t->node->nodeid, ri.offset, chunk, r.outlen);
-            break; /* short read: EOF, or a direct_io server */
+        io_read_pieces(t, p, n);
+        /* In order: the transfer is what the READs returned up to the
+         * first error or short one (what later ones stored past it is
+         * not part of the result). */
+        for (int i = 0; i < n; i++) {
+            if (more && p[i].got < 0) {
+                rc = (int)p[i].got;
+                more = 0;
+            } else if (more) {
+                if (p[i].bounce)
+                    iov_copy_in(iov, cnt, p[i].at, p[i].bounce, (size_t)p[i].got);
+                done += (size_t)p[i].got;
+                if ((size_t)p[i].got < p[i].len) {
+                    UFUSE_PROBE4(short_read, t->node->nodeid, p[i].in.offset, p[i].len,
+                                 (size_t)p[i].got);
+                    more = 0; /* short read: EOF, or a direct_io server */
+                }
+            }
+            free(p[i].bounce);
         }
+        if (rc)
+            more = 0;
     }
-    free(bounce);
     return done ? (ssize_t)done : rc;
 }
 
@@ -323,9 +392,12 @@ int io_transfer_write_start(const struct io_target *t, const struct iovec *iov, 
 
 struct io_target io_target_of(const struct io_file *f)
 {
+    /* A stream's READs each take what comes next: one at a time. */
+    int stream = !!(f->fopen_flags & (FOPEN_STREAM | FOPEN_NONSEEKABLE));
     return (struct io_target){.conn = f->conn, .nodes = f->nodes, .node = f->node,
                               .fh = f->fh, .oflags = (uint32_t)f->oflags,
-                              .short_ok = !!(f->fopen_flags & FOPEN_DIRECT_IO)};
+                              .short_ok = !!(f->fopen_flags & FOPEN_DIRECT_IO),
+                              .read_depth = stream ? 1 : f->m->direct_read_depth};
 }
 
 /*

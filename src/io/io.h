@@ -33,6 +33,9 @@ struct io_mount {
     int auto_inval;          /* AUTO_INVAL_DATA granted, EXPLICIT not: so
                                 does an mtime we did not make */
     uint32_t readahead;      /* largest readahead window, bytes */
+    unsigned direct_read_depth; /* READs of one direct transfer in flight at
+                                   once (io_transfer_read): 1 unless the
+                                   server granted FUSE_ASYNC_DIO */
     /* O_APPEND writes that ask the server for the size (write-through,
      * direct) hold the stripe of their node from that GETATTR to the end
      * of the WRITE, so concurrent appenders of one file never write at the
@@ -132,7 +135,10 @@ ssize_t io_write_biobackend(struct io_file *f, const struct iovec *iov, int cnt,
 
 /* READ / WRITE of @node through handle @fh (the direct backends' and the
  * strategy's transfer loops).  @write_flags: FUSE_WRITE_CACHE for
- * write-back.  @short_ok: a short WRITE is the answer (direct_io). */
+ * write-back.  @short_ok: a short WRITE is the answer (direct_io).
+ * @read_depth: a read larger than max_read sends up to that many READs
+ * before collecting them (FUSE_ASYNC_DIO: the server takes the READs of one
+ * direct transfer in parallel, as Linux's async direct I/O sends them). */
 struct io_target {
     struct conn *conn;
     struct node_table *nodes;
@@ -141,6 +147,7 @@ struct io_target {
     uint32_t oflags;
     uint32_t write_flags;
     int short_ok;
+    unsigned read_depth;     /* READs of one transfer in flight at once (0: 1) */
 };
 /* The target of @f's own handle. */
 struct io_target io_target_of(const struct io_file *f);

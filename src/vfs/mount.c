@@ -22,6 +22,7 @@ static const uint64_t vfs_init_flags =
     FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
     FUSE_HANDLE_KILLPRIV | FUSE_MAX_PAGES | FUSE_EXPLICIT_INVAL_DATA |
     FUSE_CACHE_SYMLINKS | FUSE_EXPORT_SUPPORT | FUSE_WRITEBACK_CACHE | FUSE_INIT_EXT |
+    FUSE_ASYNC_DIO |
     /* Modes go out unmasked (umask 0 in the request) whatever the server
      * asks, so offering DONT_MASK promises nothing new (fuse-overlayfs
      * requires it). */
@@ -44,6 +45,8 @@ static const uint64_t vfs_init_flags =
 #define SPLICE_FLAGS ((uint64_t)FUSE_SPLICE_WRITE | FUSE_SPLICE_MOVE | FUSE_SPLICE_READ)
 #define DEFAULT_MAX_WRITE (1024u * 1024)
 #define DEFAULT_MAX_READAHEAD (4096u * 1024)
+/* READs of one direct read in flight at once (io_mount.direct_read_depth). */
+#define DIRECT_READ_DEPTH 8
 #define DEFAULT_CACHE_SIZE (256ull << 20)
 #define MIN_CACHE_SIZE (1ull << 20)
 #define DEFAULT_BLOCK_SIZE 4096u
@@ -274,6 +277,12 @@ static int vfs_start_io(ufuse_t *s)
      * of the budget (the rest stays for the data being reused). */
     uint64_t ra = UFUSE_MIN((uint64_t)s->opts.readahead, (uint64_t)p->max_readahead);
     m->readahead = (uint32_t)UFUSE_MIN(ra, s->opts.cache_size / 8);
+    /* Several READs of one direct read in flight: only when the server
+     * takes them (ASYNC_DIO), and, splice offered, only if each reply fits
+     * one datagram (else their pieces would interleave; servers do not say
+     * whether they splice). */
+    int one_datagram = !s->opts.splice || p->max_read <= SPLICE_MAX_READ;
+    m->direct_read_depth = (p->flags & FUSE_ASYNC_DIO) && one_datagram ? DIRECT_READ_DEPTH : 1;
     struct cache_params cp = {
         .budget = s->opts.cache_size,
         .block_size = UFUSE_MIN(s->opts.block_size, p->max_read),

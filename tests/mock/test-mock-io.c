@@ -2,10 +2,13 @@
  * test-mock-io.c - the direct data path against the mock: READ/WRITE
  * chunking by max_read/max_write, short reads, short writes (resent, or
  * returned for direct_io), an over-long write acknowledgement, zero-length
- * I/O, O_APPEND, the cached size after an extending write, ftruncate.
+ * I/O, O_APPEND, the cached size after an extending write, ftruncate;
+ * with FUSE_ASYNC_DIO, the READs of one read sent together (not for a
+ * stream), collected in order up to the first short one.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -276,11 +279,109 @@ static void t_nonseekable(void **state)
     mu_finish(m, s);
 }
 
+/* A session whose server grants FUSE_ASYNC_DIO. */
+static struct mock *mount_async_dio(ufuse_t **s, const char *opts)
+{
+    struct mock_init_cfg cfg;
+    mock_init_defaults(&cfg);
+    cfg.flags |= FUSE_ASYNC_DIO;
+    return mu_mount(s, &cfg, opts);
+}
+
+/* ASYNC_DIO: pread of 20000 at 100 with max_read=8k sends its three READs
+ * before any is answered (the mock answers the first two only once the
+ * third has come; one at a time, the first would time out). */
+static void t_read_parallel(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mount_async_dio(&s, "cache=direct,max_read=8k,timeout=5");
+    ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
+    static unsigned char a[8192], b[8192];
+    mock_pattern(a, sizeof a, 100);
+    mock_pattern(b, sizeof b, 100 + 8192);
+    struct mock_exp *r0 = mock_expect_read(m, MU_INO, MU_FH, 100, 8192);
+    mock_no_reply(r0);
+    struct mock_exp *r1 = mock_expect_read(m, MU_INO, MU_FH, 100 + 8192, 8192);
+    mock_no_reply(r1);
+    struct mock_exp *r2 = mock_expect_read(m, MU_INO, MU_FH, 100 + 16384, 3616);
+    mock_act_reply_to(r2, r1, 0, b, sizeof b);
+    mock_act_reply_to(r2, r0, 0, a, sizeof a);
+    mock_reply_pattern(r2, 100 + 16384, 3616);
+    unsigned char buf[20000], want[20000];
+    assert_int_equal(ufuse_pread(f, buf, sizeof(buf), 100), 20000);
+    mock_pattern(want, sizeof(want), 100);
+    assert_memory_equal(buf, want, sizeof(want));
+    mu_close(m, f);
+    mu_finish(m, s);
+}
+
+/* ASYNC_DIO: the second of three READs answered short ends the read
+ * there; what the third brought is not part of the result; an error in
+ * the first READ is the result. */
+static void t_read_parallel_short(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mount_async_dio(&s, "cache=direct,max_read=8k");
+    ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 0, 8192), 0, 8192);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 8192, 8192), 8192, 1000);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 16384, 8192), 16384, 8192);
+    unsigned char buf[24576], want[9192];
+    assert_int_equal(ufuse_pread(f, buf, sizeof(buf), 0), 9192);
+    mock_pattern(want, sizeof(want), 0);
+    assert_memory_equal(buf, want, sizeof(want));
+    mock_reply_err(mock_expect_read(m, MU_INO, MU_FH, 0, 8192), EIO);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 8192, 8192), 8192, 8192);
+    assert_int_equal(ufuse_pread(f, buf, 16384, 0), -EIO);
+    mu_close(m, f);
+    mu_finish(m, s);
+}
+
+struct read_op {
+    ufuse_file_t *f;
+    ssize_t rc;
+};
+
+static void *read_op_run(void *arg)
+{
+    struct read_op *r = arg;
+    static char buf[16384];
+    r->rc = ufuse_read(r->f, buf, sizeof buf);
+    return NULL;
+}
+
+/* ASYNC_DIO, but a FOPEN_NONSEEKABLE file (a stream: each READ takes what
+ * comes next): no second READ while the first is unanswered. */
+static void t_read_parallel_stream(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mount_async_dio(&s, "cache=direct,max_read=8k");
+    ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, FOPEN_NONSEEKABLE);
+    struct mock_exp *r0 = mock_expect_read(m, MU_INO, MU_FH, 0, 8192);
+    mock_no_reply(r0);
+    mock_reply_pattern(mock_expect_read(m, MU_INO, MU_FH, 8192, 8192), 8192, 8192);
+    struct read_op r = {.f = f};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, read_op_run, &r), 0);
+    assert_true(mock_wait(m, r0, MOCK_WAIT_MS));
+    assert_false(mock_wait_log(m, FUSE_READ, 2, 300));
+    static unsigned char a[8192];
+    mock_pattern(a, sizeof a, 0);
+    assert_int_equal(mock_respond(m, r0, 0, a, sizeof a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(r.rc, 16384);
+    mu_close(m, f);
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_nonseekable),
         cmocka_unit_test(t_read_chunks),
+        cmocka_unit_test(t_read_parallel),
+        cmocka_unit_test(t_read_parallel_short),
+        cmocka_unit_test(t_read_parallel_stream),
         cmocka_unit_test(t_write_chunks),
         cmocka_unit_test(t_write_chunks_option),
         cmocka_unit_test(t_short_read),
