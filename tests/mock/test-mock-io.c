@@ -15,6 +15,16 @@
 
 #include "mock/mockutil.h"
 
+/* pread of @len at @off returns all of it, the mock's pattern. */
+static void expect_pread_pattern(ufuse_file_t *f, size_t len, off_t off)
+{
+    static unsigned char buf[65536], want[65536];
+    assert_true(len <= sizeof buf);
+    assert_int_equal(ufuse_pread(f, buf, len, off), (ssize_t)len);
+    mock_pattern(want, len, (uint64_t)off);
+    assert_memory_equal(buf, want, len);
+}
+
 /* pread of 20000 bytes at 100 with max_read=8k: 8192 + 8192 + 3616. */
 static void t_read_chunks(void **state)
 {
@@ -28,10 +38,7 @@ static void t_read_chunks(void **state)
                            off, sizes[i]);
         off += sizes[i];
     }
-    unsigned char buf[20000], want[20000];
-    assert_int_equal(ufuse_pread(f, buf, sizeof(buf), 100), 20000);
-    mock_pattern(want, sizeof(want), 100);
-    assert_memory_equal(buf, want, sizeof(want));
+    expect_pread_pattern(f, 20000, 100);
     mu_close(m, f);
     mu_finish(m, s);
 }
@@ -307,10 +314,7 @@ static void t_read_parallel(void **state)
     mock_act_reply_to(r2, r1, 0, b, sizeof b);
     mock_act_reply_to(r2, r0, 0, a, sizeof a);
     mock_reply_pattern(r2, 100 + 16384, 3616);
-    unsigned char buf[20000], want[20000];
-    assert_int_equal(ufuse_pread(f, buf, sizeof(buf), 100), 20000);
-    mock_pattern(want, sizeof(want), 100);
-    assert_memory_equal(buf, want, sizeof(want));
+    expect_pread_pattern(f, 20000, 100);
     mu_close(m, f);
     mu_finish(m, s);
 }
