@@ -1202,12 +1202,14 @@ int vfs_close(ufuse_file_t *f)
 
 int vfs_fsync(ufuse_file_t *f, int datasync)
 {
-    int wb = io_file_sync(&f->io);
+    /* A failed write-back is the answer; no FSYNC then (Linux's fuse_fsync
+     * returns when file_write_and_wait_range fails). */
+    int rc = io_file_sync(&f->io);
+    if (rc)
+        return rc;
     struct fuse_fsync_in fi = {.fh = f->io.fh, .fsync_flags = datasync ? 1 : 0};
-    int rc = vfs_call(f->s, FUSE_FSYNC, f->io.node->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0,
-                      NULL, 0, 0, NULL);
-    if (wb)
-        return wb;
+    rc = vfs_call(f->s, FUSE_FSYNC, f->io.node->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0, NULL,
+                  0, 0, NULL);
     return rc == -ENOSYS ? 0 : rc;
 }
 
