@@ -1039,10 +1039,12 @@ static uint64_t conn_group_expire(struct conn *c, struct conn_group *g)
 }
 
 /* conn_group_wait and conn_group_wait_end: until @g has at most @max
- * pending, or (@end_seen) one ended after @seen. */
-static void conn_group_await(struct conn *c, struct conn_group *g, unsigned max,
-                             int end_seen, uint64_t seen)
+ * pending, or (@end_seen) one ended after @seen, or (@until_ns) that time
+ * has come.  Returns 0, or -ETIMEDOUT for the last. */
+static int conn_group_await(struct conn *c, struct conn_group *g, unsigned max,
+                            int end_seen, uint64_t seen, uint64_t until_ns)
 {
+    int res = 0;
     pthread_mutex_lock(&c->mu);
     struct ticket *me = ticket_get(c);
     while (!me) { /* a follower token; memory will come back */
@@ -1059,6 +1061,12 @@ static void conn_group_await(struct conn *c, struct conn_group *g, unsigned max,
         conn_run_done(c);
         if (g->pending <= max || (end_seen && g->ended != seen))
             break;
+        if (until_ns && ufuse_now_ns() >= until_ns) {
+            res = -ETIMEDOUT;
+            break;
+        }
+        if (until_ns && (!next || until_ns < next))
+            next = until_ns;
         if (!c->leader) {
             c->leader = 1;
             pthread_mutex_unlock(&c->mu);
@@ -1085,11 +1093,12 @@ static void conn_group_await(struct conn *c, struct conn_group *g, unsigned max,
     ticket_put(c, me);
     conn_handoff(c);
     pthread_mutex_unlock(&c->mu);
+    return res;
 }
 
 void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max)
 {
-    conn_group_await(c, g, max, 0, 0);
+    conn_group_await(c, g, max, 0, 0, 0);
 }
 
 uint64_t conn_group_ended(struct conn *c, struct conn_group *g)
@@ -1100,9 +1109,9 @@ uint64_t conn_group_ended(struct conn *c, struct conn_group *g)
     return n;
 }
 
-void conn_group_wait_end(struct conn *c, struct conn_group *g, uint64_t seen)
+int conn_group_wait_end(struct conn *c, struct conn_group *g, uint64_t seen, uint64_t until_ns)
 {
-    conn_group_await(c, g, 0, 1, seen);
+    return conn_group_await(c, g, 0, 1, seen, until_ns);
 }
 
 int conn_send_noreply(struct conn *c, uint32_t opcode, uint64_t nodeid,

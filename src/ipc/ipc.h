@@ -201,11 +201,12 @@ void conn_group_wait(struct conn *c, struct conn_group *g, unsigned max);
 uint64_t conn_group_ended(struct conn *c, struct conn_group *g);
 /*
  * Wait, as conn_group_wait does, until a request of @g ends after
- * conn_group_ended returned @seen, or none is pending.  With the owner's
- * own record of which requests are still out (updated by their callbacks),
- * "read @seen, look at the record, wait" misses no ending.
+ * conn_group_ended returned @seen, or none is pending: 0; or until
+ * ufuse_now_ns() reaches @until_ns (0: no limit): -ETIMEDOUT.  With the
+ * owner's own record of which requests are still out (updated by their
+ * callbacks), "read @seen, look at the record, wait" misses no ending.
  */
-void conn_group_wait_end(struct conn *c, struct conn_group *g, uint64_t seen);
+int conn_group_wait_end(struct conn *c, struct conn_group *g, uint64_t seen, uint64_t until_ns);
 /* Send without waiting; a reply, if any, is dropped (RELEASE). */
 int conn_call_async(struct conn *c, uint32_t opcode, uint64_t nodeid,
                     const struct iovec *in, int incnt);

@@ -15,7 +15,8 @@
  *     changes names, the affected entries are dropped or replaced.
  *  3. A server reply is validated before it changes any cached state.
  *  4. A GETATTR or SETATTR that names no handle is sent only once every
- *     RELEASE of its node sent before it has been answered (vfs_release_wait):
+ *     RELEASE of its node sent before it has been answered, or a second has
+ *     passed (vfs_release_wait):
  *     servers that look a handle of the node up for such a request
  *     (glusterfs: fd_lookup, then FSTAT) must not find one being released.
  */
@@ -36,6 +37,8 @@
 #define VFS_READDIR_SIZE 65536
 #define VFS_XATTR_SIZE_MAX 65536
 #define VFS_COPY_CHUNK ((size_t)128 * 1024)
+/* Longest a path GETATTR/SETATTR waits for its node's RELEASEs. */
+#define VFS_RELEASE_WAIT_NS 1000000000ull
 
 /* ---- small request helpers ---------------------------------------------------- */
 
@@ -135,14 +138,24 @@ static int vfs_release_pending(ufuse_t *s, uint64_t nodeid)
     return found;
 }
 
-/* Invariant 4: wait until no RELEASE of @nodeid is in flight. */
+/*
+ * Invariant 4: wait until no RELEASE of @nodeid is in flight, for at most
+ * VFS_RELEASE_WAIT_NS: a server slow to answer RELEASE (or stopped) must
+ * not hold a stat longer than that, nor make it deaf to ufuse_interrupt
+ * (the RELEASE is another thread's request).  The race the wait closes
+ * lasts as long as the server takes to run the RELEASE it has read.
+ */
 static void vfs_release_wait(ufuse_t *s, uint64_t nodeid)
 {
+    uint64_t until = 0;
     for (;;) {
         uint64_t seen = conn_group_ended(&s->conn, &s->releases);
         if (!vfs_release_pending(s, nodeid))
             return;
-        conn_group_wait_end(&s->conn, &s->releases, seen);
+        if (!until)
+            until = ufuse_now_ns() + VFS_RELEASE_WAIT_NS;
+        if (conn_group_wait_end(&s->conn, &s->releases, seen, until) != 0)
+            return;
     }
 }
 

@@ -347,7 +347,8 @@ static void *path_op_run(void *arg)
  * waits for the file's RELEASE to be answered (glusterfs answers such a
  * GETATTR with an FSTAT of a handle it still finds, which fails EBADFD if
  * the RELEASE is under way).  The mock holds the RELEASE; for half a
- * second no GETATTR/SETATTR may come; once it is answered, one does.
+ * second no GETATTR/SETATTR may come; once it is answered, one does.  A
+ * RELEASE never answered delays a stat (by a second), never blocks it.
  */
 static void t_attr_after_release(void **state)
 {
@@ -381,6 +382,18 @@ static void t_attr_after_release(void **state)
         pthread_join(t, NULL);
         assert_int_equal(p.rc, 0);
     }
+    /* A RELEASE the server never answers holds a stat a second at most. */
+    mock_reply_open(mock_expect_open(m, MU_INO, O_RDONLY), MU_FH, 0);
+    ufuse_file_t *f;
+    assert_int_equal(ufuse_open(s, "/f", O_RDONLY, 0, &f), 0);
+    mock_reply_err(mock_expect_flush(m, MU_INO, MU_FH), 0);
+    struct mock_exp *rel = mock_expect_release(m, MU_INO, MU_FH);
+    mock_no_reply(rel);
+    mock_reply_attr(mock_expect_getattr(m, MU_INO), &ao);
+    assert_int_equal(ufuse_close(f), 0);
+    struct stat st;
+    assert_int_equal(ufuse_stat(s, "/f", &st), 0);
+    assert_int_equal(mock_respond(m, rel, 0, NULL, 0), 0);
     mu_finish(m, s);
 }
 
