@@ -573,8 +573,6 @@ static void conn_dispatch_locked(struct conn *c, struct ticket *me, int direct,
     conn_complete(c, t, err);
 }
 
-/* Run the callbacks of the background requests that ended (invariant 7).
- * Lock held; dropped while they run. */
 /* A request of @g ended (its callback returned): count it, wake @g's
  * waiters.  Lock held. */
 static void conn_group_end_one(struct conn *c, struct conn_group *g)
@@ -590,6 +588,8 @@ static void conn_group_end_one(struct conn *c, struct conn_group *g)
         }
 }
 
+/* Run the callbacks of the background requests that ended (invariant 7).
+ * Lock held; dropped while they run. */
 static void conn_run_done(struct conn *c)
 {
     while (c->done_list) {
