@@ -1054,8 +1054,8 @@ static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **o
     node_get(&s->nodes, n);
     ufuse_file_t *f = vfs_new_file(s, n, &oo, flags);
     if (!f) {
-        node_put(&s->nodes, n);
         vfs_release_fh(s, n->nodeid, oo.fh, flags, 0, 0);
+        node_put(&s->nodes, n);
         return -ENOMEM;
     }
     *out = f;
