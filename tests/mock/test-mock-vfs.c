@@ -342,6 +342,17 @@ static void *path_op_run(void *arg)
     return NULL;
 }
 
+/* Open "/f" and script its close: FLUSH answered, RELEASE held (returned). */
+static struct mock_exp *open_release_held(struct mock *m, ufuse_t *s, ufuse_file_t **f)
+{
+    mock_reply_open(mock_expect_open(m, MU_INO, O_RDONLY), MU_FH, 0);
+    assert_int_equal(ufuse_open(s, "/f", O_RDONLY, 0, f), 0);
+    mock_reply_err(mock_expect_flush(m, MU_INO, MU_FH), 0);
+    struct mock_exp *rel = mock_expect_release(m, MU_INO, MU_FH);
+    mock_no_reply(rel);
+    return rel;
+}
+
 /*
  * vfs.c invariant 4: after close, a GETATTR or SETATTR naming no handle
  * waits for the file's RELEASE to be answered (glusterfs answers such a
@@ -360,12 +371,8 @@ static void t_attr_after_release(void **state)
     ao.attr.ino = MU_INO;
     ao.attr.mode = S_IFREG | 0600;
     for (int chmod = 0; chmod < 2; chmod++) {
-        mock_reply_open(mock_expect_open(m, MU_INO, O_RDONLY), MU_FH, 0);
         ufuse_file_t *f;
-        assert_int_equal(ufuse_open(s, "/f", O_RDONLY, 0, &f), 0);
-        mock_reply_err(mock_expect_flush(m, MU_INO, MU_FH), 0);
-        struct mock_exp *rel = mock_expect_release(m, MU_INO, MU_FH);
-        mock_no_reply(rel);
+        struct mock_exp *rel = open_release_held(m, s, &f);
         struct mock_exp *e = chmod ? mock_expect(m, FUSE_SETATTR, MU_INO)
                                    : mock_expect_getattr(m, MU_INO);
         mock_reply_attr(e, &ao);
@@ -383,12 +390,8 @@ static void t_attr_after_release(void **state)
         assert_int_equal(p.rc, 0);
     }
     /* A RELEASE the server never answers holds a stat a second at most. */
-    mock_reply_open(mock_expect_open(m, MU_INO, O_RDONLY), MU_FH, 0);
     ufuse_file_t *f;
-    assert_int_equal(ufuse_open(s, "/f", O_RDONLY, 0, &f), 0);
-    mock_reply_err(mock_expect_flush(m, MU_INO, MU_FH), 0);
-    struct mock_exp *rel = mock_expect_release(m, MU_INO, MU_FH);
-    mock_no_reply(rel);
+    struct mock_exp *rel = open_release_held(m, s, &f);
     mock_reply_attr(mock_expect_getattr(m, MU_INO), &ao);
     assert_int_equal(ufuse_close(f), 0);
     struct stat st;
