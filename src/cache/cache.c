@@ -471,13 +471,35 @@ int cache_obj_sane(struct cache_obj *o)
  * held).  Not while a writer is between extending the size and marking
  * its pages dirty (it holds wlock; trylock, against the lock order, only
  * tests that): a GETATTR answered then would shrink the file under it.
+ * Then the holder does it as it lets wlock go (cache_wlock_end): without
+ * that, a truncate that dropped the last dirty pages (it holds wlock) left
+ * the size ours for good, and every later answer's size was ignored.
  */
 static void cache_clean_attrs(struct cache_obj *o)
 {
-    if (o->ndirty || o->nwriteback || pthread_mutex_trylock(&o->wlock) != 0)
+    if (o->ndirty || o->nwriteback)
         return;
+    if (pthread_mutex_trylock(&o->wlock) != 0) {
+        o->clean_attrs_due = 1;
+        return;
+    }
+    o->clean_attrs_due = 0;
     node_attr_local(o->c->nodes, o->node, 0);
     pthread_mutex_unlock(&o->wlock);
+}
+
+void cache_wlock_begin(struct cache_obj *o)
+{
+    pthread_mutex_lock(&o->wlock);
+}
+
+void cache_wlock_end(struct cache_obj *o)
+{
+    pthread_mutex_unlock(&o->wlock);
+    pthread_mutex_lock(&o->mu);
+    if (o->clean_attrs_due)
+        cache_clean_attrs(o);
+    pthread_mutex_unlock(&o->mu);
 }
 
 /* ---- frames: allocation, CLOCK eviction --------------------------------------------------- */

@@ -107,8 +107,11 @@ struct cache_obj {
     unsigned ext_gen;            /* bumped whenever any of it is forgotten */
     unsigned ext_futile;         /* LSEEK rounds in a row that found no hole to use */
     int ext_asking;              /* a thread is asking the server (others wait) */
+    int clean_attrs_due;         /* went clean while wlock was held: the
+                                    holder hands the size back at cache_wlock_end */
 
-    /* The serialization of writers and truncates (like the inode lock). */
+    /* The serialization of writers and truncates (like the inode lock):
+     * taken with cache_wlock_begin, released with cache_wlock_end. */
     pthread_mutex_t wlock;
 };
 
@@ -294,6 +297,11 @@ void cache_attr_forget(struct cache_obj *o);
  * of the last one, clip its dirty range.  Call between
  * cache_nowrite_begin/end around the SETATTR. */
 void cache_truncate(struct cache_obj *o, uint64_t size);
+/* Take / release @o's wlock (writers, truncates).  The release finishes
+ * what write-back could not do while it was held: when the file went clean
+ * meanwhile, its size and times become the server's again. */
+void cache_wlock_begin(struct cache_obj *o);
+void cache_wlock_end(struct cache_obj *o);
 void cache_nowrite_begin(struct cache_obj *o);
 void cache_nowrite_end(struct cache_obj *o);
 /* Throttle a writer when the session has too much dirty data. */

@@ -221,7 +221,7 @@ struct cache_obj *io_setsize_begin(struct io_mount *m, struct node *n)
         cache_obj_put(o);
         return NULL;
     }
-    pthread_mutex_lock(&o->wlock);
+    cache_wlock_begin(o);
     cache_nowrite_begin(o);
     return o;
 }
@@ -239,7 +239,7 @@ void io_setsize_end(struct io_mount *m, struct cache_obj *o, int rc, int size_se
         cache_attr_forget(o);
     }
     cache_nowrite_end(o);
-    pthread_mutex_unlock(&o->wlock);
+    cache_wlock_end(o);
     cache_obj_put(o);
 }
 

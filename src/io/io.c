@@ -448,9 +448,9 @@ ssize_t io_write_directbackend(struct io_file *f, const struct iovec *iov, int c
         struct io_target t = io_target_of(f);
         return io_transfer_write(&t, iov, cnt, off);
     }
-    pthread_mutex_lock(&f->obj->wlock);
+    cache_wlock_begin(f->obj);
     ssize_t rc = io_directio_write(f, iov, cnt, off);
-    pthread_mutex_unlock(&f->obj->wlock);
+    cache_wlock_end(f->obj);
     return rc;
 }
 
@@ -563,13 +563,13 @@ ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
     int cached = f->buffered || io_aligned(f);
     if (cached && f->m->writeback) {
         /* Write-back: O_APPEND offsets are ours (the size is local). */
-        pthread_mutex_lock(&f->obj->wlock);
+        cache_wlock_begin(f->obj);
         if (f->oflags & O_APPEND)
             off = (off_t)node_size(f->nodes, f->node);
         ssize_t rc = (uint64_t)off + len > (uint64_t)INT64_MAX
                          ? -EFBIG
                          : io_write_cached(f, iov, cnt, off);
-        pthread_mutex_unlock(&f->obj->wlock);
+        cache_wlock_end(f->obj);
         *where = off;
         if (rc > 0)
             cache_balance_dirty(f->obj);
@@ -591,9 +591,9 @@ ssize_t io_dispatch_write(struct io_file *f, const struct iovec *iov, int cnt,
     if ((uint64_t)off + len > (uint64_t)INT64_MAX) {
         rc = -EFBIG;
     } else if (cached) {
-        pthread_mutex_lock(&f->obj->wlock);
+        cache_wlock_begin(f->obj);
         rc = io_write_cached(f, iov, cnt, off);
-        pthread_mutex_unlock(&f->obj->wlock);
+        cache_wlock_end(f->obj);
     } else {
         rc = io_write_directbackend(f, iov, cnt, off);
     }

@@ -1287,6 +1287,38 @@ static void *fstat_main(void *arg)
     return NULL;
 }
 
+/* Write-back: a truncate that drops the file's last dirty pages makes it
+ * clean while the truncate holds the write lock; the size is the server's
+ * again after it (cache_wlock_end): a later GETATTR's size is taken, not
+ * ignored as if dirty data still made the size ours (fsx found a reopen
+ * with O_TRUNC answered with the old size). */
+static void t_truncate_drops_last_dirty(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writeback");
+    mu_expect_entry(m, FUSE_ROOT_ID, "f", MU_INO, S_IFREG | 0644, 0, 3600, 0);
+    ufuse_file_t *f = open_f(m, s, O_RDWR, O_RDWR, MU_FH, KEEP);
+    expect_getattr_fh(m, MU_FH, 0);
+    unsigned char data[PG];
+    mock_pattern(data, PG, 0);
+    assert_int_equal(ufuse_pwrite(f, data, PG, 4 * PG), PG);
+    assert_int_equal(cinfo(s).dirty, 1);
+    struct mock_exp *e = mock_expect(m, FUSE_SETATTR, MU_INO);
+    mock_match_custom(e, setattr_size, (void *)(uintptr_t)0, "valid & FATTR_SIZE, size");
+    struct fuse_attr_out ao = mock_attr_out(MU_INO, S_IFREG | 0644, 0, 0);
+    mock_reply_attr(e, &ao);
+    assert_int_equal(ufuse_ftruncate(f, 0), 0);
+    assert_int_equal(cinfo(s).dirty, 0);
+    /* Another client writes 12345 bytes: our next fstat must say so. */
+    expect_getattr_fh(m, MU_FH, 12345);
+    struct stat st;
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, 12345);
+    close_f(m, f, MU_FH, 0);
+    assert_int_equal(mock_log_count(m, FUSE_WRITE), 0);
+    mu_finish(m, s);
+}
+
 /* Write-back: a GETATTR the server answers with its old size while the
  * dirty data is on its way, processed after the write-back made the file
  * clean, must not shrink it (the write-back is a local change). */
@@ -1675,6 +1707,7 @@ int main(void)
         cmocka_unit_test(t_truncate_down_up),
         cmocka_unit_test(t_nodeid_reused),
         cmocka_unit_test(t_getattr_across_writeback),
+        cmocka_unit_test(t_truncate_drops_last_dirty),
         cmocka_unit_test(t_readdirplus_across_writeback),
         cmocka_unit_test(t_odirect_read_unaligned),
         cmocka_unit_test(t_odirect_read_eof),
