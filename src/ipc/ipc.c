@@ -710,6 +710,36 @@ static int conn_expire(struct conn *c, struct ticket *t, int *res)
     return 1;
 }
 
+/*
+ * One step of a wait (lock held, dropped inside): receive one datagram as
+ * the leader if nobody is (@mine: a ticket whose reply may land in place,
+ * or NULL), else sleep as a follower on @tok's condition until signalled
+ * or @deadline_ns (0: none).  The caller then looks at its condition.
+ */
+static void conn_lead_or_follow(struct conn *c, struct ticket *tok, struct ticket *mine,
+                                uint64_t deadline_ns)
+{
+    if (!c->leader) {
+        c->leader = 1;
+        pthread_mutex_unlock(&c->mu);
+        int rc = conn_receive_one(c, mine, deadline_ns ? conn_ms_until(deadline_ns) : -1, -1);
+        pthread_mutex_lock(&c->mu);
+        c->leader = 0;
+        if (rc == -ENOTCONN)
+            conn_mark_dead(c);
+        return;
+    }
+    conn_follow(c, tok);
+    if (deadline_ns) {
+        struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+                              .tv_nsec = (long)(deadline_ns % 1000000000u)};
+        pthread_cond_timedwait(&tok->cv, &c->mu, &ts);
+    } else {
+        pthread_cond_wait(&tok->cv, &c->mu);
+    }
+    conn_unfollow(c, tok);
+}
+
 /* Wait until @t is answered, taking the receiver role when free.  Lock
  * held.  Returns the result; @t is then the caller's to recycle unless it
  * was orphaned (then the table owns it). */
@@ -744,26 +774,7 @@ static int conn_wait(struct conn *c, struct ticket *t)
                 break;
             continue;
         }
-        if (!c->leader) {
-            c->leader = 1;
-            int tmo = t->deadline_ns ? conn_ms_until(t->deadline_ns) : -1;
-            pthread_mutex_unlock(&c->mu);
-            int rc = conn_receive_one(c, t, tmo, -1);
-            pthread_mutex_lock(&c->mu);
-            c->leader = 0;
-            if (rc == -ENOTCONN)
-                conn_mark_dead(c);
-            continue;
-        }
-        conn_follow(c, t);
-        if (t->deadline_ns) {
-            struct timespec ts = {.tv_sec = (time_t)(t->deadline_ns / 1000000000u),
-                                  .tv_nsec = (long)(t->deadline_ns % 1000000000u)};
-            pthread_cond_timedwait(&t->cv, &c->mu, &ts);
-        } else {
-            pthread_cond_wait(&t->cv, &c->mu);
-        }
-        conn_unfollow(c, t);
+        conn_lead_or_follow(c, t, t, t->deadline_ns);
     }
     c->waiters--;
     conn_handoff(c);
@@ -1067,25 +1078,7 @@ static int conn_group_await(struct conn *c, struct conn_group *g, unsigned max,
         }
         if (until_ns && (!next || until_ns < next))
             next = until_ns;
-        if (!c->leader) {
-            c->leader = 1;
-            pthread_mutex_unlock(&c->mu);
-            int rc = conn_receive_one(c, NULL, next ? conn_ms_until(next) : -1, -1);
-            pthread_mutex_lock(&c->mu);
-            c->leader = 0;
-            if (rc == -ENOTCONN)
-                conn_mark_dead(c);
-            continue;
-        }
-        conn_follow(c, me);
-        if (next) {
-            struct timespec ts = {.tv_sec = (time_t)(next / 1000000000u),
-                                  .tv_nsec = (long)(next % 1000000000u)};
-            pthread_cond_timedwait(&me->cv, &c->mu, &ts);
-        } else {
-            pthread_cond_wait(&me->cv, &c->mu);
-        }
-        conn_unfollow(c, me);
+        conn_lead_or_follow(c, me, NULL, next);
     }
     me->awaits = NULL;
     g->waiters--;
