@@ -332,6 +332,36 @@ int ufuse_fstat(ufuse_file_t *f, struct stat *st);
 int ufuse_fchmod(ufuse_file_t *f, mode_t mode);
 
 /**
+ * The session's page cache and attribute records for other processes
+ * (include/ufuse_share.h): a new descriptor (close-on-exec, the caller's
+ * to close) of the memfd holding them, which a reader maps read-only
+ * (its size from fstat).  -EOPNOTSUPP unless the session was mounted with
+ * -o share and has a page cache (not cache=direct); -errno from dup.
+ * Thread-safe, takes no lock.
+ */
+int ufuse_share_fd(ufuse_t *s);
+
+/** What a reader of the shared region needs to serve an open file. */
+struct ufuse_share_ids {
+    uint64_t key;          /**< its pages' key in the frame index */
+    uint64_t nodeid;       /**< what its attribute record must name ... */
+    uint64_t generation;   /**< ... and of which generation */
+    uint32_t attr_slot;    /**< its attribute record */
+    uint32_t pad;
+};
+
+/**
+ * @f's identity in the shared region, good while @f stays open: a reader
+ * may then answer reads of @f from the cached pages, clipped at the size
+ * its attribute record holds while that record is valid, and fstat from
+ * the record.  -EOPNOTSUPP when the session does not share its cache, when
+ * @f's reads do not go through the cache (FOPEN_DIRECT_IO, O_DIRECT, not a
+ * regular file) or when no attribute record is free.  Takes the node
+ * table's lock.
+ */
+int ufuse_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids);
+
+/**
  * fallocate(2): @mode 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE (with
  * KEEP_SIZE), FALLOC_FL_ZERO_RANGE.  -EOPNOTSUPP when the server has no
  * FUSE_FALLOCATE.

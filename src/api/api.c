@@ -382,6 +382,18 @@ int ufuse_fstat(ufuse_file_t *f, struct stat *st)
     return vfs_fstat(f, st);
 }
 
+int ufuse_share_fd(ufuse_t *s)
+{
+    return s ? vfs_share_fd(s) : -EINVAL;
+}
+
+int ufuse_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids)
+{
+    if (!f)
+        return -EBADF;
+    return ids ? vfs_file_share(f, ids) : -EINVAL;
+}
+
 int ufuse_fchmod(ufuse_file_t *f, mode_t mode)
 {
     if (!f)

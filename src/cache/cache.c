@@ -266,11 +266,7 @@ static void cache_index_remove(struct cache_obj *o, struct cache_page *p)
 
 static uint32_t cache_lf_slot(const struct cache *c, const struct cache_obj *o, uint64_t index)
 {
-    uint64_t x = (uint64_t)(uintptr_t)o ^ (index * 0x9E3779B97F4A7C15ull);
-    x ^= x >> 29;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 32;
-    return (uint32_t)x & c->lf_mask;
+    return ufuse_share_slot(o->key, index, c->lf_mask);
 }
 
 static void cache_lf_insert(struct cache *c, struct cache_page *p)
@@ -310,51 +306,35 @@ static void cache_lf_remove(struct cache *c, struct cache_page *p)
 static void cache_page_bind(struct cache *c, struct cache_page *p, struct cache_obj *o,
                             uint64_t index)
 {
-    __atomic_store_n(&p->obj, o, __ATOMIC_RELAXED);
-    __atomic_store_n(&p->index, index, __ATOMIC_RELAXED);
+    p->obj = o;
+    p->index = index;
+    atomic_store_explicit(&p->sf->key, o->key, memory_order_relaxed);
+    atomic_store_explicit(&p->sf->index, index, memory_order_relaxed);
     cache_lf_insert(c, p);
 }
 
 /* Take a page's identity away (c->mu and its object's mu held). */
 static void cache_page_unbind(struct cache *c, struct cache_page *p)
 {
-    uint32_t seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    uint32_t seq = atomic_load_explicit(&p->sf->seq, memory_order_relaxed);
     if (seq & 1) {
         /* Retire: a reader that saw it published and copies now fails
          * its check; the fence orders the seq before what follows. */
-        atomic_store_explicit(&p->seq, seq + 1, memory_order_relaxed);
+        atomic_store_explicit(&p->sf->seq, seq + 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_release);
     }
     cache_lf_remove(c, p);
-    __atomic_store_n(&p->obj, NULL, __ATOMIC_RELAXED);
+    atomic_store_explicit(&p->sf->key, 0, memory_order_relaxed);
+    p->obj = NULL;
 }
 
 /* The page is valid and its data in place: let lock-free readers in
  * (o->mu held). */
 static void cache_page_publish(struct cache_page *p)
 {
-    uint32_t seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    uint32_t seq = atomic_load_explicit(&p->sf->seq, memory_order_relaxed);
     if (!(seq & 1))
-        atomic_store_explicit(&p->seq, seq + 1, memory_order_release);
-}
-
-static struct cache_page *cache_lf_find(struct cache *c, const struct cache_obj *o,
-                                        uint64_t index, uint32_t *seq)
-{
-    uint32_t i = cache_lf_slot(c, o, index);
-    for (int probe = 0; probe < CACHE_LF_PROBES; probe++, i = (i + 1) & c->lf_mask) {
-        uint32_t e = atomic_load_explicit(&c->lf_slots[i], memory_order_acquire);
-        if (!e)
-            return NULL;
-        struct cache_page *p = &c->pages[e - 1];
-        uint32_t s = atomic_load_explicit(&p->seq, memory_order_acquire);
-        if ((s & 1) && __atomic_load_n(&p->obj, __ATOMIC_RELAXED) == o &&
-            __atomic_load_n(&p->index, __ATOMIC_RELAXED) == index) {
-            *seq = s;
-            return p;
-        }
-    }
-    return NULL;
+        atomic_store_explicit(&p->sf->seq, seq + 1, memory_order_release);
 }
 
 size_t cache_read_fast(struct cache_obj *o, uint64_t off, size_t len, const struct iovec *iov,
@@ -368,15 +348,13 @@ size_t cache_read_fast(struct cache_obj *o, uint64_t off, size_t len, const stru
         size_t from = (size_t)(pos & (CACHE_PAGE_SIZE - 1));
         size_t take = UFUSE_MIN(CACHE_PAGE_SIZE - from, len - done);
         uint32_t seq;
-        struct cache_page *p = cache_lf_find(c, o, pos >> CACHE_PAGE_SHIFT, &seq);
-        if (!p)
+        int64_t frame = ufuse_share_find(&c->view, o->key, pos >> CACHE_PAGE_SHIFT, &seq);
+        if (frame < 0)
             break;
-        iov_copy_in(iov, cnt, at + done, p->data + from, take);
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&p->seq, memory_order_relaxed) != seq)
+        iov_copy_in(iov, cnt, at + done, ufuse_share_page(&c->view, frame) + from, take);
+        if (!ufuse_share_still(&c->view, frame, seq))
             break;
-        if (!atomic_load_explicit(&p->referenced, memory_order_relaxed))
-            atomic_store_explicit(&p->referenced, 1, memory_order_relaxed);
+        ufuse_share_touch(&c->view, frame);
         done += take;
         hits++;
     }
@@ -440,7 +418,7 @@ int cache_obj_sane(struct cache_obj *o)
                 return 0;                                         /* 2 */
             if ((p->flags & PG_WRITING) && !p->pins)
                 return 0;                                         /* 5 */
-            if ((atomic_load(&p->seq) & 1) &&
+            if ((atomic_load(&p->sf->seq) & 1) &&
                 (p->flags & (PG_VALID | PG_BUSY)) != PG_VALID)
                 return 0;                                         /* 10 */
             if (p->flags & PG_DIRTY) {
@@ -568,8 +546,8 @@ static struct cache_page *cache_clock_evict(struct cache *c, struct cache_obj *s
         int victim = 0;
         if (p->flags & (PG_BUSY | PG_DIRTY | PG_WRITEBACK) || p->pins)
             ;
-        else if (atomic_load_explicit(&p->referenced, memory_order_relaxed))
-            atomic_store_explicit(&p->referenced, 0, memory_order_relaxed);
+        else if (atomic_load_explicit(p->referenced, memory_order_relaxed))
+            atomic_store_explicit(p->referenced, 0, memory_order_relaxed);
         else
             victim = 1;
         if (victim) {
@@ -627,7 +605,7 @@ static struct cache_page *cache_page_alloc(struct cache_obj *o, uint64_t index)
         p->flags = PG_BUSY;
         p->pins = 0;
         p->doff = p->dend = 0;
-        atomic_store_explicit(&p->referenced, 0, memory_order_relaxed);
+        atomic_store_explicit(p->referenced, 0, memory_order_relaxed);
         if (o->npages + 1 > 2 * (o->hmask + 1))
             cache_index_grow(o);
         cache_index_insert(o, p);
@@ -739,6 +717,7 @@ struct cache_obj *cache_obj_get(struct cache *c, struct node *n)
         head = &c->ohash[n->nodeid & c->ohash_mask];
     }
     c->nobjs++;
+    no->key = ++c->next_key;
     /* Ahead of a retired node's object still draining: lookups by id
      * find the newest first. */
     no->hnext = *head;
@@ -1276,7 +1255,7 @@ again:
     for (int i = 0; i < n; i++) {
         struct cache_page *p = cache_lookup(o, first + (uint64_t)i);
         p->pins++;
-        atomic_store_explicit(&p->referenced, 1, memory_order_relaxed);
+        atomic_store_explicit(p->referenced, 1, memory_order_relaxed);
         pages[i] = p;
     }
     pthread_mutex_unlock(&o->mu);
@@ -1335,7 +1314,7 @@ again:
         if (p) {
             p->pins++;
             p->flags |= PG_WRITING;
-            atomic_store_explicit(&p->referenced, 1, memory_order_relaxed);
+            atomic_store_explicit(p->referenced, 1, memory_order_relaxed);
             pages[i] = p;
             continue;
         }
@@ -2189,35 +2168,36 @@ int cache_init(struct cache *c, const struct cache_params *p,
     c->nframes = (size_t)(p->budget >> CACHE_PAGE_SHIFT);
     if (c->nframes < 16)
         return -EINVAL;
-    c->arena = mmap(NULL, c->nframes << CACHE_PAGE_SHIFT, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (c->arena == MAP_FAILED)
-        return -ENOMEM;
-    /* Huge pages where the kernel allows: first touches fault 2 MiB at a
-     * time instead of 4 KiB (a fault per page cost ~1.6 us here, most of
-     * a cold read's time); RSS still grows only as the cache fills. */
-    madvise(c->arena, c->nframes << CACHE_PAGE_SHIFT, MADV_HUGEPAGE);
+    if (p->region) {
+        c->region = p->region;
+        if (c->region->nframes != c->nframes)
+            return -EINVAL;
+    } else {
+        int rc = share_region_init(&c->own_region, c->nframes, 0, 0);
+        if (rc)
+            return rc;
+        c->region = &c->own_region;
+    }
+    share_region_view(c->region, &c->view);
+    c->lf_slots = c->region->index;
+    c->lf_mask = c->region->index_mask;
     c->pages = calloc(c->nframes, sizeof *c->pages);
-    /* At most half full: a hit's probe is short. */
-    for (c->lf_mask = 1; c->lf_mask < 2 * c->nframes; c->lf_mask <<= 1)
-        ;
-    c->lf_slots = c->nframes < UINT32_MAX / 4 ? calloc(c->lf_mask, sizeof *c->lf_slots) : NULL;
-    c->lf_mask--;
     c->ohash_mask = CACHE_OHASH_INIT - 1;
     c->ohash = calloc(c->ohash_mask + 1, sizeof *c->ohash);
     c->workers = calloc(CACHE_WORKERS, sizeof *c->workers);
-    if (!c->pages || !c->lf_slots || !c->ohash || !c->workers) {
+    if (!c->pages || !c->ohash || !c->workers) {
         free(c->pages);
-        free(c->lf_slots);
         free(c->ohash);
         free(c->workers);
-        munmap(c->arena, c->nframes << CACHE_PAGE_SHIFT);
+        share_region_destroy(&c->own_region);
         return -ENOMEM;
     }
     /* The free list hands out low frames first, so the arena is touched
      * from its start and RSS grows only as far as the cache fills. */
     for (size_t i = c->nframes; i-- > 0;) {
-        c->pages[i].data = c->arena + (i << CACHE_PAGE_SHIFT);
+        c->pages[i].data = c->region->data + (i << CACHE_PAGE_SHIFT);
+        c->pages[i].sf = &c->region->frames[i];
+        c->pages[i].referenced = &c->region->refs[i];
         c->pages[i].hnext = c->free_list;
         c->free_list = &c->pages[i];
     }
@@ -2261,8 +2241,7 @@ void cache_destroy(struct cache *c)
     pthread_cond_destroy(&c->jobs_cv);
     pthread_cond_destroy(&c->flusher_cv);
     free(c->pages);
-    free(c->lf_slots);
     free(c->ohash);
     free(c->workers);
-    munmap(c->arena, c->nframes << CACHE_PAGE_SHIFT);
+    share_region_destroy(&c->own_region);
 }

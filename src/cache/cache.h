@@ -24,6 +24,7 @@
 
 #include "node/node.h"
 #include "ufuse.h"
+#include "util/share.h"
 
 #define CACHE_PAGE_SHIFT 12
 #define CACHE_PAGE_SIZE (1u << CACHE_PAGE_SHIFT)
@@ -43,14 +44,15 @@ struct cache_obj;
 struct cache_cluster;
 
 struct cache_page {
-    /* obj and index are stored with atomic stores (under c->mu and the
-     * object's mu) so that cache_read_fast may read them without locks. */
     struct cache_obj *obj;       /* NULL while free */
     uint64_t index;              /* page number within the file */
-    /* Odd while the page is published: VALID, not BUSY, its identity
-     * fixed; every publish and retire adds one (see cache_read_fast). */
-    _Atomic uint32_t seq;
-    _Atomic unsigned char referenced; /* hit since the clock hand last passed */
+    /* The frame's identity as lock-free readers see it, in the region
+     * (include/ufuse_share.h): seq is odd while the page is published
+     * (VALID, not BUSY, its identity fixed); every publish and retire adds
+     * one; key and index are the object's key and index while bound. */
+    struct ufuse_share_frame *sf;
+    _Atomic unsigned char *referenced; /* hit since the clock hand last passed
+                                          (in the region: readers set it) */
     struct cache_page *hnext;    /* obj hash chain, or the free list */
     struct cache_page *dnext, *dprev; /* the obj's dirty list */
     uint32_t flags;
@@ -72,6 +74,7 @@ struct cache_handle {
 struct cache_obj {
     struct cache *c;
     struct node *node;           /* referenced while the obj lives */
+    uint64_t key;                /* the pages' key in the region, never reused */
     unsigned refs;               /* under c->mu: users (handles, jobs, calls) */
     struct cache_obj *hnext;     /* c's hash by nodeid (under c->mu) */
     struct cache_obj *prev, *next; /* c's list of objects (under c->mu) */
@@ -152,6 +155,8 @@ struct cache_params {
     uint32_t block_size;         /* a miss reads whole blocks */
     uint32_t max_read, max_write;/* transfer limits */
     uint64_t dirty_expire_ns;    /* flusher writes dirty data older than this */
+    struct share_region *region; /* frames and data (budget pages), or NULL:
+                                    the cache makes a private one */
 };
 
 struct cache_stats {
@@ -164,14 +169,18 @@ struct cache {
     const struct cache_pager_ops *ops;
     void *ctx;                   /* for the ops' owner */
     struct node_table *nodes;
-    char *arena;                 /* budget / page bytes of frames */
+    struct share_region *region; /* frames, index and data (util/share.h) */
+    struct share_region own_region; /* the region when the caller gave none */
+    struct ufuse_share_view view; /* the region as lock-free readers see it */
     struct cache_page *pages;    /* one descriptor per frame */
     size_t nframes;
-    /* The lock-free page index: (object, index) -> frame number + 1,
-     * open addressing with linear probing, at most half full; written
-     * under mu, read by cache_read_fast with no lock. */
+    /* The lock-free page index (in the region): (key, index) -> frame
+     * number + 1, open addressing with linear probing, at most half full;
+     * written under mu, read by cache_read_fast and other processes with
+     * no lock. */
     _Atomic uint32_t *lf_slots;
     uint32_t lf_mask;
+    uint64_t next_key;           /* under mu */
 
     pthread_mutex_t mu;          /* frames (free list, hand), objects, jobs */
     pthread_cond_t cv;           /* frames freed, dirty data written */

@@ -17,6 +17,14 @@
  *     are keyed by it.
  *  4. The sum of nlookup over live nodes plus the queued FORGET counts is
  *     exactly what the server has counted for us.
+ *  5. Shared attribute records (node_table_share): a node holds at most
+ *     one slot, from node_share_slot until it is freed; a record's seq is
+ *     even only while it holds the node's current attributes and their
+ *     validity (node_share_publish), and every change of either makes it
+ *     odd first (node_attr_touch), so a reader in another process never
+ *     keeps attributes the node no longer has.  Records are published
+ *     when attributes are stored or found valid, not at each local change
+ *     (the next ask publishes them again).
  */
 #include "node/node.h"
 
@@ -148,8 +156,68 @@ static void lru_remove(struct node_table *t, struct node *n)
     t->nlru--;
 }
 
+/* ---- shared attribute records (invariant 5) ------------------------------ */
+
+static struct ufuse_share_attr *node_share_rec(struct node_table *t, struct node *n)
+{
+    return n->share_slot ? &t->share_attrs[n->share_slot] : NULL;
+}
+
+/* Make @r odd (being changed) if it is not; release-ordered before what
+ * the caller writes next. */
+static void node_share_unpublish(struct ufuse_share_attr *r)
+{
+    uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+    if (!(s & 1)) {
+        atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+    }
+}
+
+/* @n's attributes are current and valid (lock held): publish them. */
+static void node_share_publish(struct node_table *t, struct node *n, uint64_t now)
+{
+    struct ufuse_share_attr *r = node_share_rec(t, n);
+    if (!r || n->attr_until <= now)
+        return;
+    uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+    if (!(s & 1))
+        return; /* already current: every change makes it odd */
+    atomic_store_explicit(&r->until_ns, n->attr_until, memory_order_relaxed);
+    r->attr = n->attr;
+    atomic_store_explicit(&r->seq, s + 1, memory_order_release);
+}
+
+uint32_t node_share_slot(struct node_table *t, struct node *n)
+{
+    pthread_mutex_lock(&t->mu);
+    if (!n->share_slot && t->share_nfree) {
+        n->share_slot = t->share_free[--t->share_nfree];
+        struct ufuse_share_attr *r = node_share_rec(t, n);
+        node_share_unpublish(r);
+        atomic_store_explicit(&r->nodeid, n->nodeid, memory_order_relaxed);
+        atomic_store_explicit(&r->generation, n->generation, memory_order_relaxed);
+        node_share_publish(t, n, ufuse_valid_now_ns());
+    }
+    uint32_t slot = n->share_slot;
+    pthread_mutex_unlock(&t->mu);
+    return slot;
+}
+
+static void node_share_release(struct node_table *t, struct node *n)
+{
+    struct ufuse_share_attr *r = node_share_rec(t, n);
+    if (!r)
+        return;
+    node_share_unpublish(r);
+    atomic_store_explicit(&r->nodeid, 0, memory_order_relaxed);
+    t->share_free[t->share_nfree++] = n->share_slot;
+    n->share_slot = 0;
+}
+
 static void node_free(struct node_table *t, struct node *n)
 {
+    node_share_release(t, n);
     if (!n->stale)
         node_unhash(t, n);
     node_queue_forget(t, n->nodeid, n->nlookup);
@@ -228,8 +296,11 @@ static struct node *node_new(struct node_table *t, uint64_t id, uint64_t gen,
 
 /* Any change of n->attr or its validity (lock held): lock-free readers
  * of a copy (node_attr_gen) know theirs is stale. */
-static void node_attr_touch(struct node *n)
+static void node_attr_touch(struct node_table *t, struct node *n)
 {
+    struct ufuse_share_attr *r = node_share_rec(t, n);
+    if (r)
+        node_share_unpublish(r);
     atomic_fetch_add_explicit(&n->attr_gen, 1, memory_order_release);
 }
 
@@ -240,7 +311,7 @@ static int node_attr_store_locked(struct node_table *t, struct node *n,
 {
     if (!proto_attr_valid(a) || (a->mode & S_IFMT) != n->type)
         return -EIO;
-    node_attr_touch(n);
+    node_attr_touch(t, n);
     if (n->attr_version > seq) {
         /* A local change raced with this reply: ours is newer. */
         n->attr_until = 0;
@@ -259,6 +330,7 @@ static int node_attr_store_locked(struct node_table *t, struct node *n,
         n->attr = *a;
     }
     n->attr_until = until;
+    node_share_publish(t, n, ufuse_valid_now_ns());
     return 0;
 }
 
@@ -279,8 +351,7 @@ struct node *node_from_entry(struct node_table *t, const struct fuse_entry_out *
         n->stale = 1;
         if (n->refs == 0) {
             lru_remove(t, n);
-            node_queue_forget(t, n->nodeid, n->nlookup);
-            free(n);
+            node_free(t, n);
         }
         n = NULL;
     }
@@ -308,10 +379,13 @@ struct node *node_from_entry(struct node_table *t, const struct fuse_entry_out *
 
 int node_attr_cached(struct node_table *t, struct node *n, struct fuse_attr *a)
 {
+    uint64_t now = ufuse_valid_now_ns();
     pthread_mutex_lock(&t->mu);
-    int ok = n->attr_until > ufuse_valid_now_ns();
-    if (ok)
+    int ok = n->attr_until > now;
+    if (ok) {
         *a = n->attr;
+        node_share_publish(t, n, now);
+    }
     pthread_mutex_unlock(&t->mu);
     return ok;
 }
@@ -337,7 +411,7 @@ int node_attr_store(struct node_table *t, struct node *n, const struct fuse_attr
 void node_attr_invalidate(struct node_table *t, struct node *n)
 {
     pthread_mutex_lock(&t->mu);
-    node_attr_touch(n);
+    node_attr_touch(t, n);
     n->attr_until = 0;
     pthread_mutex_unlock(&t->mu);
 }
@@ -346,7 +420,7 @@ void node_attr_changed(struct node_table *t, struct node *n)
 {
     pthread_mutex_lock(&t->mu);
     n->attr_version = ++t->attr_seq;
-    node_attr_touch(n);
+    node_attr_touch(t, n);
     n->attr_until = 0;
     pthread_mutex_unlock(&t->mu);
 }
@@ -354,7 +428,7 @@ void node_attr_changed(struct node_table *t, struct node *n)
 static void node_size_extend_locked(struct node_table *t, struct node *n, uint64_t size)
 {
     n->attr_version = ++t->attr_seq;
-    node_attr_touch(n);
+    node_attr_touch(t, n);
     if (size > n->attr.size)
         n->attr.size = size;
 }
@@ -369,11 +443,14 @@ void node_size_extend(struct node_table *t, struct node *n, uint64_t size)
 int node_attr_cached_gen(struct node_table *t, struct node *n, struct fuse_attr *a,
                          uint64_t *gen, uint64_t *until)
 {
+    uint64_t now = ufuse_valid_now_ns();
     pthread_mutex_lock(&t->mu);
     *gen = atomic_load_explicit(&n->attr_gen, memory_order_relaxed);
     *until = n->attr_until;
     *a = n->attr;
-    int ok = n->attr_until > ufuse_valid_now_ns();
+    int ok = n->attr_until > now;
+    if (ok)
+        node_share_publish(t, n, now);
     pthread_mutex_unlock(&t->mu);
     return ok;
 }
@@ -397,7 +474,7 @@ void node_size_set(struct node_table *t, struct node *n, uint64_t size)
 {
     pthread_mutex_lock(&t->mu);
     n->attr_version = ++t->attr_seq;
-    node_attr_touch(n);
+    node_attr_touch(t, n);
     n->attr.size = size;
     pthread_mutex_unlock(&t->mu);
 }
@@ -423,7 +500,7 @@ void node_attr_local(struct node_table *t, struct node *n, int on)
          * before the last write-back WRITE) may still carry the old size:
          * it must not be stored, as for any local change. */
         n->attr_version = ++t->attr_seq;
-        node_attr_touch(n);
+        node_attr_touch(t, n);
     }
     n->local_attrs = on;
     pthread_mutex_unlock(&t->mu);
@@ -444,7 +521,7 @@ void node_invalidate_id(struct node_table *t, uint64_t nodeid)
     struct node *n = node_find(t, nodeid);
     if (n) {
         n->attr_version = ++t->attr_seq;
-        node_attr_touch(n);
+        node_attr_touch(t, n);
         n->attr_until = 0;
     }
     pthread_mutex_unlock(&t->mu);
@@ -621,6 +698,21 @@ int node_table_init(struct node_table *t, struct conn *c)
     return 0;
 }
 
+int node_table_share(struct node_table *t, struct ufuse_share_attr *attrs, uint32_t n)
+{
+    if (n < 2)
+        return 0;
+    t->share_free = malloc((size_t)(n - 1) * sizeof *t->share_free);
+    if (!t->share_free)
+        return -ENOMEM;
+    /* Low slots first: the records are touched as they are used. */
+    for (uint32_t i = n - 1; i >= 1; i--)
+        t->share_free[t->share_nfree++] = i;
+    t->share_attrs = attrs;
+    t->share_n = n;
+    return 0;
+}
+
 void node_table_destroy(struct node_table *t)
 {
     pthread_mutex_lock(&t->mu);
@@ -643,5 +735,6 @@ void node_table_destroy(struct node_table *t)
     node_flush_forgets(t);
     free(t->hash);
     free(t->ehash);
+    free(t->share_free);
     pthread_mutex_destroy(&t->mu);
 }

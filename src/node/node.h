@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "ipc/ipc.h"
+#include "ufuse_share.h"
 
 struct node {
     uint64_t nodeid;
@@ -35,6 +36,7 @@ struct node {
     _Atomic uint64_t attr_gen; /* bumped by every change of attr / attr_until */
     int local_attrs;         /* the page cache holds dirty data: size, mtime
                                 and ctime are ours, not the server's */
+    uint32_t share_slot;     /* its record in t->share_attrs, or 0 */
     struct node *hnext;
     struct node *lru_prev, *lru_next;
 };
@@ -55,13 +57,26 @@ struct node_table {
     unsigned nentries, entries_max;
     struct entry *eage_head, *eage_tail; /* entries, oldest at head */
     uint64_t attr_seq;       /* bumped by every local attribute change */
+    /* Attribute records other processes read (include/ufuse_share.h),
+     * or NULL: slots 1..share_n-1, the free ones stacked in share_free. */
+    struct ufuse_share_attr *share_attrs;
+    uint32_t share_n, share_nfree;
+    uint32_t *share_free;
     struct fuse_forget_one *forgets;  /* queued FORGETs */
     unsigned nforgets, forgets_cap;
 };
 
 int node_table_init(struct node_table *t, struct conn *c);
+/* Keep the attributes of nodes in @attrs[1..@n-1] (a shared region's
+ * records) for readers in other processes: each node whose attributes are
+ * asked for gets a record while one is free.  Before any other call. */
+int node_table_share(struct node_table *t, struct ufuse_share_attr *attrs, uint32_t n);
 /* Drop every node: queue and send all FORGETs.  Then free. */
 void node_table_destroy(struct node_table *t);
+/* The record of @n's attributes in the shared records (made if needed),
+ * or 0 if the table keeps none or all are taken.  Good while @n is
+ * referenced. */
+uint32_t node_share_slot(struct node_table *t, struct node *n);
 
 /* The root node, referenced (release with node_put). */
 struct node *node_root(struct node_table *t);

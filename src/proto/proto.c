@@ -8,6 +8,8 @@
  */
 #include "proto/proto.h"
 
+#include "ufuse_share.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -92,22 +94,8 @@ int proto_attr_valid(const struct fuse_attr *a)
 
 void proto_attr_to_stat(const struct fuse_attr *a, struct stat *st)
 {
-    memset(st, 0, sizeof *st);
-    st->st_ino = a->ino;
-    st->st_mode = a->mode;
-    st->st_nlink = a->nlink;
-    st->st_uid = a->uid;
-    st->st_gid = a->gid;
-    st->st_rdev = a->rdev;
-    st->st_size = (off_t)a->size;
-    st->st_blocks = (blkcnt_t)a->blocks;
-    st->st_blksize = a->blksize ? a->blksize : 4096;
-    st->st_atim.tv_sec = (time_t)a->atime;
-    st->st_atim.tv_nsec = a->atimensec;
-    st->st_mtim.tv_sec = (time_t)a->mtime;
-    st->st_mtim.tv_nsec = a->mtimensec;
-    st->st_ctim.tv_sec = (time_t)a->ctime;
-    st->st_ctim.tv_nsec = a->ctimensec;
+    /* One conversion for the library and the readers of a shared region. */
+    ufuse_share_attr_stat(a, st);
 }
 
 void proto_statfs_to_statvfs(const struct fuse_kstatfs *k, struct statvfs *st)

@@ -51,6 +51,9 @@ static const uint64_t vfs_init_flags =
 #define MIN_CACHE_SIZE (1ull << 20)
 #define DEFAULT_BLOCK_SIZE 4096u
 #define DEFAULT_DIRTY_EXPIRE_S 30
+/* -o share: attribute records in the region (120 bytes each, touched as
+ * used): nodes beyond it are served, not published. */
+#define SHARE_ATTR_RECORDS 65536u
 #define UNMOUNT_DRAIN_MS 2000
 #define UNMOUNT_REAP_MS 5000
 
@@ -214,10 +217,10 @@ static int vfs_opt(struct ufuse_opts *o, const struct vfs_optarg *a)
             return vfs_opt_fail(a, "not a power of two (4k to 1m)");
         return rc;
     }
-    if (strcmp(key, "splice") == 0) {
+    if (strcmp(key, "splice") == 0 || strcmp(key, "share") == 0) {
         if (a->val)
             return vfs_opt_fail(a, "takes no value");
-        o->splice = 1;
+        *(key[2] == 'l' ? &o->splice : &o->share) = 1;
         return 0;
     }
     if (strcmp(key, "log") == 0)
@@ -294,7 +297,23 @@ static int vfs_start_io(ufuse_t *s)
     };
     if (cp.block_size < CACHE_PAGE_SIZE)
         cp.block_size = CACHE_PAGE_SIZE;
-    return io_mount_init(m, &cp);
+    if (s->opts.share && m->cache_on) {
+        /* The cache and the attribute records in one memfd other
+         * processes map (include/ufuse_share.h). */
+        int rc = share_region_init(&s->region, (size_t)(cp.budget >> CACHE_PAGE_SHIFT),
+                                   SHARE_ATTR_RECORDS, 1);
+        if (rc == 0)
+            rc = node_table_share(&s->nodes, s->region.attrs, s->region.nattrs);
+        if (rc) {
+            share_region_destroy(&s->region);
+            return rc;
+        }
+        cp.region = &s->region;
+    }
+    int rc = io_mount_init(m, &cp);
+    if (rc)
+        share_region_destroy(&s->region);
+    return rc;
 }
 
 /* Why INIT failed, for the caller: how the server ended (it has been
@@ -406,6 +425,7 @@ int vfs_unmount(ufuse_t *s)
     /* Outstanding FORGETs (batched).  No DESTROY: the kernel sends it only
      * for fuseblk mounts; every server ends on the socket's EOF. */
     node_table_destroy(&s->nodes);
+    share_region_destroy(&s->region);
     conn_drain(&s->conn, UNMOUNT_DRAIN_MS);
     int clean = !conn_dead(&s->conn) && conn_unanswered(&s->conn) == 0;
     int rc = chan_close(&s->conn.ch, UNMOUNT_REAP_MS, clean, &s->log);

@@ -1235,6 +1235,27 @@ int vfs_fstat(ufuse_file_t *f, struct stat *st)
     return rc;
 }
 
+int vfs_share_fd(ufuse_t *s)
+{
+    if (s->region.fd < 0 || !s->region.base)
+        return -EOPNOTSUPP;
+    int fd = fcntl(s->region.fd, F_DUPFD_CLOEXEC, 0);
+    return fd < 0 ? -errno : fd;
+}
+
+int vfs_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids)
+{
+    struct io_file *io = &f->io;
+    if (!f->s->region.base || !io->buffered || !io->obj || (io->oflags & O_DIRECT))
+        return -EOPNOTSUPP;
+    uint32_t slot = node_share_slot(&f->s->nodes, io->node);
+    if (!slot)
+        return -EOPNOTSUPP;
+    *ids = (struct ufuse_share_ids){.key = io->obj->key, .nodeid = io->node->nodeid,
+                                    .generation = io->node->generation, .attr_slot = slot};
+    return 0;
+}
+
 int vfs_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len)
 {
     if (off < 0 || len <= 0)

@@ -25,6 +25,7 @@ struct ufuse_opts {
     uint32_t max_read, max_write;
     int max_read_set;        /* max_read= given explicitly */
     int splice;              /* offer FUSE_SPLICE_* (see mount.c) */
+    int share;               /* the cache in a memfd others map (ufuse_share_fd) */
     char *log_path;
     enum chan_attach attach;
     char *server_name;
@@ -41,6 +42,7 @@ struct ufuse {
     struct conn conn;
     struct node_table nodes;
     struct io_mount io;         /* the data path and its page cache */
+    struct share_region region; /* -o share: the cache's memory (else unused) */
     pthread_mutex_t handles_mu; /* guards the handle lists */
     struct ufuse_file *files;   /* open files, for unmount */
     struct ufuse_dir *dirs;
@@ -118,6 +120,8 @@ int vfs_open(ufuse_t *s, const char *path, int flags, mode_t mode, ufuse_file_t 
 int vfs_close(ufuse_file_t *f);
 int vfs_fsync(ufuse_file_t *f, int datasync);
 int vfs_fstat(ufuse_file_t *f, struct stat *st);
+int vfs_share_fd(ufuse_t *s);
+int vfs_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids);
 int vfs_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len);
 off_t vfs_lseek(ufuse_file_t *f, off_t off, int whence);
 ssize_t vfs_copy_file_range(ufuse_file_t *in, off_t off_in, ufuse_file_t *out,

@@ -1,0 +1,248 @@
+/*
+ * ufuse_share.h - the session's cache as other processes may read it.
+ *
+ * A session mounted with -o share keeps its page cache and its cached
+ * attributes in one memory region (a memfd, ufuse_share_fd()) that other
+ * processes map and read with no lock and no system call: cache hits and
+ * fstat-like lookups are answered in the reader's own address space.
+ * The layout is below; the readers' code is the inline functions at the
+ * end, which the library's own lock-free hit path uses too.
+ *
+ * Reading is optimistic (seqlock-style validation, as vmcache and
+ * LeanStore validate page reads): a reader loads an even (attribute) or
+ * odd (frame) sequence number, copies, and keeps the copy only if the
+ * sequence number did not move.  The session bumps it before anything it
+ * guards changes.  So a reader never blocks the session and never sees
+ * torn data it keeps; a reader that dies mid-copy leaves nothing behind.
+ *
+ * Ownership: only the session writes the region, except `refs` (one byte
+ * per frame, "referenced since the clock hand last passed"), which a
+ * reader may set after a hit so that the pages it uses are not the first
+ * evicted.  Map the region read-only and, if you want hits to count, the
+ * refs part (refs_off .. data_off, page aligned) read-write.
+ *
+ * Identity: a file's pages are keyed by its cache key (a 64-bit number
+ * never reused within a session) and its attributes live in one record
+ * (attr_slot) while the session knows the node; ufuse_file_share() gives
+ * both for an open file.  Keys and slots are only good while that file
+ * stays open.
+ */
+#ifndef UFUSE_SHARE_H
+#define UFUSE_SHARE_H
+
+#include <linux/fuse.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define UFUSE_SHARE_MAGIC 0x3165726168736675ull /* "ufshare1" */
+#define UFUSE_SHARE_VERSION 1
+#define UFUSE_SHARE_PAGE 4096u
+#define UFUSE_SHARE_PROBES 32 /* longest probe of a lookup in the index */
+
+/* At offset 0; the region is size bytes. */
+struct ufuse_share_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t page_size;          /* UFUSE_SHARE_PAGE */
+    uint64_t size;               /* bytes of the whole region */
+    uint32_t nframes;            /* page frames */
+    uint32_t index_mask;         /* the index has index_mask + 1 slots */
+    uint32_t nattrs;             /* attribute records (slot 0 unused) */
+    uint32_t pad;
+    uint64_t frames_off;         /* struct ufuse_share_frame[nframes] */
+    uint64_t index_off;          /* uint32_t[index_mask + 1]: frame + 1, or 0 */
+    uint64_t attrs_off;          /* struct ufuse_share_attr[nattrs] */
+    uint64_t refs_off;           /* unsigned char[nframes], page aligned */
+    uint64_t data_off;           /* nframes pages, page aligned */
+};
+
+/* One page frame's identity.  seq is odd while the frame holds a valid
+ * page of (key, index) that readers may copy; it is bumped (to even)
+ * before the page's bytes or identity change hands. */
+struct ufuse_share_frame {
+    _Atomic uint32_t seq;
+    uint32_t pad;
+    _Atomic uint64_t key;        /* the file's cache key, 0 while free */
+    _Atomic uint64_t index;      /* page number in the file */
+};
+
+/* A node's attributes.  seq is even while attr is the node's current
+ * attributes, good until until_ns (CLOCK_MONOTONIC_COARSE); odd while they
+ * change or are not known.  The size is the one reads clip at (under
+ * write-back, the client's own while it holds dirty data). */
+struct ufuse_share_attr {
+    _Atomic uint32_t seq;
+    uint32_t pad;
+    _Atomic uint64_t nodeid;     /* 0 while the slot is free */
+    _Atomic uint64_t generation;
+    _Atomic uint64_t until_ns;
+    struct fuse_attr attr;
+};
+
+/* A reader's view of a mapped region (ufuse_share_view_init). */
+struct ufuse_share_view {
+    const struct ufuse_share_header *h;
+    const struct ufuse_share_frame *frames;
+    const _Atomic uint32_t *index;
+    const struct ufuse_share_attr *attrs;
+    _Atomic unsigned char *refs; /* NULL: hits are not marked */
+    const char *data;
+};
+
+/* Check a mapped region's header and fill @v.  @base: the region mapped
+ * (at least read-only), @size: bytes mapped; @refs: the refs part mapped
+ * writable, or NULL.  0, or -1 if the header does not describe a region
+ * that fits in @size. */
+static inline int ufuse_share_view_init(struct ufuse_share_view *v, const void *base, size_t size,
+                                        void *refs)
+{
+    const struct ufuse_share_header *h = (const struct ufuse_share_header *)base;
+    if (size < sizeof *h || h->magic != UFUSE_SHARE_MAGIC || h->version != UFUSE_SHARE_VERSION ||
+        h->page_size != UFUSE_SHARE_PAGE || h->size > size || !h->nframes ||
+        ((uint64_t)h->index_mask + 1) & h->index_mask)
+        return -1;
+    uint64_t n = h->nframes;
+    if (h->frames_off + n * sizeof(struct ufuse_share_frame) > h->size ||
+        h->index_off + ((uint64_t)h->index_mask + 1) * 4 > h->size ||
+        h->attrs_off + (uint64_t)h->nattrs * sizeof(struct ufuse_share_attr) > h->size ||
+        h->refs_off + n > h->size || h->data_off + n * UFUSE_SHARE_PAGE > h->size ||
+        h->frames_off % 8 || h->index_off % 4 || h->attrs_off % 8 ||
+        h->data_off % UFUSE_SHARE_PAGE)
+        return -1;
+    const char *b = (const char *)base;
+    v->h = h;
+    v->frames = (const struct ufuse_share_frame *)(b + h->frames_off);
+    v->index = (const _Atomic uint32_t *)(b + h->index_off);
+    v->attrs = (const struct ufuse_share_attr *)(b + h->attrs_off);
+    v->refs = (_Atomic unsigned char *)refs;
+    v->data = b + h->data_off;
+    return 0;
+}
+
+/* The home slot of page @index of the file keyed @key. */
+static inline uint32_t ufuse_share_slot(uint64_t key, uint64_t index, uint32_t mask)
+{
+    uint64_t x = key * 0xD6E8FEB86659FD93ull ^ (index * 0x9E3779B97F4A7C15ull);
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 32;
+    return (uint32_t)x & mask;
+}
+
+/* The frame holding page @index of @key, published, with its seq in
+ * *@seq; -1 if none is (a miss, or a probe longer than the bound). */
+static inline int64_t ufuse_share_find(const struct ufuse_share_view *v, uint64_t key,
+                                       uint64_t index, uint32_t *seq)
+{
+    uint32_t mask = v->h->index_mask, nframes = v->h->nframes;
+    uint32_t i = ufuse_share_slot(key, index, mask);
+    for (int probe = 0; probe < UFUSE_SHARE_PROBES; probe++, i = (i + 1) & mask) {
+        uint32_t e = atomic_load_explicit(&v->index[i], memory_order_acquire);
+        if (!e)
+            return -1;
+        if (e > nframes)
+            continue;
+        const struct ufuse_share_frame *f = &v->frames[e - 1];
+        uint32_t s = atomic_load_explicit(&f->seq, memory_order_acquire);
+        if ((s & 1) && atomic_load_explicit(&f->key, memory_order_relaxed) == key &&
+            atomic_load_explicit(&f->index, memory_order_relaxed) == index) {
+            *seq = s;
+            return (int64_t)(e - 1);
+        }
+    }
+    return -1;
+}
+
+/* After copying out of @frame: 1 if the copy is good (seq unchanged). */
+static inline int ufuse_share_still(const struct ufuse_share_view *v, int64_t frame, uint32_t seq)
+{
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&v->frames[frame].seq, memory_order_relaxed) == seq;
+}
+
+/* The frame's bytes. */
+static inline const char *ufuse_share_page(const struct ufuse_share_view *v, int64_t frame)
+{
+    return v->data + (size_t)frame * UFUSE_SHARE_PAGE;
+}
+
+/* A hit on @frame: mark it referenced (only when clear: no cache-line
+ * write on a hot page). */
+static inline void ufuse_share_touch(const struct ufuse_share_view *v, int64_t frame)
+{
+    if (v->refs && !atomic_load_explicit(&v->refs[frame], memory_order_relaxed))
+        atomic_store_explicit(&v->refs[frame], 1, memory_order_relaxed);
+}
+
+/* Copy [@off, @off + @len) of the file keyed @key into @dst from the
+ * pages cached, up to the first page that is not (the caller clips @len
+ * at the file's size).  The bytes copied. */
+static inline size_t ufuse_share_read(const struct ufuse_share_view *v, uint64_t key,
+                                      uint64_t off, size_t len, void *dst)
+{
+    size_t done = 0;
+    while (done < len) {
+        uint64_t pos = off + done;
+        size_t from = (size_t)(pos % UFUSE_SHARE_PAGE);
+        size_t take = UFUSE_SHARE_PAGE - from < len - done ? UFUSE_SHARE_PAGE - from : len - done;
+        uint32_t seq;
+        int64_t frame = ufuse_share_find(v, key, pos / UFUSE_SHARE_PAGE, &seq);
+        if (frame < 0)
+            break;
+        memcpy((char *)dst + done, ufuse_share_page(v, frame) + from, take);
+        if (!ufuse_share_still(v, frame, seq))
+            break;
+        ufuse_share_touch(v, frame);
+        done += take;
+    }
+    return done;
+}
+
+/* The attributes in record @slot if it still describes node @nodeid of
+ * @generation and they are good at @now_ns (CLOCK_MONOTONIC_COARSE): 1 and
+ * *@out, else 0. */
+static inline int ufuse_share_attr_get(const struct ufuse_share_view *v, uint32_t slot,
+                                       uint64_t nodeid, uint64_t generation, uint64_t now_ns,
+                                       struct fuse_attr *out)
+{
+    if (!slot || slot >= v->h->nattrs)
+        return 0;
+    const struct ufuse_share_attr *r = &v->attrs[slot];
+    uint32_t s = atomic_load_explicit(&r->seq, memory_order_acquire);
+    if (s & 1)
+        return 0;
+    uint64_t id = atomic_load_explicit(&r->nodeid, memory_order_relaxed);
+    uint64_t gen = atomic_load_explicit(&r->generation, memory_order_relaxed);
+    uint64_t until = atomic_load_explicit(&r->until_ns, memory_order_relaxed);
+    memcpy(out, &r->attr, sizeof *out);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&r->seq, memory_order_relaxed) != s)
+        return 0;
+    return id == nodeid && gen == generation && now_ns < until;
+}
+
+/* FUSE attributes as stat(2) gives them (the library's own conversion). */
+static inline void ufuse_share_attr_stat(const struct fuse_attr *a, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = a->ino;
+    st->st_mode = a->mode;
+    st->st_nlink = a->nlink;
+    st->st_uid = a->uid;
+    st->st_gid = a->gid;
+    st->st_rdev = a->rdev;
+    st->st_size = (off_t)a->size;
+    st->st_blocks = (blkcnt_t)a->blocks;
+    st->st_blksize = a->blksize ? a->blksize : 4096;
+    st->st_atim.tv_sec = (time_t)a->atime;
+    st->st_atim.tv_nsec = a->atimensec;
+    st->st_mtim.tv_sec = (time_t)a->mtime;
+    st->st_mtim.tv_nsec = a->mtimensec;
+    st->st_ctim.tv_sec = (time_t)a->ctime;
+    st->st_ctim.tv_nsec = a->ctimensec;
+}
+
+#endif /* UFUSE_SHARE_H */
