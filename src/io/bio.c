@@ -392,16 +392,26 @@ static int io_subiov(const struct iovec *iov, int cnt, size_t at, size_t len,
 static void io_readahead(struct io_file *f, uint64_t off, uint64_t end, uint64_t fsize)
 {
     uint32_t ra_max = f->m->readahead;
-    int sequential = off == atomic_load_explicit(&f->seq_next, memory_order_relaxed);
-    if (!sequential) {
+    uint64_t seq_next = atomic_load_explicit(&f->seq_next, memory_order_relaxed);
+    int elsewhere = off != seq_next;
+    if (elsewhere && !atomic_load_explicit(&f->seqcount, memory_order_relaxed)) {
         /* Random: no window to move, no lock (threads reading one file
          * at random must not serialize on it). */
-        if (atomic_load_explicit(&f->seqcount, memory_order_relaxed))
-            atomic_store_explicit(&f->seqcount, 0, memory_order_relaxed);
         atomic_store_explicit(&f->seq_next, end, memory_order_relaxed);
         return;
     }
     pthread_mutex_lock(&f->ra_mu);
+    /* Sequential: where the last read ended, or, in a running stream,
+     * inside what readahead brought in: the reads between were served
+     * elsewhere (other threads, or a process reading the shared cache
+     * itself, runproto.h), so nobody here passed the window's half-way
+     * mark, and a second window is kept ahead instead. */
+    if (elsewhere && !(off > seq_next && off <= f->ra_next)) {
+        atomic_store_explicit(&f->seqcount, 0, memory_order_relaxed);
+        atomic_store_explicit(&f->seq_next, end, memory_order_relaxed);
+        pthread_mutex_unlock(&f->ra_mu);
+        return;
+    }
     unsigned seqcount = UFUSE_MIN(atomic_load_explicit(&f->seqcount, memory_order_relaxed) + 1,
                                   32u);
     atomic_store_explicit(&f->seqcount, seqcount, memory_order_relaxed);
@@ -412,12 +422,13 @@ static void io_readahead(struct io_file *f, uint64_t off, uint64_t end, uint64_t
         for (unsigned i = 1; i < seqcount && window < ra_max; i++)
             window *= 2;
         window = UFUSE_MIN(window, (uint64_t)ra_max);
+        uint64_t ahead = elsewhere ? 2 * window : window;
         if (f->ra_next < end)
             f->ra_next = end;
-        if (f->ra_next - end < window / 2 && f->ra_next < fsize) {
+        if (f->ra_next - end < ahead / 2 && f->ra_next < fsize) {
             from = f->ra_next;
-            len = end + window - from;
-            f->ra_next = end + window;
+            len = end + ahead - from;
+            f->ra_next = end + ahead;
             UFUSE_PROBE4(readahead, f->node->nodeid, from, len, window);
         }
     }

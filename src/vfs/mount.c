@@ -163,6 +163,15 @@ static int vfs_opt_choice(const struct vfs_optarg *a, const struct vfs_choice *c
     return vfs_opt_fail(a, "expected %s", list);
 }
 
+/* An option that takes no value: set *@flag. */
+static int vfs_opt_flag(const struct vfs_optarg *a, int *flag)
+{
+    if (a->val)
+        return vfs_opt_fail(a, "takes no value");
+    *flag = 1;
+    return 0;
+}
+
 static int vfs_opt_string(const struct vfs_optarg *a, const char *what, char **out)
 {
     if (!a->val || !*a->val)
@@ -217,12 +226,10 @@ static int vfs_opt(struct ufuse_opts *o, const struct vfs_optarg *a)
             return vfs_opt_fail(a, "not a power of two (4k to 1m)");
         return rc;
     }
-    if (strcmp(key, "splice") == 0 || strcmp(key, "share") == 0) {
-        if (a->val)
-            return vfs_opt_fail(a, "takes no value");
-        *(key[2] == 'l' ? &o->splice : &o->share) = 1;
-        return 0;
-    }
+    if (strcmp(key, "splice") == 0)
+        return vfs_opt_flag(a, &o->splice);
+    if (strcmp(key, "share") == 0)
+        return vfs_opt_flag(a, &o->share);
     if (strcmp(key, "log") == 0)
         return vfs_opt_string(a, "a file name", &o->log_path);
     if (strcmp(key, "server_name") == 0)

@@ -9,7 +9,8 @@
  *                            and a whole-file write lock is granted at once
  *                            (no lock of a killed worker is left behind).
  *   run-worker stats         print the broker's tables (descs locks procs
- *                            conns) and seccomp counts (listeners traps)
+ *                            conns), seccomp counts (listeners traps) and
+ *                            the requests it served
  */
 #include <dirent.h>
 #include <errno.h>
@@ -154,9 +155,9 @@ static int stats(void)
     if (send(fd, &q, sizeof q, 0) != sizeof q || recv(fd, &rep, sizeof rep, 0) != sizeof rep)
         return 1;
     /* This connection is one of the broker's; report the others. */
-    printf("descs %u locks %u procs %u conns %u listeners %u traps %llu\n", rep.s.descs,
-           rep.s.locks, rep.s.procs, rep.s.conns - 1, rep.s.listeners,
-           (unsigned long long)rep.s.traps);
+    printf("descs %u locks %u procs %u conns %u listeners %u traps %llu requests %llu\n",
+           rep.s.descs, rep.s.locks, rep.s.procs, rep.s.conns - 1, rep.s.listeners,
+           (unsigned long long)rep.s.traps, (unsigned long long)rep.s.requests);
     return 0;
 }
 

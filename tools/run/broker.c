@@ -45,6 +45,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -81,6 +83,12 @@ struct desc {
     ufuse_dir_t *d;         /* directories */
     char *path;             /* as opened, relative to the mount root */
     int flags;              /* status flags (O_ACCMODE | O_APPEND ...) */
+    /* Files: the position, a word of the shared position table that
+     * programs may move with a compare-and-swap (runproto.h), or own_pos
+     * when the description has no slot; fast says how programs find it. */
+    _Atomic uint64_t *pos;
+    _Atomic uint64_t own_pos;
+    struct run_fast fast;
     pthread_mutex_t mu;     /* the position and the directory stream */
     uint64_t dir_index;     /* entries handed out since the last rewind */
     struct ufuse_dirent pending; /* read from the server, not yet handed out */
@@ -117,7 +125,17 @@ struct broker {
     volatile sig_atomic_t stop;
     uid_t uid;
     struct supervisor *sv;  /* the seccomp supervisor, NULL if none */
+    /* The fast path (runproto.h, "Shared memory"): the session's cache
+     * region, and the position table programs map, or -1 / NULL. */
+    _Atomic uint64_t requests; /* served, for RUN_STATS */
+    int share_fd;
+    int pos_fd;
+    _Atomic uint64_t *pos;  /* POS_SLOTS words, slot 0 unused */
+    uint32_t *pos_free;     /* free slots (b->mu) */
+    uint32_t npos_free;
 };
+
+#define POS_SLOTS 65536u
 
 static struct desc **id_slot(struct broker *b, uint64_t id)
 {
@@ -153,6 +171,12 @@ static void desc_free(struct broker *b, struct desc *d)
         (void)ufuse_close(d->f);
     if (d->d)
         (void)ufuse_closedir(d->d);
+    if (d->fast.pos_slot) {
+        atomic_store(d->pos, 0);
+        pthread_mutex_lock(&b->mu);
+        b->pos_free[b->npos_free++] = d->fast.pos_slot;
+        pthread_mutex_unlock(&b->mu);
+    }
     (void)epoll_ctl(b->epfd, EPOLL_CTL_DEL, d->wfd, NULL);
     close(d->wfd);
     pthread_mutex_destroy(&d->mu);
@@ -233,8 +257,18 @@ static int desc_new(struct broker *b, ufuse_file_t *f, ufuse_dir_t *dir, const c
     d->path = pcopy;
     d->flags = flags;
     d->refs = 1;
+    d->pos = &d->own_pos;
     pthread_mutex_init(&d->mu, NULL);
+    struct ufuse_share_ids ids;
+    bool fast = f && b->pos && (flags & O_ACCMODE) != O_WRONLY && ufuse_file_share(f, &ids) == 0;
     pthread_mutex_lock(&b->mu);
+    if (fast && b->npos_free) {
+        d->fast = (struct run_fast){ .key = ids.key, .nodeid = ids.nodeid,
+                                     .generation = ids.generation, .attr_slot = ids.attr_slot,
+                                     .pos_slot = b->pos_free[--b->npos_free] };
+        d->pos = &b->pos[d->fast.pos_slot];
+        atomic_store(d->pos, 0);
+    }
     d->id = ++b->next_id;
     d->next_id = *id_slot(b, d->id);
     *id_slot(b, d->id) = d;
@@ -387,6 +421,7 @@ static int64_t do_open(struct conn *k, struct call *c)
     o->desc = d->id;
     o->flags = (uint32_t)d->flags;
     o->is_dir = d->is_dir;
+    o->fast = d->fast;
     c->out_len = sizeof *o;
     c->send_fd = rfd;
     desc_put(b, d);
@@ -409,7 +444,7 @@ static int64_t do_hello(struct conn *k, struct call *c)
         size_t plen = d ? strlen(d->path) + 1 : 0;
         if (d && used + sizeof(struct run_adopt) + plen <= RUN_MAX_DATA) {
             struct run_adopt a = { .ino = ino, .desc = d->id, .is_dir = d->is_dir,
-                                   .path_len = (uint32_t)plen };
+                                   .path_len = (uint32_t)plen, .fast = d->fast };
             memcpy(c->out + used, &a, sizeof a);
             memcpy(c->out + used + sizeof a, d->path, plen);
             used += sizeof a + plen;
@@ -507,10 +542,10 @@ static int flock_range(struct desc *d, const struct flock *fl, struct lock_range
         if (!d->f)
             return -EINVAL;
         struct stat st;
-        off_t pos = ufuse_lseek(d->f, 0, SEEK_CUR);
+        off_t pos = (off_t)(atomic_load(d->pos) & ~RUN_POS_LOCK);
         int rc = fl->l_whence == SEEK_END ? ufuse_fstat(d->f, &st) : 0;
-        if (pos < 0 || rc < 0)
-            return pos < 0 ? (int)pos : rc;
+        if (rc < 0)
+            return rc;
         base = fl->l_whence == SEEK_END ? st.st_size : pos;
     } else if (fl->l_whence != SEEK_SET) {
         return -EINVAL;
@@ -591,6 +626,69 @@ static int64_t do_lock(struct conn *k, struct call *c, struct desc *d)
     return lock_set(LOCK_POSIX, file, &who, &r, wait, conn_alive, k);
 }
 
+/*
+ * A call that uses or moves @d's position: take d->mu, set RUN_POS_LOCK in
+ * the position word (programs' fast reads then leave it alone) and give
+ * the handle that position; desc_pos_give stores where the handle's
+ * position ended and lets go.
+ */
+static void desc_pos_take(struct desc *d)
+{
+    pthread_mutex_lock(&d->mu);
+    uint64_t v = atomic_load(d->pos);
+    while (!atomic_compare_exchange_weak(d->pos, &v, v | RUN_POS_LOCK))
+        ;
+    (void)ufuse_lseek(d->f, (off_t)(v & ~RUN_POS_LOCK), SEEK_SET);
+}
+
+static void desc_pos_give(struct desc *d)
+{
+    off_t p = ufuse_lseek(d->f, 0, SEEK_CUR);
+    atomic_store(d->pos, (uint64_t)(p < 0 ? 0 : p));
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* RUN_SHARE: a memfd of the fast path (@which 0: the cache region, 1: the
+ * position table) to pass; its size. */
+static int64_t do_share(struct broker *b, struct call *c, int64_t which)
+{
+    if (!b->pos || (which != 0 && which != 1))
+        return -EOPNOTSUPP;
+    int fd = which == 0 ? ufuse_share_fd(b->s) : fcntl(b->pos_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return which == 0 ? fd : -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    c->send_fd = fd;
+    return st.st_size;
+}
+
+/* The fast path's position table, if the session shares its cache. */
+static void broker_share_init(struct broker *b)
+{
+    b->share_fd = -1;
+    b->pos_fd = -1;
+    int fd = ufuse_share_fd(b->s);
+    if (fd < 0)
+        return;
+    close(fd);
+    size_t size = POS_SLOTS * sizeof(uint64_t);
+    b->pos_fd = memfd_create("ufuse-run-positions", MFD_CLOEXEC);
+    b->pos_free = malloc((POS_SLOTS - 1) * sizeof *b->pos_free);
+    if (b->pos_fd < 0 || !b->pos_free || ftruncate(b->pos_fd, (off_t)size) != 0 ||
+        (b->pos = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->pos_fd, 0)) ==
+            MAP_FAILED) {
+        b->pos = NULL; /* no fast path: every call comes here */
+        return;
+    }
+    for (uint32_t i = POS_SLOTS - 1; i >= 1; i--)
+        b->pos_free[b->npos_free++] = i;
+}
+
 /* A stat call's result @r into the reply: the struct stat on success. */
 static int64_t stat_reply(struct call *c, int r, const struct stat *st)
 {
@@ -657,9 +755,9 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
         if (q->a >= 0) {
             r = ufuse_pread(d->f, c->out, n, q->a);
         } else {
-            pthread_mutex_lock(&d->mu);
+            desc_pos_take(d);
             r = ufuse_read(d->f, c->out, n);
-            pthread_mutex_unlock(&d->mu);
+            desc_pos_give(d);
         }
         if (r > 0)
             c->out_len = (size_t)r;
@@ -673,16 +771,16 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
         if (q->a >= 0) {
             r = ufuse_pwrite(d->f, c->data, c->data_len, q->a);
         } else {
-            pthread_mutex_lock(&d->mu);
+            desc_pos_take(d);
             r = ufuse_write(d->f, c->data, c->data_len);
-            pthread_mutex_unlock(&d->mu);
+            desc_pos_give(d);
         }
         return r;
     }
     case RUN_LSEEK: {
-        pthread_mutex_lock(&d->mu);
+        desc_pos_take(d);
         off_t r = ufuse_lseek(d->f, q->a, (int)q->flags);
-        pthread_mutex_unlock(&d->mu);
+        desc_pos_give(d);
         return r;
     }
     case RUN_FSTAT:
@@ -841,6 +939,7 @@ static bool path_op(uint32_t op)
 static int64_t dispatch(struct conn *k, struct call *c)
 {
     const struct run_req *q = c->q;
+    atomic_fetch_add(&k->b->requests, 1);
     if (path_op(q->op) && !c->path)
         return -EINVAL;
     switch (q->op) {
@@ -849,6 +948,8 @@ static int64_t dispatch(struct conn *k, struct call *c)
     case RUN_OPEN:
     case RUN_OPENDIR:
         return do_open(k, c);
+    case RUN_SHARE:
+        return do_share(k->b, c, q->a);
     case RUN_STATS: {
         struct run_stats *st = (struct run_stats *)c->out;
         struct broker *b = k->b;
@@ -862,6 +963,7 @@ static int64_t dispatch(struct conn *k, struct call *c)
         if (b->sv)
             supervise_counts(b->sv, &st->listeners, &st->traps);
         st->locks = lock_count();
+        st->requests = atomic_load(&b->requests);
         c->out_len = sizeof *st;
         return 0;
     }
@@ -1147,10 +1249,19 @@ static int broker_start(struct broker *b, const struct mountopt *m, bool *made_d
             return -EINVAL;
         }
     }
-    r = cli_mount(&b->s, sargc ? sargv : NULL, m->opts);
+    /* -o share: programs read cached pages and attributes themselves
+     * (UFUSE_RUN_NOSHARE=1 turns it off, to compare). */
+    const char *noshare = getenv("UFUSE_RUN_NOSHARE");
+    char *opts = NULL;
+    if (!(noshare && *noshare == '1') &&
+        asprintf(&opts, "share%s%s", m->opts ? "," : "", m->opts ? m->opts : "") < 0)
+        opts = NULL;
+    r = cli_mount(&b->s, sargc ? sargv : NULL, opts ? opts : m->opts);
+    free(opts);
     words_free(sargv);
     if (r < 0)
         return r;
+    broker_share_init(b);
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (b->epfd < 0 || (r = broker_listen(b)) < 0) {
         fprintf(stderr, "ufuse: run: cannot listen: %s\n", strerror(r < 0 ? -r : errno));

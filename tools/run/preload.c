@@ -108,7 +108,7 @@ bool pl_is_mount_fd(int fd)
     return pl_fd_get(fd, &f, NULL);
 }
 
-void pl_fd_set(int fd, uint64_t desc, int mnt, bool is_dir, const char *path)
+void pl_fd_set(int fd, const struct pl_fd *tmpl, const char *path)
 {
     struct pl_fd *e = malloc(sizeof *e);
     char *p = strdup(path);
@@ -117,7 +117,8 @@ void pl_fd_set(int fd, uint64_t desc, int mnt, bool is_dir, const char *path)
         free(p);
         return;
     }
-    *e = (struct pl_fd){ .desc = desc, .mnt = mnt, .is_dir = is_dir, .path = p };
+    *e = *tmpl;
+    e->path = p;
     pthread_rwlock_wrlock(&fd_lock);
     if (fd >= nfds) {
         int n = nfds ? nfds : 64;
@@ -434,7 +435,8 @@ int pl_open_at_mount(int mnt, const char *rel, int flags, mode_t mode, bool dir)
     /* The fd came close-on-exec; keep it across exec unless asked. */
     if (!(flags & O_CLOEXEC))
         (void)fcntl(c.fd, F_SETFD, 0);
-    pl_fd_set(c.fd, o.desc, mnt, o.is_dir, rel);
+    pl_fd_set(c.fd, &(struct pl_fd){ .desc = o.desc, .mnt = mnt, .is_dir = o.is_dir,
+                                     .fast = o.fast }, rel);
     return c.fd;
 }
 
@@ -524,7 +526,9 @@ static void adopt_inherited(void)
                 break;
             for (int j = 0; j < n; j++)
                 if (inos[j] == a.ino)
-                    pl_fd_set(fdnums[j], a.desc, m, a.is_dir, buf + off);
+                    pl_fd_set(fdnums[j], &(struct pl_fd){ .desc = a.desc, .mnt = m,
+                                                         .is_dir = a.is_dir, .fast = a.fast },
+                              buf + off);
             off += a.path_len;
         }
     }

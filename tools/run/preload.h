@@ -13,6 +13,8 @@
  *   preload_seccomp.c  statically linked programs: the seccomp filter whose
  *                   calls the broker serves, and the trampoline that keeps
  *                   this library's own calls out of it
+ *   preload_fast.c  reads and fstat answered from the broker's shared
+ *                   cache, with no round trip
  *
  * Locks: fd_lock (a rwlock) guards the fd table; readers copy what they
  * need out of an entry before unlocking.  Connections are per thread.
@@ -56,6 +58,7 @@ struct pl_fd {
     uint64_t desc;
     int mnt;
     bool is_dir;
+    struct run_fast fast;   /* how this process may read it itself (pos_slot 0: not) */
     char *path;             /* relative to the mount root, for *at() and fchdir */
 };
 
@@ -103,7 +106,8 @@ static inline void *pl_fail(long r)
 /* Copy fd's entry into @out (path not copied unless @path is given, a
  * PATH_MAX buffer).  false if @fd is not a mount fd. */
 bool pl_fd_get(int fd, struct pl_fd *out, char *path);
-void pl_fd_set(int fd, uint64_t desc, int mnt, bool is_dir, const char *path);
+/* Install @e (its path field ignored) with @path as fd's entry. */
+void pl_fd_set(int fd, const struct pl_fd *e, const char *path);
 void pl_fd_clear(int fd);
 bool pl_is_mount_fd(int fd);
 
@@ -139,6 +143,16 @@ int64_t pl_fd_call(const struct pl_fd *f, uint32_t op, struct pl_call *c);
 int pl_open_at_mount(int mnt, const char *rel, int flags, mode_t mode, bool dir);
 /* close(2) of a mount fd: FLUSH, then close the real fd. */
 int pl_close_mount_fd(int fd);
+
+/* ---- the fast path (preload_fast.c) ---- */
+/* A read of @n bytes at @off (-1: at the position, moving it) served from
+ * the shared cache: the bytes read (0 at EOF), or -1 if it cannot be
+ * served here (then ask the broker).  A pread (@off >= 0) may come back
+ * short of @n before EOF where the cache stops (the caller asks the broker
+ * for the rest); a read at the position is served whole or not at all. */
+ssize_t pl_fast_read(const struct pl_fd *f, void *buf, size_t n, off_t off);
+/* fstat from the shared attribute record: true if served. */
+bool pl_fast_fstat(const struct pl_fd *f, struct stat *st);
 
 /* ---- shared by the call families ---- */
 struct statvfs;

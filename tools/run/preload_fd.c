@@ -80,7 +80,14 @@ static ssize_t fd_read(const struct pl_fd *f, void *buf, size_t n, off_t off)
 {
     if (atomic_load(&nshared) > 0)
         maps_before_read(f);
-    return fd_read_raw(f, buf, n, off);
+    ssize_t r = pl_fast_read(f, buf, n, off);
+    if (r < 0)
+        return fd_read_raw(f, buf, n, off);
+    if ((size_t)r == n || off < 0)
+        return r;
+    /* A pread served in part from the cache: the broker reads the rest. */
+    ssize_t rest = fd_read_raw(f, (char *)buf + r, n - (size_t)r, off + r);
+    return rest > 0 ? r + rest : r;
 }
 
 static ssize_t fd_write(const struct pl_fd *f, const void *buf, size_t n, off_t off)
@@ -253,6 +260,8 @@ PL_EXPORT off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, w
 
 int pl_fstat_mount(const struct pl_fd *f, struct stat *st)
 {
+    if (pl_fast_fstat(f, st))
+        return 0;
     struct pl_call c = { .out = st, .out_cap = sizeof *st };
     int64_t r = pl_fd_call(f, RUN_FSTAT, &c);
     if (r == 0 && c.out_len != sizeof *st)
@@ -462,7 +471,7 @@ static void dup_entry(int fd, int nfd)
     struct pl_fd f;
     char path[PATH_MAX];
     if (pl_fd_get(fd, &f, path))
-        pl_fd_set(nfd, f.desc, f.mnt, f.is_dir, path);
+        pl_fd_set(nfd, &f, path);
     else
         pl_fd_clear(nfd);
 }
@@ -785,7 +794,7 @@ PL_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
         }
         char path[PATH_MAX];
         pl_fd_get(fd, &f, path);
-        pl_fd_set(dupfd, f.desc, f.mnt, false, path);
+        pl_fd_set(dupfd, &f, path);
         *m = (struct shmap){ .len = len, .off = off, .fd = dupfd, .file = fd_file(&f) };
     }
     void *p = REAL(mmap)(addr, len, PROT_READ | PROT_WRITE, mflags, -1, 0);
@@ -865,7 +874,7 @@ PL_EXPORT int munmap(void *addr, size_t len)
                 struct pl_fd f;
                 char path[PATH_MAX];
                 if (pl_fd_get(m->fd, &f, path))
-                    pl_fd_set(dupfd, f.desc, f.mnt, false, path);
+                    pl_fd_set(dupfd, &f, path);
                 *tail = (struct shmap){ .addr = e, .len = (size_t)(me - e),
                                         .off = m->off + (e - ms), .fd = dupfd, .file = m->file,
                                         .next = m->next };

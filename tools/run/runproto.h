@@ -35,6 +35,20 @@
  *
  * The broker trusts nothing in a request: lengths, strings and description
  * ids are checked.
+ *
+ * Shared memory (the fast path; docs/run.md): the broker mounts with
+ * -o share, so its page cache and cached attributes lie in a memfd
+ * (include/ufuse_share.h) that programs map read-only (RUN_SHARE 0), and
+ * it keeps each file description's position in a table programs map
+ * read-write (RUN_SHARE 1): one 64-bit word per slot, the position, with
+ * RUN_POS_LOCK set while the broker itself moves it.  A program answers
+ * a read of cached pages itself: pread from the region; read(2) at the
+ * position by a compare-and-swap of the word from the position it read at
+ * to the position after (never while RUN_POS_LOCK is set), so reads and
+ * the broker's position changes stay atomic with respect to each other,
+ * and a program killed half-way leaves the word as it was.  The broker
+ * takes the word as untrusted (a program can write any value there): it
+ * masks RUN_POS_LOCK off and uses the rest as the position.
  */
 #ifndef UFUSE_RUNPROTO_H
 #define UFUSE_RUNPROTO_H
@@ -43,7 +57,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define RUN_PROTO_VERSION 1
+#define RUN_PROTO_VERSION 2
 /* Largest datagram either side sends; READ/WRITE/GETDENTS are cut to fit. */
 #define RUN_MAX_MSG (160u << 10)
 /* Largest READ/WRITE/GETDENTS payload in one message. */
@@ -100,6 +114,9 @@ enum run_op {
                         the broker answers the trapped calls of the
                         process that installed the filter and of its
                         descendants (tools/run/supervise.c) */
+    RUN_SHARE,       /* a: 0 the cache region, 1 the position table -> its
+                        size, and the memfd (SCM_RIGHTS); -EOPNOTSUPP if
+                        the session shares nothing */
     RUN_OP_MAX
 };
 
@@ -132,11 +149,25 @@ struct run_rep {
     uint32_t pad;
 };
 
+/* The bit of a position word set while the broker moves the position. */
+#define RUN_POS_LOCK (1ull << 63)
+
+/* How a program may serve a description's reads itself: pos_slot 0 means
+ * it may not (a directory, a file read around the cache, no slot free). */
+struct run_fast {
+    uint64_t key;       /* struct ufuse_share_ids */
+    uint64_t nodeid;
+    uint64_t generation;
+    uint32_t attr_slot;
+    uint32_t pos_slot;  /* its word in the position table */
+};
+
 /* RUN_OPEN / RUN_OPENDIR reply body; the identity fd comes with it. */
 struct run_open {
     uint64_t desc;
     uint32_t flags;     /* status flags the description has */
     uint32_t is_dir;
+    struct run_fast fast;
 };
 
 /* RUN_STATS reply body: the broker's tables. */
@@ -147,6 +178,7 @@ struct run_stats {
     uint32_t conns;     /* connections open */
     uint32_t listeners; /* seccomp listeners served */
     uint64_t traps;     /* system calls trapped by seccomp so far */
+    uint64_t requests;  /* requests served so far (every op, this one too) */
 };
 
 /* RUN_HELLO reply body: one per presented inode the broker knows. */
@@ -155,6 +187,7 @@ struct run_adopt {
     uint64_t desc;
     uint32_t is_dir;
     uint32_t path_len;  /* the description's path follows, NUL incl. */
+    struct run_fast fast;
 };
 
 /* Attach @fd to @m as SCM_RIGHTS, in @buf of RUN_FD_SPACE bytes (both

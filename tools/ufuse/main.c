@@ -377,6 +377,8 @@ static void option_help(void)
 "  max_write=SIZE     cap on the size of WRITE requests (k/m/g) [1m]\n"
 "  splice             let the server splice its replies; READs are then\n"
 "                     capped at 56k unless max_read= is given [off]\n"
+"  share              the page cache and cached attributes in shared memory\n"
+"                     other processes read (ufuse run turns it on) [off]\n"
 "  log=FILE           the server's stderr and ufuse's messages go to FILE\n"
 "                     [stderr]\n"
 "  attach=auto|devfd|hook\n"

@@ -1,0 +1,184 @@
+/*
+ * fast.c - the fast path of `ufuse run` (tools/run/preload_fast.c): reads
+ * and fstat of cached files answered in the program's own process.  Run
+ * inside a tree by tests/run/fast.sh:
+ *
+ *   run-fast DIR WORKER EXPECT   EXPECT "fast": 2,000 preads, 200 reads at
+ *                                the position and 200 fstats of a cached
+ *                                file cost the broker fewer than 20
+ *                                requests; "slow": at least 2,400 (the
+ *                                same program with the fast path off, so
+ *                                the count can fail).  Either way:
+ *   - the bytes are the file's, EOF and short reads where the size says;
+ *   - a write, an append and a truncate by another process are seen by
+ *     the next read and fstat here as soon as they return;
+ *   - a position shared across fork moves for both processes (a child's
+ *     read(2) at it, then the parent's continues after it).
+ * Prints "fast: all checks passed" or the failures.
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SIZE (1u << 20)
+
+static int failures;
+
+#define CHECK(c, ...)                                  \
+    do {                                               \
+        if (!(c)) {                                    \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+            printf(__VA_ARGS__);                       \
+            printf("\n");                              \
+            failures++;                                \
+        }                                              \
+    } while (0)
+
+static unsigned char pattern(uint64_t off)
+{
+    return (unsigned char)(off * 13 + (off >> 12) * 7 + 3);
+}
+
+/* The broker's request count (run-worker stats). */
+static unsigned long long requests(const char *worker)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s stats", worker);
+    FILE *p = popen(cmd, "r");
+    char line[512] = "";
+    if (!p || !fgets(line, sizeof line, p)) {
+        if (p)
+            pclose(p);
+        return 0;
+    }
+    pclose(p);
+    const char *r = strstr(line, "requests ");
+    return r ? strtoull(r + 9, NULL, 10) : 0;
+}
+
+/* Run @fn in a child process; its exit status. */
+static int in_child(void (*fn)(const char *), const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn(path);
+        _exit(failures ? 1 : 0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 99;
+}
+
+static void child_write(const char *path)
+{
+    int fd = open(path, O_WRONLY);
+    CHECK(pwrite(fd, "hello", 5, 5000) == 5, "child pwrite");
+    close(fd);
+    fd = open(path, O_WRONLY | O_APPEND);
+    char tail[100];
+    memset(tail, 'T', sizeof tail);
+    CHECK(write(fd, tail, sizeof tail) == (ssize_t)sizeof tail, "child append");
+    close(fd);
+}
+
+static void child_truncate(const char *path)
+{
+    CHECK(truncate(path, 10000) == 0, "child truncate");
+}
+
+static int shared_fd = -1;
+static void child_read_at_position(const char *path)
+{
+    char buf[4096];
+    CHECK(read(shared_fd, buf, sizeof buf) == (ssize_t)sizeof buf, "child read");
+    CHECK(buf[0] == (char)pattern(0) && buf[4095] == (char)pattern(4095), "child read bytes");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: run-fast DIR WORKER fast|slow\n");
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/file", argv[1]);
+    const char *worker = argv[2];
+    int expect_fast = strcmp(argv[3], "fast") == 0;
+
+    static unsigned char buf[SIZE], got[SIZE];
+    for (uint32_t i = 0; i < SIZE; i++)
+        buf[i] = pattern(i);
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    CHECK(fd >= 0 && write(fd, buf, SIZE) == SIZE, "make the file");
+    close(fd);
+
+    fd = open(path, O_RDONLY);
+    CHECK(pread(fd, got, SIZE, 0) == SIZE && memcmp(got, buf, SIZE) == 0, "warm read");
+
+    unsigned long long r0 = requests(worker);
+    int bad = 0;
+    for (int i = 0; i < 2000; i++) {
+        uint32_t off = (uint32_t)(i * 7919) % (SIZE - 4096);
+        if (pread(fd, got, 4096, off) != 4096 || memcmp(got, buf + off, 4096) != 0)
+            bad++;
+    }
+    CHECK(bad == 0, "%d cached preads wrong", bad);
+    CHECK(lseek(fd, 0, SEEK_SET) == 0, "rewind");
+    for (int i = 0; i < 200; i++) {
+        if (read(fd, got, 4096) != 4096 || memcmp(got, buf + (size_t)i * 4096, 4096) != 0)
+            bad++;
+    }
+    CHECK(bad == 0, "%d reads at the position wrong", bad);
+    struct stat st;
+    for (int i = 0; i < 200; i++)
+        if (fstat(fd, &st) != 0 || st.st_size != SIZE)
+            bad++;
+    CHECK(bad == 0, "%d fstats wrong", bad);
+    unsigned long long r1 = requests(worker);
+    if (expect_fast)
+        CHECK(r1 - r0 < 20, "%llu broker requests for 2,400 cached calls", r1 - r0);
+    else
+        CHECK(r1 - r0 >= 2400, "only %llu broker requests with the fast path off", r1 - r0);
+
+    /* EOF and short reads where the size says. */
+    CHECK(pread(fd, got, 4096, SIZE) == 0, "pread at EOF");
+    CHECK(pread(fd, got, 4096, SIZE - 100) == 100, "short pread before EOF");
+    CHECK(lseek(fd, SIZE - 10, SEEK_SET) == SIZE - 10 && read(fd, got, 4096) == 10 &&
+              read(fd, got, 4096) == 0,
+          "reads at the position up to EOF");
+
+    /* Another process writes, appends, truncates: seen at once. */
+    CHECK(in_child(child_write, path) == 0, "child wrote");
+    CHECK(pread(fd, got, 5, 5000) == 5 && memcmp(got, "hello", 5) == 0,
+          "another process's write seen");
+    CHECK(fstat(fd, &st) == 0 && st.st_size == SIZE + 100, "appended size seen: %lld",
+          (long long)st.st_size);
+    CHECK(pread(fd, got, 200, SIZE - 50) == 150 && got[60] == 'T', "appended bytes seen");
+    CHECK(in_child(child_truncate, path) == 0, "child truncated");
+    CHECK(fstat(fd, &st) == 0 && st.st_size == 10000, "truncated size seen: %lld",
+          (long long)st.st_size);
+    CHECK(pread(fd, got, 4096, 8192) == 10000 - 8192, "read clipped at the new size");
+    CHECK(pread(fd, got, 4096, 20000) == 0, "nothing past the new size");
+    close(fd);
+
+    /* A position shared across fork: the child's read moves it for us. */
+    fd = open(path, O_RDONLY);
+    shared_fd = fd;
+    char b2[4096];
+    CHECK(pread(fd, b2, 1, 0) == 1, "warm");
+    CHECK(in_child(child_read_at_position, path) == 0, "child read at the shared position");
+    CHECK(lseek(fd, 0, SEEK_CUR) == 4096, "position after the child's read: %lld",
+          (long long)lseek(fd, 0, SEEK_CUR));
+    CHECK(read(fd, b2, 100) == 100 && b2[0] == (char)pattern(4096), "parent continues after it");
+    close(fd);
+
+    if (failures)
+        return 1;
+    printf("fast: all checks passed\n");
+    return 0;
+}
