@@ -31,6 +31,7 @@
 #define UFUSE_SHARE_H
 
 #include <linux/fuse.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,11 +51,12 @@ struct ufuse_share_header {
     uint64_t size;               /* bytes of the whole region */
     uint32_t nframes;            /* page frames */
     uint32_t index_mask;         /* the index has index_mask + 1 slots */
-    uint32_t nattrs;             /* attribute records (slot 0 unused) */
-    uint32_t pad;
+    uint32_t nattrs;             /* attribute records (slot 0 unused, 1 the root's) */
+    uint32_t entries_mask;       /* entry records: entries_mask + 1 (0: none) */
     uint64_t frames_off;         /* struct ufuse_share_frame[nframes] */
     uint64_t index_off;          /* uint32_t[index_mask + 1]: frame + 1, or 0 */
     uint64_t attrs_off;          /* struct ufuse_share_attr[nattrs] */
+    uint64_t entries_off;        /* struct ufuse_share_entry[entries_mask + 1] */
     uint64_t refs_off;           /* unsigned char[nframes], page aligned */
     uint64_t data_off;           /* nframes pages, page aligned */
 };
@@ -82,12 +84,36 @@ struct ufuse_share_attr {
     struct fuse_attr attr;
 };
 
+/* The attribute record of the root directory (nodeid FUSE_ROOT_ID). */
+#define UFUSE_SHARE_ROOT_SLOT 1u
+/* Longest name an entry record holds (longer ones are not shared). */
+#define UFUSE_SHARE_NAME_MAX 80u
+
+/* A cached directory entry: (parent, name) -> child, or no such name
+ * (child 0), good until until_ns.  Records are direct-mapped by
+ * ufuse_share_entry_slot (a collision replaces the older one: a record
+ * is a hint, a miss costs a lookup).  seq is even while the record holds
+ * an entry the session has, odd while it changes or is empty. */
+struct ufuse_share_entry {
+    _Atomic uint32_t seq;
+    uint16_t namelen;
+    uint16_t child_type;         /* the child's S_IFMT bits (fixed for its life) */
+    _Atomic uint64_t parent;     /* nodeid; 0 while empty */
+    _Atomic uint64_t child;      /* nodeid; 0 for a negative entry */
+    _Atomic uint64_t child_generation;
+    _Atomic uint64_t until_ns;
+    uint32_t child_slot;         /* the child's attribute record */
+    uint32_t pad2;
+    char name[UFUSE_SHARE_NAME_MAX];
+};
+
 /* A reader's view of a mapped region (ufuse_share_view_init). */
 struct ufuse_share_view {
     const struct ufuse_share_header *h;
     const struct ufuse_share_frame *frames;
     const _Atomic uint32_t *index;
     const struct ufuse_share_attr *attrs;
+    const struct ufuse_share_entry *entries;
     _Atomic unsigned char *refs; /* NULL: hits are not marked */
     const char *data;
 };
@@ -108,8 +134,12 @@ static inline int ufuse_share_view_init(struct ufuse_share_view *v, const void *
     if (h->frames_off + n * sizeof(struct ufuse_share_frame) > h->size ||
         h->index_off + ((uint64_t)h->index_mask + 1) * 4 > h->size ||
         h->attrs_off + (uint64_t)h->nattrs * sizeof(struct ufuse_share_attr) > h->size ||
+        ((uint64_t)h->entries_mask + 1) & h->entries_mask ||
+        (h->entries_mask &&
+         h->entries_off + ((uint64_t)h->entries_mask + 1) * sizeof(struct ufuse_share_entry) >
+             h->size) ||
         h->refs_off + n > h->size || h->data_off + n * UFUSE_SHARE_PAGE > h->size ||
-        h->frames_off % 8 || h->index_off % 4 || h->attrs_off % 8 ||
+        h->frames_off % 8 || h->index_off % 4 || h->attrs_off % 8 || h->entries_off % 8 ||
         h->data_off % UFUSE_SHARE_PAGE)
         return -1;
     const char *b = (const char *)base;
@@ -117,6 +147,7 @@ static inline int ufuse_share_view_init(struct ufuse_share_view *v, const void *
     v->frames = (const struct ufuse_share_frame *)(b + h->frames_off);
     v->index = (const _Atomic uint32_t *)(b + h->index_off);
     v->attrs = (const struct ufuse_share_attr *)(b + h->attrs_off);
+    v->entries = h->entries_mask ? (const struct ufuse_share_entry *)(b + h->entries_off) : NULL;
     v->refs = (_Atomic unsigned char *)refs;
     v->data = b + h->data_off;
     return 0;
@@ -222,6 +253,84 @@ static inline int ufuse_share_attr_get(const struct ufuse_share_view *v, uint32_
     if (atomic_load_explicit(&r->seq, memory_order_relaxed) != s)
         return 0;
     return id == nodeid && gen == generation && now_ns < until;
+}
+
+/* The record (parent, @name of @len bytes) lives in. */
+static inline uint32_t ufuse_share_entry_slot(uint64_t parent, const char *name, size_t len,
+                                              uint32_t mask)
+{
+    uint64_t h = 1469598103934665603ull ^ (parent * 0x9E3779B97F4A7C15ull);
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)name[i];
+        h *= 1099511628211ull;
+    }
+    return (uint32_t)(h ^ (h >> 32)) & mask;
+}
+
+/* The entry (@parent, @name) as cached at @now_ns: 1 and the child's
+ * nodeid, generation and attribute record; -1 if the name is cached as
+ * absent; 0 if nothing is known (ask the session). */
+static inline int ufuse_share_entry_get(const struct ufuse_share_view *v, uint64_t parent,
+                                        const char *name, size_t len, uint64_t now_ns,
+                                        uint64_t *child, uint64_t *generation, uint32_t *slot,
+                                        uint32_t *type)
+{
+    if (!v->entries || len == 0 || len > UFUSE_SHARE_NAME_MAX)
+        return 0;
+    const struct ufuse_share_entry *e =
+        &v->entries[ufuse_share_entry_slot(parent, name, len, v->h->entries_mask)];
+    uint32_t s = atomic_load_explicit(&e->seq, memory_order_acquire);
+    if (s & 1)
+        return 0;
+    uint64_t p = atomic_load_explicit(&e->parent, memory_order_relaxed);
+    uint64_t c = atomic_load_explicit(&e->child, memory_order_relaxed);
+    uint64_t g = atomic_load_explicit(&e->child_generation, memory_order_relaxed);
+    uint64_t until = atomic_load_explicit(&e->until_ns, memory_order_relaxed);
+    uint32_t cs = e->child_slot, ct = e->child_type;
+    int same = e->namelen == len && memcmp(e->name, name, len) == 0;
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s || !same || p != parent ||
+        now_ns >= until)
+        return 0;
+    if (!c)
+        return -1;
+    *child = c;
+    *generation = g;
+    *slot = cs;
+    *type = ct;
+    return 1;
+}
+
+/*
+ * stat / lstat (@follow 0) of @path from the cached entries and attributes
+ * alone: @path is relative to the root, normalized ("/", "/a/b": no ".",
+ * "..", empty or trailing names).  1 and *@out; -ENOENT when a name is
+ * cached as absent; 0 when the cache cannot tell (a name or attributes
+ * not cached or expired, a symbolic link to follow, a name that is not a
+ * directory's): ask the session, which decides every error.
+ */
+static inline int ufuse_share_walk(const struct ufuse_share_view *v, const char *path,
+                                   int follow, uint64_t now_ns, struct fuse_attr *out)
+{
+    uint64_t node = FUSE_ROOT_ID, gen = 0;
+    uint32_t slot = UFUSE_SHARE_ROOT_SLOT, type = S_IFDIR;
+    const char *p = path;
+    while (*p == '/')
+        p++;
+    while (*p) {
+        size_t len = strcspn(p, "/");
+        if (type != S_IFDIR)
+            return 0;
+        int r = ufuse_share_entry_get(v, node, p, len, now_ns, &node, &gen, &slot, &type);
+        if (r <= 0)
+            return r < 0 ? -ENOENT : 0;
+        p += len;
+        while (*p == '/')
+            p++;
+        if (type == S_IFLNK && (*p || follow))
+            return 0;
+    }
+    return ufuse_share_attr_get(v, slot, node, gen, now_ns, out);
 }
 
 /* FUSE attributes as stat(2) gives them (the library's own conversion). */

@@ -2173,7 +2173,7 @@ int cache_init(struct cache *c, const struct cache_params *p,
         if (c->region->nframes != c->nframes)
             return -EINVAL;
     } else {
-        int rc = share_region_init(&c->own_region, c->nframes, 0, 0);
+        int rc = share_region_init(&c->own_region, c->nframes, 0, 0, 0);
         if (rc)
             return rc;
         c->region = &c->own_region;

@@ -25,8 +25,14 @@
  *     keeps attributes the node no longer has.  Records are published
  *     when attributes are stored or found valid, not at each local change
  *     (the next ask publishes them again).
+ *  6. Shared entry records: a record's seq is even only while it holds
+ *     an entry this table has, with that entry's child and validity; the
+ *     entry that wrote it clears it when it goes (entry_free), if it still
+ *     holds it (a collision may have given it to another entry since).
  */
 #include "node/node.h"
+
+#include "util/share.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -38,6 +44,7 @@ struct entry {
     struct node *parent;     /* referenced */
     struct node *child;      /* referenced, or NULL for a negative entry */
     uint64_t until;          /* monotonic ns */
+    uint32_t share_rec;      /* the shared record it wrote + 1, or 0 */
     struct entry *hnext;
     struct entry *age_prev, *age_next;
     size_t len;
@@ -188,18 +195,28 @@ static void node_share_publish(struct node_table *t, struct node *n, uint64_t no
     atomic_store_explicit(&r->seq, s + 1, memory_order_release);
 }
 
+/* Give @n record @slot (lock held). */
+static void node_share_bind(struct node_table *t, struct node *n, uint32_t slot)
+{
+    n->share_slot = slot;
+    struct ufuse_share_attr *r = node_share_rec(t, n);
+    node_share_unpublish(r);
+    atomic_store_explicit(&r->nodeid, n->nodeid, memory_order_relaxed);
+    atomic_store_explicit(&r->generation, n->generation, memory_order_relaxed);
+    node_share_publish(t, n, ufuse_valid_now_ns());
+}
+
+static uint32_t node_share_slot_locked(struct node_table *t, struct node *n)
+{
+    if (!n->share_slot && t->share_nfree)
+        node_share_bind(t, n, t->share_free[--t->share_nfree]);
+    return n->share_slot;
+}
+
 uint32_t node_share_slot(struct node_table *t, struct node *n)
 {
     pthread_mutex_lock(&t->mu);
-    if (!n->share_slot && t->share_nfree) {
-        n->share_slot = t->share_free[--t->share_nfree];
-        struct ufuse_share_attr *r = node_share_rec(t, n);
-        node_share_unpublish(r);
-        atomic_store_explicit(&r->nodeid, n->nodeid, memory_order_relaxed);
-        atomic_store_explicit(&r->generation, n->generation, memory_order_relaxed);
-        node_share_publish(t, n, ufuse_valid_now_ns());
-    }
-    uint32_t slot = n->share_slot;
+    uint32_t slot = node_share_slot_locked(t, n);
     pthread_mutex_unlock(&t->mu);
     return slot;
 }
@@ -207,7 +224,7 @@ uint32_t node_share_slot(struct node_table *t, struct node *n)
 static void node_share_release(struct node_table *t, struct node *n)
 {
     struct ufuse_share_attr *r = node_share_rec(t, n);
-    if (!r)
+    if (!r || n->share_slot == UFUSE_SHARE_ROOT_SLOT)
         return;
     node_share_unpublish(r);
     atomic_store_explicit(&r->nodeid, 0, memory_order_relaxed);
@@ -544,9 +561,62 @@ static struct entry *entry_find(struct node_table *t, uint64_t parent,
     return NULL;
 }
 
+/* The shared record @e wrote, if it still holds @e (lock held). */
+static struct ufuse_share_entry *entry_share_rec(struct node_table *t, const struct entry *e)
+{
+    if (!e->share_rec)
+        return NULL;
+    struct ufuse_share_entry *r = &t->share_entries[e->share_rec - 1];
+    if (atomic_load_explicit(&r->parent, memory_order_relaxed) != e->parent->nodeid ||
+        r->namelen != e->len || memcmp(r->name, e->name, e->len) != 0)
+        return NULL;
+    return r;
+}
+
+/* Make @r odd (changing or empty), ordered before what follows. */
+static void entry_share_unpublish(struct ufuse_share_entry *r)
+{
+    uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+    if (!(s & 1)) {
+        atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+    }
+}
+
+/* Write @e into its shared record (lock held), replacing whatever the
+ * record held: a positive entry whose child has an attribute record, or a
+ * negative one. */
+static void entry_share_publish(struct node_table *t, struct entry *e)
+{
+    if (!t->share_entries || e->len > UFUSE_SHARE_NAME_MAX ||
+        (e->child && !node_share_slot_locked(t, e->child)))
+        return;
+    uint32_t i = ufuse_share_entry_slot(e->parent->nodeid, e->name, e->len,
+                                        t->share_entries_mask);
+    struct ufuse_share_entry *r = &t->share_entries[i];
+    entry_share_unpublish(r);
+    atomic_store_explicit(&r->parent, e->parent->nodeid, memory_order_relaxed);
+    atomic_store_explicit(&r->child, e->child ? e->child->nodeid : 0, memory_order_relaxed);
+    atomic_store_explicit(&r->child_generation, e->child ? e->child->generation : 0,
+                          memory_order_relaxed);
+    atomic_store_explicit(&r->until_ns, e->until, memory_order_relaxed);
+    r->child_slot = e->child ? e->child->share_slot : 0;
+    r->child_type = (uint16_t)(e->child ? e->child->type : 0);
+    r->namelen = (uint16_t)e->len;
+    memcpy(r->name, e->name, e->len);
+    atomic_store_explicit(&r->seq, atomic_load_explicit(&r->seq, memory_order_relaxed) + 1,
+                          memory_order_release);
+    e->share_rec = i + 1;
+}
+
 static void entry_free(struct node_table *t, struct entry **slot)
 {
     struct entry *e = *slot;
+    struct ufuse_share_entry *r = entry_share_rec(t, e);
+    if (r) {
+        entry_share_unpublish(r);
+        atomic_store_explicit(&r->parent, 0, memory_order_relaxed);
+    }
     *slot = e->hnext;
     if (e->age_prev)
         e->age_prev->age_next = e->age_next;
@@ -600,8 +670,10 @@ int node_walk_cached(struct node_table *t, const struct node_name *names, int n,
             cur = e->child;
     }
     ok = ok && cur->attr_until > now;
-    if (ok)
+    if (ok) {
         *a = cur->attr;
+        node_share_publish(t, cur, now);
+    }
     pthread_mutex_unlock(&t->mu);
     return ok;
 }
@@ -625,6 +697,7 @@ void entry_store(struct node_table *t, struct node *parent, const char *name,
     e->parent = parent;
     e->child = child;
     e->until = until;
+    e->share_rec = 0;
     e->len = len;
     memcpy(e->name, name, len);
     e->name[len] = 0;
@@ -642,6 +715,7 @@ void entry_store(struct node_table *t, struct node *parent, const char *name,
         t->eage_head = e;
     t->eage_tail = e;
     t->nentries++;
+    entry_share_publish(t, e);
     while (t->nentries > t->entries_max) {
         struct entry *old = t->eage_head;
         struct entry **s;
@@ -698,18 +772,24 @@ int node_table_init(struct node_table *t, struct conn *c)
     return 0;
 }
 
-int node_table_share(struct node_table *t, struct ufuse_share_attr *attrs, uint32_t n)
+int node_table_share(struct node_table *t, struct share_region *r)
 {
-    if (n < 2)
+    uint32_t n = r->nattrs;
+    if (n <= UFUSE_SHARE_ROOT_SLOT)
         return 0;
-    t->share_free = malloc((size_t)(n - 1) * sizeof *t->share_free);
+    t->share_free = malloc((size_t)n * sizeof *t->share_free);
     if (!t->share_free)
         return -ENOMEM;
     /* Low slots first: the records are touched as they are used. */
-    for (uint32_t i = n - 1; i >= 1; i--)
+    for (uint32_t i = n - 1; i > UFUSE_SHARE_ROOT_SLOT; i--)
         t->share_free[t->share_nfree++] = i;
-    t->share_attrs = attrs;
+    t->share_attrs = r->attrs;
     t->share_n = n;
+    t->share_entries = r->entries;
+    t->share_entries_mask = r->entries_mask;
+    pthread_mutex_lock(&t->mu);
+    node_share_bind(t, t->root, UFUSE_SHARE_ROOT_SLOT);
+    pthread_mutex_unlock(&t->mu);
     return 0;
 }
 

@@ -62,15 +62,19 @@ struct node_table {
     struct ufuse_share_attr *share_attrs;
     uint32_t share_n, share_nfree;
     uint32_t *share_free;
+    struct ufuse_share_entry *share_entries; /* entry records, or NULL */
+    uint32_t share_entries_mask;
     struct fuse_forget_one *forgets;  /* queued FORGETs */
     unsigned nforgets, forgets_cap;
 };
 
 int node_table_init(struct node_table *t, struct conn *c);
-/* Keep the attributes of nodes in @attrs[1..@n-1] (a shared region's
- * records) for readers in other processes: each node whose attributes are
- * asked for gets a record while one is free.  Before any other call. */
-int node_table_share(struct node_table *t, struct ufuse_share_attr *attrs, uint32_t n);
+/* Keep the attributes of nodes and the entries in the records of shared
+ * region @r for readers in other processes: the root gets attribute
+ * record UFUSE_SHARE_ROOT_SLOT, other nodes one while any is free when a
+ * file is shared or an entry names them.  Before any other call. */
+struct share_region;
+int node_table_share(struct node_table *t, struct share_region *r);
 /* Drop every node: queue and send all FORGETs.  Then free. */
 void node_table_destroy(struct node_table *t);
 /* The record of @n's attributes in the shared records (made if needed),

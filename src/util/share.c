@@ -28,11 +28,12 @@ static size_t share_align(size_t x, size_t a)
     return (x + a - 1) / a * a;
 }
 
-int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs, int shared)
+int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
+                      uint32_t nentries, int shared)
 {
     memset(r, 0, sizeof *r);
     r->fd = -1;
-    if (!nframes || nframes >= UINT32_MAX / 4)
+    if (!nframes || nframes >= UINT32_MAX / 4 || (nentries & (nentries - 1)))
         return -EINVAL;
     uint32_t mask = 1;
     while (mask < 2 * nframes)
@@ -44,6 +45,7 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs, i
         .nframes = (uint32_t)nframes,
         .index_mask = mask - 1,
         .nattrs = nattrs,
+        .entries_mask = nentries ? nentries - 1 : 0,
     };
     size_t at = UFUSE_SHARE_PAGE;
     h.frames_off = at;
@@ -51,7 +53,9 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs, i
     h.index_off = at;
     at = share_align(at + (size_t)mask * sizeof(uint32_t), 64);
     h.attrs_off = at;
-    at = share_align(at + (size_t)nattrs * sizeof(struct ufuse_share_attr), UFUSE_SHARE_PAGE);
+    at = share_align(at + (size_t)nattrs * sizeof(struct ufuse_share_attr), 64);
+    h.entries_off = at;
+    at = share_align(at + (size_t)nentries * sizeof(struct ufuse_share_entry), UFUSE_SHARE_PAGE);
     h.refs_off = at;
     at = share_align(at + nframes, UFUSE_SHARE_PAGE);
     h.data_off = at;
@@ -104,6 +108,8 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs, i
     r->index_mask = h.index_mask;
     r->attrs = (struct ufuse_share_attr *)(b + h.attrs_off);
     r->nattrs = nattrs;
+    r->entries = nentries ? (struct ufuse_share_entry *)(b + h.entries_off) : NULL;
+    r->entries_mask = h.entries_mask;
     r->refs = (_Atomic unsigned char *)(b + h.refs_off);
     r->nframes = nframes;
     return 0;
@@ -115,6 +121,7 @@ void share_region_view(const struct share_region *r, struct ufuse_share_view *v)
     v->frames = r->frames;
     v->index = r->index;
     v->attrs = r->attrs;
+    v->entries = r->entries;
     v->refs = r->refs;
     v->data = r->data;
 }

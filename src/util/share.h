@@ -28,14 +28,17 @@ struct share_region {
     uint32_t index_mask;
     struct ufuse_share_attr *attrs; /* nattrs records, 0 unused */
     uint32_t nattrs;
+    struct ufuse_share_entry *entries; /* entries_mask + 1 records, or NULL */
+    uint32_t entries_mask;
     _Atomic unsigned char *refs;
     size_t nframes;
 };
 
-/* Lay out and map a region of @nframes page frames and @nattrs attribute
- * records (0: none), shared (a memfd) or not.  0, or -ENOMEM / -EINVAL /
- * memfd_create's error. */
-int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs, int shared);
+/* Lay out and map a region of @nframes page frames, @nattrs attribute
+ * records and @nentries entry records (a power of two; 0: none), shared
+ * (a memfd) or not.  0, or -ENOMEM / -EINVAL / memfd_create's error. */
+int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
+                      uint32_t nentries, int shared);
 /* The region as this process reads it lock-free (its data may be a
  * mapping of its own). */
 void share_region_view(const struct share_region *r, struct ufuse_share_view *v);

@@ -54,6 +54,8 @@ static const uint64_t vfs_init_flags =
 /* -o share: attribute records in the region (120 bytes each, touched as
  * used): nodes beyond it are served, not published. */
 #define SHARE_ATTR_RECORDS 65536u
+/* ... and entry records (128 bytes each), twice the entry cache's size. */
+#define SHARE_ENTRY_RECORDS 131072u
 #define UNMOUNT_DRAIN_MS 2000
 #define UNMOUNT_REAP_MS 5000
 
@@ -308,9 +310,9 @@ static int vfs_start_io(ufuse_t *s)
         /* The cache and the attribute records in one memfd other
          * processes map (include/ufuse_share.h). */
         int rc = share_region_init(&s->region, (size_t)(cp.budget >> CACHE_PAGE_SHIFT),
-                                   SHARE_ATTR_RECORDS, 1);
+                                   SHARE_ATTR_RECORDS, SHARE_ENTRY_RECORDS, 1);
         if (rc == 0)
-            rc = node_table_share(&s->nodes, s->region.attrs, s->region.nattrs);
+            rc = node_table_share(&s->nodes, &s->region);
         if (rc) {
             share_region_destroy(&s->region);
             return rc;

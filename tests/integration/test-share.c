@@ -200,6 +200,51 @@ static void coherence(const char *opts)
     munmap(m.base, m.size);
 }
 
+/* Path walks from the entry records: what ufuse_stat would say, and
+ * nothing once a name is gone or moved. */
+static void t_walk(void **state)
+{
+    ufuse_t *s = mount_memfs("timeout=30,share");
+    struct mapped m;
+    map_region(s, &m);
+    OK(ufuse_mkdir(s, "/d", 0755));
+    make_file(s, "/d/f");
+    OK(ufuse_symlink(s, "f", "/d/l"));
+    struct stat st, st2;
+    OK(ufuse_stat(s, "/d/f", &st));
+    struct fuse_attr a;
+    assert_int_equal(ufuse_share_walk(&m.v, "/d/f", 1, coarse_now(), &a), 1);
+    ufuse_share_attr_stat(&a, &st2);
+    assert_memory_equal(&st, &st2, sizeof st);
+    OK(ufuse_stat(s, "/", &st));
+    assert_int_equal(ufuse_share_walk(&m.v, "/", 1, coarse_now(), &a), 1);
+    ufuse_share_attr_stat(&a, &st2);
+    assert_memory_equal(&st, &st2, sizeof st);
+    /* A symbolic link: lstat from the records, stat asks the session. */
+    OK(ufuse_lstat(s, "/d/l", &st));
+    assert_int_equal(ufuse_share_walk(&m.v, "/d/l", 0, coarse_now(), &a), 1);
+    assert_true(S_ISLNK(a.mode));
+    assert_int_equal(ufuse_share_walk(&m.v, "/d/l", 1, coarse_now(), &a), 0);
+    /* A name not looked up is not known; a file is no directory. */
+    assert_int_equal(ufuse_share_walk(&m.v, "/d/g", 1, coarse_now(), &a), 0);
+    assert_int_equal(ufuse_share_walk(&m.v, "/d/f/x", 1, coarse_now(), &a), 0);
+    /* Renamed and unlinked names are gone from the records. */
+    OK(ufuse_rename(s, "/d/f", "/d/g", 0));
+    assert_true(ufuse_share_walk(&m.v, "/d/f", 1, coarse_now(), &a) <= 0);
+    OK(ufuse_stat(s, "/d/g", &st));
+    assert_int_equal(ufuse_share_walk(&m.v, "/d/g", 1, coarse_now(), &a), 1);
+    OK(ufuse_unlink(s, "/d/g"));
+    assert_true(ufuse_share_walk(&m.v, "/d/g", 1, coarse_now(), &a) <= 0);
+    /* A chmod takes the attributes down until the session has them. */
+    OK(ufuse_stat(s, "/d", &st));
+    assert_int_equal(ufuse_share_walk(&m.v, "/d", 1, coarse_now(), &a), 1);
+    OK(ufuse_chmod(s, "/d", 0700));
+    if (ufuse_share_walk(&m.v, "/d", 1, coarse_now(), &a) == 1)
+        assert_int_equal(a.mode & 07777, 0700);
+    ufuse_unmount(s);
+    munmap(m.base, m.size);
+}
+
 static void t_writethrough(void **state)
 {
     coherence("timeout=30,share,cache=writethrough");
@@ -222,6 +267,7 @@ int main(void)
         cmocka_unit_test(t_not_offered),
         cmocka_unit_test(t_writethrough),
         cmocka_unit_test(t_writeback),
+        cmocka_unit_test(t_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

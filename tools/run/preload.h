@@ -153,6 +153,10 @@ int pl_close_mount_fd(int fd);
 ssize_t pl_fast_read(const struct pl_fd *f, void *buf, size_t n, off_t off);
 /* fstat from the shared attribute record: true if served. */
 bool pl_fast_fstat(const struct pl_fd *f, struct stat *st);
+/* stat (lstat if @nofollow) of @rel on mount @mnt from the shared entry and
+ * attribute records: 0 with *@st, -ENOENT when the name is cached as
+ * absent, 1 when the cache cannot tell (ask the broker). */
+int pl_fast_stat(int mnt, const char *rel, bool nofollow, struct stat *st);
 
 /* ---- shared by the call families ---- */
 struct statvfs;

@@ -9,7 +9,9 @@
  * referenced bytes read-write, so pages this process reads stay cached)
  * and the position table read-write, asking the broker for them once
  * (RUN_SHARE); a forked child inherits the mappings, an exec'd image asks
- * again.  Whatever cannot be served here goes to the broker as before: a
+ * again.  Stat of a path walks the shared entry records from the root
+ * (ufuse_share_walk): each name cached, none but a last one not followed
+ * a symbolic link, the last one's attributes valid.  Whatever cannot be served here goes to the broker as before: a
  * description without a fast slot, attributes not cached or expired, a
  * page not cached, a position the broker is moving.
  *
@@ -101,21 +103,30 @@ static void fast_map(int mnt, struct fast_mount *m)
     atomic_store_explicit(&m->state, ok ? 1 : -1, memory_order_release);
 }
 
-/* @f's mount state if this process may read @f itself, else NULL. */
-static struct fast_mount *fast_mount(const struct pl_fd *f)
+/* Mount @mnt's state, mapped on first use, or NULL if it has none. */
+static struct fast_mount *fast_mount_at(int mnt)
 {
-    if (!f->fast.pos_slot || f->mnt < 0 || f->mnt >= PL_MAX_MOUNTS)
+    if (mnt < 0 || mnt >= PL_MAX_MOUNTS)
         return NULL;
-    struct fast_mount *m = &fast[f->mnt];
+    struct fast_mount *m = &fast[mnt];
     int st = atomic_load_explicit(&m->state, memory_order_acquire);
     if (st == 0) {
         pthread_mutex_lock(&map_lock);
         if (atomic_load_explicit(&m->state, memory_order_relaxed) == 0)
-            fast_map(f->mnt, m);
+            fast_map(mnt, m);
         pthread_mutex_unlock(&map_lock);
         st = atomic_load_explicit(&m->state, memory_order_acquire);
     }
-    return st == 1 && f->fast.pos_slot < m->npos ? m : NULL;
+    return st == 1 ? m : NULL;
+}
+
+/* @f's mount state if this process may read @f itself, else NULL. */
+static struct fast_mount *fast_mount(const struct pl_fd *f)
+{
+    if (!f->fast.pos_slot)
+        return NULL;
+    struct fast_mount *m = fast_mount_at(f->mnt);
+    return m && f->fast.pos_slot < m->npos ? m : NULL;
 }
 
 static uint64_t coarse_now(void)
@@ -180,4 +191,16 @@ bool pl_fast_fstat(const struct pl_fd *f, struct stat *st)
         return false;
     ufuse_share_attr_stat(&a, st);
     return true;
+}
+
+int pl_fast_stat(int mnt, const char *rel, bool nofollow, struct stat *st)
+{
+    struct fast_mount *m = fast_mount_at(mnt);
+    struct fuse_attr a;
+    int r = m ? ufuse_share_walk(&m->v, rel, !nofollow, coarse_now(), &a) : 0;
+    if (r == 1) {
+        ufuse_share_attr_stat(&a, st);
+        return 0;
+    }
+    return r < 0 ? r : 1;
 }

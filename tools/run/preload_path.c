@@ -146,6 +146,9 @@ PL_EXPORT int creat64(const char *path, mode_t mode) { return creat(path, mode);
 
 static int stat_mount(const struct where *w, struct stat *st, bool nofollow)
 {
+    int fast = pl_fast_stat(w->mnt, w->rel, nofollow, st);
+    if (fast <= 0)
+        return fast;
     struct pl_call c = { .q = { .flags = nofollow ? RUN_NOFOLLOW : 0 }, .out = st,
                          .out_cap = sizeof *st };
     int64_t r = path_call(w, RUN_STAT, &c);
