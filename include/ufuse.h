@@ -291,6 +291,15 @@ int ufuse_open(ufuse_t *s, const char *path, int flags, mode_t mode,
 int ufuse_close(ufuse_file_t *f);
 
 /**
+ * What close(2) of one copy of a descriptor does on a FUSE mount, without
+ * closing @f: write back its dirty data and send FUSE_FLUSH (Linux's
+ * fuse_flush).  0, or the write-back's or the FLUSH's error (-ENOSYS from
+ * the server counts as 0).  For callers that keep one handle for many
+ * descriptors, as `ufuse run` does.  Thread-safe.
+ */
+int ufuse_flush(ufuse_file_t *f);
+
+/**
  * Read up to @n bytes at @off.  @return bytes read (0 at EOF) or -errno.
  * Bytes of @buf beyond the returned count are unspecified.  Files the
  * server opened FOPEN_NONSEEKABLE give -ESPIPE here and in ufuse_pwrite

@@ -382,6 +382,11 @@ int ufuse_fstat(ufuse_file_t *f, struct stat *st)
     return vfs_fstat(f, st);
 }
 
+int ufuse_flush(ufuse_file_t *f)
+{
+    return f ? vfs_flush(f) : -EBADF;
+}
+
 int ufuse_share_fd(ufuse_t *s)
 {
     return s ? vfs_share_fd(s) : -EINVAL;

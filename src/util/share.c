@@ -13,7 +13,7 @@
  *  3. A private region's page data is a separate anonymous mapping with
  *     MADV_HUGEPAGE (a fault per 4 KiB page cost ~1.6 us here); a shared
  *     one's data lies in the memfd at data_off (4 KiB pages: shmem has
- *     no huge pages here, see docs/run.md).
+ *     no huge pages unless shmem_enabled allows them, see docs/run.md).
  */
 #include "util/share.h"
 
@@ -89,6 +89,10 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
     r->size = h.size;
     if (shared) {
         r->data = (char *)r->base + h.data_off;
+        /* Huge pages where the administrator lets shmem have them
+         * (shmem_enabled "advise"): the kernel copies into and out of
+         * them ~2.8 times faster here (docs/run.md). */
+        madvise(r->data, data, MADV_HUGEPAGE);
     } else {
         r->data = mmap(NULL, data, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -1191,19 +1191,23 @@ int vfs_open(ufuse_t *s, const char *path, int flags, mode_t mode, ufuse_file_t 
     return rc;
 }
 
+int vfs_flush(ufuse_file_t *f)
+{
+    /* Dirty data goes out before FLUSH (Linux's fuse_flush). */
+    int wb = io_file_sync(&f->io);
+    struct fuse_flush_in fi = {.fh = f->io.fh, .lock_owner = f->io.lock_owner};
+    int rc = vfs_call(f->s, FUSE_FLUSH, f->io.node->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0,
+                      NULL, 0, 0, NULL);
+    if (rc == -ENOSYS)
+        rc = 0;
+    return wb ? wb : rc;
+}
+
 int vfs_close(ufuse_file_t *f)
 {
     ufuse_t *s = f->s;
     struct node *n = f->io.node;
-    /* Dirty data goes out before FLUSH (Linux's fuse_flush). */
-    int wb = io_file_sync(&f->io);
-    struct fuse_flush_in fi = {.fh = f->io.fh, .lock_owner = f->io.lock_owner};
-    int rc = vfs_call(s, FUSE_FLUSH, n->nodeid, &fi, sizeof fi, NULL, 0, NULL, 0, NULL, 0, 0,
-                      NULL);
-    if (rc == -ENOSYS)
-        rc = 0;
-    if (wb)
-        rc = wb;
+    int rc = vfs_flush(f);
     io_file_close(&f->io);
     vfs_release_fh(s, n->nodeid, f->io.fh, f->io.oflags, f->io.lock_owner, 0);
     vfs_unlink_file(s, f);

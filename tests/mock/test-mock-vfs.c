@@ -400,6 +400,32 @@ static void t_attr_after_release(void **state)
     mu_finish(m, s);
 }
 
+/* ufuse_flush is close(2) of one copy: FLUSH (its error returned), no
+ * FSYNC, and the file stays open until ufuse_close (FLUSH, RELEASE). */
+static void t_flush_keeps_open(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, NULL);
+    mu_expect_entry(m, 1, "f", MU_INO, S_IFREG | 0644, 0, 3600, 0);
+    mock_reply_open(mock_expect_open(m, MU_INO, O_RDWR), MU_FH, 0);
+    ufuse_file_t *f;
+    assert_int_equal(ufuse_open(s, "/f", O_RDWR, 0, &f), 0);
+    struct mock_exp *e = mock_expect_flush(m, MU_INO, MU_FH);
+    mock_reply_err(e, 0);
+    assert_int_equal(ufuse_flush(f), 0);
+    assert_true(mock_wait(m, e, MOCK_WAIT_MS));
+    mock_reply_err(mock_expect_flush(m, MU_INO, MU_FH), -EIO);
+    assert_int_equal(ufuse_flush(f), -EIO);
+    assert_int_equal(mock_log_count(m, FUSE_FSYNC), 0);
+    assert_int_equal(mock_log_count(m, FUSE_RELEASE), 0);
+    mock_reply_err(mock_expect_flush(m, MU_INO, MU_FH), 0);
+    e = mock_expect_release(m, MU_INO, MU_FH);
+    mock_reply_err(e, 0);
+    assert_int_equal(ufuse_close(f), 0);
+    assert_true(mock_wait(m, e, MOCK_WAIT_MS));
+    mu_finish(m, s);
+}
+
 /* lchown and lutimens change the link itself: SETATTR goes to the link's
  * node, not to its target (which is never looked up); chown follows. */
 static void t_setattr_nofollow(void **state)
@@ -509,6 +535,7 @@ int main(void)
         cmocka_unit_test(t_utime_now),
         cmocka_unit_test(t_setattr_nofollow),
         cmocka_unit_test(t_attr_after_release),
+        cmocka_unit_test(t_flush_keeps_open),
         cmocka_unit_test(t_lookup_before_namespace_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

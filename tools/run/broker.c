@@ -444,7 +444,8 @@ static int64_t do_hello(struct conn *k, struct call *c)
         size_t plen = d ? strlen(d->path) + 1 : 0;
         if (d && used + sizeof(struct run_adopt) + plen <= RUN_MAX_DATA) {
             struct run_adopt a = { .ino = ino, .desc = d->id, .is_dir = d->is_dir,
-                                   .path_len = (uint32_t)plen, .fast = d->fast };
+                                   .path_len = (uint32_t)plen, .flags = (uint32_t)d->flags,
+                                   .fast = d->fast };
             memcpy(c->out + used, &a, sizeof a);
             memcpy(c->out + used + sizeof a, d->path, plen);
             used += sizeof a + plen;
@@ -796,9 +797,9 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
             return -EBADF;
         return ufuse_fallocate(d->f, (int)q->flags, q->a, q->b);
     case RUN_FLUSH:
-        /* close(2) of one copy: write back and report the file's error,
-         * as the kernel's fuse_flush does on every close. */
-        return (d->flags & O_ACCMODE) == O_RDONLY ? 0 : ufuse_fsync(d->f);
+        /* close(2) of one copy: write back, FLUSH and report the file's
+         * error, as the kernel's fuse_flush does on every close. */
+        return (d->flags & O_ACCMODE) == O_RDONLY ? 0 : ufuse_flush(d->f);
     case RUN_GETFL:
         return d->flags;
     case RUN_SETFL: {

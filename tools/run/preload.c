@@ -436,8 +436,24 @@ int pl_open_at_mount(int mnt, const char *rel, int flags, mode_t mode, bool dir)
     if (!(flags & O_CLOEXEC))
         (void)fcntl(c.fd, F_SETFD, 0);
     pl_fd_set(c.fd, &(struct pl_fd){ .desc = o.desc, .mnt = mnt, .is_dir = o.is_dir,
-                                     .fast = o.fast }, rel);
+                                     .flags = (int)o.flags, .fast = o.fast }, rel);
     return c.fd;
+}
+
+/* Set once this process may hold record locks; a forked child inherits
+ * it (the flag, not the locks: conservative). */
+static _Atomic bool record_locks;
+
+void pl_note_record_locks(void)
+{
+    atomic_store_explicit(&record_locks, true, memory_order_relaxed);
+}
+
+bool pl_flush_needed(const struct pl_fd *f)
+{
+    if (atomic_load_explicit(&record_locks, memory_order_relaxed))
+        return true;
+    return !f->is_dir && (f->flags & O_ACCMODE) != O_RDONLY;
 }
 
 int pl_close_mount_fd(int fd)
@@ -446,7 +462,8 @@ int pl_close_mount_fd(int fd)
     int64_t r = 0;
     if (pl_fd_get(fd, &f, NULL)) {
         struct pl_call c = { 0 };
-        r = pl_fd_call(&f, RUN_FLUSH, &c);
+        if (pl_flush_needed(&f))
+            r = pl_fd_call(&f, RUN_FLUSH, &c);
         pl_fd_clear(fd);
     }
     if (syscall(SYS_close, fd) != 0 && r == 0)
@@ -527,8 +544,13 @@ static void adopt_inherited(void)
             for (int j = 0; j < n; j++)
                 if (inos[j] == a.ino)
                     pl_fd_set(fdnums[j], &(struct pl_fd){ .desc = a.desc, .mnt = m,
-                                                         .is_dir = a.is_dir, .fast = a.fast },
+                                                         .is_dir = a.is_dir,
+                                                         .flags = (int)a.flags,
+                                                         .fast = a.fast },
                               buf + off);
+            /* Record locks survive exec: those of the image before may be
+             * held on any file this one inherited. */
+            pl_note_record_locks();
             off += a.path_len;
         }
     }

@@ -58,6 +58,7 @@ struct pl_fd {
     uint64_t desc;
     int mnt;
     bool is_dir;
+    int flags;              /* the description's status flags at open */
     struct run_fast fast;   /* how this process may read it itself (pos_slot 0: not) */
     char *path;             /* relative to the mount root, for *at() and fchdir */
 };
@@ -143,6 +144,14 @@ int64_t pl_fd_call(const struct pl_fd *f, uint32_t op, struct pl_call *c);
 int pl_open_at_mount(int mnt, const char *rel, int flags, mode_t mode, bool dir);
 /* close(2) of a mount fd: FLUSH, then close the real fd. */
 int pl_close_mount_fd(int fd);
+/* Whether closing a copy of @f must tell the broker (RUN_FLUSH): a
+ * writable file (write-back and its error), or any file while this
+ * process may hold record locks (a close drops them); not a read-only
+ * file or a directory of a process that never locked (the broker would
+ * answer 0 and do nothing). */
+bool pl_flush_needed(const struct pl_fd *f);
+/* This process asked for a record lock (or may hold one from before exec). */
+void pl_note_record_locks(void);
 
 /* ---- the fast path (preload_fast.c) ---- */
 /* A read of @n bytes at @off (-1: at the position, moving it) served from

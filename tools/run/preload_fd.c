@@ -489,7 +489,7 @@ static void before_replace(int fd, int nfd)
 {
     if (fd != nfd && pl_is_mount_fd(nfd)) {
         struct pl_fd f;
-        if (pl_fd_get(nfd, &f, NULL)) {
+        if (pl_fd_get(nfd, &f, NULL) && pl_flush_needed(&f)) {
             struct pl_call c = { 0 };
             (void)pl_fd_call(&f, RUN_FLUSH, &c);
         }
@@ -523,6 +523,8 @@ PL_EXPORT int dup3(int fd, int nfd, int flags)
 static int fd_lock(const struct pl_fd *f, uint32_t kind, struct flock *fl)
 {
     bool get = kind == RUN_LK_GET || kind == RUN_LK_OFD_GET;
+    if (kind == RUN_LK_SET || kind == RUN_LK_SETW)
+        pl_note_record_locks();
     struct pl_call c = { .q = { .flags = kind }, .data = fl, .data_len = sizeof *fl,
                          .out = get ? fl : NULL, .out_cap = get ? sizeof *fl : 0 };
     int64_t r = pl_fd_call(f, RUN_LOCK, &c);

@@ -187,6 +187,8 @@ struct run_adopt {
     uint64_t desc;
     uint32_t is_dir;
     uint32_t path_len;  /* the description's path follows, NUL incl. */
+    uint32_t flags;     /* status flags the description has */
+    uint32_t pad;
     struct run_fast fast;
 };
 
