@@ -13,7 +13,9 @@
  *   - a write, an append and a truncate by another process are seen by
  *     the next read and fstat here as soon as they return;
  *   - a position shared across fork moves for both processes (a child's
- *     read(2) at it, then the parent's continues after it).
+ *     read(2) at it, then the parent's continues after it);
+ *   - closing a read-only copy costs no request (fast), and still drops
+ *     the process's record locks once it has taken one.
  * Prints "fast: all checks passed" or the failures.
  */
 #include <fcntl.h>
@@ -89,6 +91,16 @@ static void child_write(const char *path)
 static void child_truncate(const char *path)
 {
     CHECK(truncate(path, 10000) == 0, "child truncate");
+}
+
+/* Exit status 1 if [0, 10) of the file is write-locked by another process. */
+static void child_lock_state(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10 };
+    int r = fcntl(fd, F_GETLK, &fl);
+    close(fd);
+    _exit(r == 0 && fl.l_type == F_WRLCK ? 1 : 0);
 }
 
 static int shared_fd = -1;
@@ -176,6 +188,23 @@ int main(int argc, char **argv)
           (long long)lseek(fd, 0, SEEK_CUR));
     CHECK(read(fd, b2, 100) == 100 && b2[0] == (char)pattern(4096), "parent continues after it");
     close(fd);
+
+    /* Closing a read-only copy asks the broker nothing, unless the
+     * process may hold record locks: then it drops them (POSIX: any
+     * close of the file). */
+    unsigned long long c0 = requests(worker);
+    for (int i = 0; i < 50; i++)
+        close(open(path, O_RDONLY));
+    unsigned long long c1 = requests(worker);
+    if (expect_fast)
+        CHECK(c1 - c0 < 60, "%llu requests for 50 read-only open+close", c1 - c0);
+    int wfd = open(path, O_RDWR);
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10 };
+    CHECK(fcntl(wfd, F_SETLK, &fl) == 0, "lock");
+    CHECK(in_child(child_lock_state, path) == 1, "the child sees the lock");
+    close(open(path, O_RDONLY));
+    CHECK(in_child(child_lock_state, path) == 0, "a read-only close dropped the lock");
+    close(wfd);
 
     if (failures)
         return 1;
