@@ -14,6 +14,18 @@ t() { # NAME CMD...: time one command
     e=$(date +%s%N)
     echo "$name $(( (e - s) / 1000 ))"
 }
+# Cached calls in a loop (issue 9's goals: pread >= 2x, stat >= 5x), with
+# run-sysloop-dyn (tests/run/sysloop.c) when $SYSLOOP names it: 4 MiB of
+# /big read once, then 100,000 4 KiB preads of it; 100,000 fstats; 100,000
+# stats of a path three names deep.
+if [ -n "${SYSLOOP:-}" ]; then
+    mkdir -p "$root/s/a/b"
+    head -c 4194304 "$root/big" >"$root/s/f"
+    : >"$root/s/a/b/c"
+    t "pread-4k-hot-100k" "$SYSLOOP" pread 100000 "$root/s/f"
+    t "fstat-100k" "$SYSLOOP" fstat 100000 "$root/s/f"
+    t "stat-cached-100k" "$SYSLOOP" stat 100000 "$root/s/a/b/c"
+fi
 t "cat-1g-cold" cat "$root/big"
 t "cat-1g-hot" cat "$root/big"
 mkdir "$root/t"

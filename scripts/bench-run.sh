@@ -13,6 +13,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 UFUSE=$B/ufuse
+# The cached-call rows of bench/run-rows.sh.
+[ -x "$B/run-sysloop-dyn" ] && export SYSLOOP="$(cd "$B" && pwd)/run-sysloop-dyn"
 [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] || { echo "bench-run: needs root and /dev/fuse; skipped" >&2; exit 0; }
 tmp=$(mktemp -d /dev/shm/ufuse-bench-run.XXXXXX)
 cleanup() {

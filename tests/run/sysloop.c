@@ -6,6 +6,8 @@
  *
  *   run-sysloop fstat N FILE   open FILE, fstat it N times
  *   run-sysloop stat N PATH    stat PATH N times
+ *   run-sysloop pread N FILE   read FILE once, then N 4 KiB preads of its pages
+ *                              (hits), spread over it
  *   run-sysloop getpid N       getpid N times (a call the filter does not list)
  *   run-sysloop raw FILE       open, write, lseek, read, fstat, F_GETFL, statx and
  *                              unlink FILE
@@ -14,6 +16,8 @@
  * The loops print "CALL N: X ns/call" (for docs/run.md; tests assert no time).
  */
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +67,10 @@ int main(int argc, char **argv)
     long n = atol(argv[2]);
     struct stat st;
     int fd = -1;
-    if (strcmp(argv[1], "fstat") == 0 && argc == 4) {
+    bool pread_loop = strcmp(argv[1], "pread") == 0 && argc == 4;
+    if ((strcmp(argv[1], "fstat") == 0 || pread_loop) && argc == 4) {
         fd = open(argv[3], O_RDONLY);
-        if (fd < 0) {
+        if (fd < 0 || fstat(fd, &st) != 0) {
             perror(argv[3]);
             return 1;
         }
@@ -73,9 +78,24 @@ int main(int argc, char **argv)
                !(strcmp(argv[1], "getpid") == 0 && argc == 3)) {
         goto usage;
     }
+    /* pread: 4 KiB at page offsets spread over the file, read once first
+     * so that every timed read is a hit. */
+    static char page[4096];
+    uint64_t pages = pread_loop ? (uint64_t)st.st_size / sizeof page : 0;
+    if (pread_loop && !pages) {
+        fprintf(stderr, "%s: smaller than a page\n", argv[3]);
+        return 1;
+    }
+    for (uint64_t p = 0; p < pages; p++)
+        (void)!pread(fd, page, sizeof page, (off_t)(p * sizeof page));
     double t0 = now_ns();
     for (long i = 0; i < n; i++) {
-        int r = fd >= 0 ? fstat(fd, &st) : argc == 4 ? stat(argv[3], &st) : (int)syscall(SYS_getpid);
+        int r = pread_loop ? (pread(fd, page, sizeof page,
+                                    (off_t)(((uint64_t)i * 7919 % pages) * sizeof page)) ==
+                                      (ssize_t)sizeof page
+                                  ? 0 : -1)
+                : fd >= 0 ? fstat(fd, &st) : argc == 4 ? stat(argv[3], &st)
+                          : (int)syscall(SYS_getpid);
         if (r < 0) {
             perror(argv[1]);
             return 1;
@@ -85,6 +105,7 @@ int main(int argc, char **argv)
     printf("%s %ld: %.0f ns/call\n", argv[1], n, n ? t / (double)n : 0.0);
     return 0;
 usage:
-    fprintf(stderr, "usage: run-sysloop fstat N FILE | stat N PATH | getpid N | raw FILE\n");
+    fprintf(stderr, "usage: run-sysloop fstat N FILE | stat N PATH | pread N FILE | getpid N | "
+                    "raw FILE\n");
     return 2;
 }
