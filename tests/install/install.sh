@@ -164,6 +164,8 @@ expect "libufuse.so.0 -> libufuse.so.$UFUSE_VERSION" \
     test "$(readlink "$L/libufuse.so.0")" = "libufuse.so.$UFUSE_VERSION"
 expect "the installed header is include/ufuse.h" \
     cmp "$UFUSE_SOURCE_DIR/include/ufuse.h" "$STAGE$UFUSE_INCLUDEDIR/ufuse.h"
+expect "the installed shared-cache header is include/ufuse_share.h" \
+    cmp "$UFUSE_SOURCE_DIR/include/ufuse_share.h" "$STAGE$UFUSE_INCLUDEDIR/ufuse_share.h"
 
 soname=$(readelf -d "$L/libufuse.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 if [ "$soname" = libufuse.so.0 ]; then pass; else fail "SONAME is '$soname', not libufuse.so.0"; fi
