@@ -88,9 +88,11 @@ typedef struct ufuse_dir ufuse_dir_t;
  *                 timeout=SECONDS (per request; default 0 = none),
  *                 max_read=SIZE (default 128k), max_write=SIZE (default 1m;
  *                 caps on transfer sizes; SIZE takes k/m/g suffixes),
- *                 splice (let the server splice its replies; READs are then
- *                 capped at 56k unless max_read= is given, because larger
- *                 spliced replies arrive in pieces), log=FILE (the server's stderr
+ *                 splice or nosplice (the default: let the server splice its
+ *                 READ replies, or not; while it may, READs are capped at 56k
+ *                 unless max_read= is given, because larger spliced replies
+ *                 arrive in pieces), share (the cache in a memfd other
+ *                 processes read: ufuse_share_fd), log=FILE (the server's stderr
  *                 and ufuse's own messages go there instead of stderr),
  *                 attach=auto|devfd|hook (how the server gets its socket:
  *                 "devfd" passes /dev/fd/N as the mountpoint (libfuse >= 3.3,

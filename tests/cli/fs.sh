@@ -113,7 +113,9 @@ expect_match out '^block size [0-9]+, fragment size [0-9]+, name max [1-9][0-9]*
 expect_line out "server         ufuse-memfs (built-in)" "info: server"
 expect_match out '^protocol +7\.[0-9]+$' "info: protocol"
 expect_match out '^max_write +[1-9][0-9]*$' "info: max_write"
-expect_match out '^max_read +[1-9][0-9]*$' "info: max_read"
+expect_match out '^max_read +57344$' "info: the command offers splice: READs of 56k"
+run -o nosplice -c info
+expect_match out '^max_read +131072$' "info: -o nosplice: READs of max_read"
 
 # help.
 run -c help

@@ -499,8 +499,15 @@ void progress_end(struct progress *p)
 
 int cli_mount(ufuse_t **out, char **argv, const char *opts)
 {
+    /* The command offers splice unless told nosplice (a later option wins):
+     * libfuse servers serving files then splice their READ replies, which
+     * made passthrough_ll's cold reads 4 times faster (src/vfs/mount.c). */
+    char *all = NULL;
+    if (asprintf(&all, "splice%s%s", opts && *opts ? "," : "", opts ? opts : "") < 0)
+        return -ENOMEM;
     char why[UFUSE_MOUNT_ERR_MAX];
-    int r = ufuse_mount_err(out, argv, opts, why, sizeof(why));
+    int r = ufuse_mount_err(out, argv, all, why, sizeof(why));
+    free(all);
     if (r < 0) {
         /* The library says what and why; we say where the options are. */
         fprintf(stderr, "ufuse: %s%s\n", why,
