@@ -367,7 +367,8 @@ struct ufuse_share_ids {
  * its attribute record holds while that record is valid, and fstat from
  * the record.  -EOPNOTSUPP when the session does not share its cache, when
  * @f's reads do not go through the cache (FOPEN_DIRECT_IO, O_DIRECT, not a
- * regular file) or when no attribute record is free.  Takes the node
+ * regular file), when it has no position to seek (FOPEN_NONSEEKABLE,
+ * FOPEN_STREAM) or when no attribute record is free.  Takes the node
  * table's lock.
  */
 int ufuse_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids);

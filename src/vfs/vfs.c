@@ -1250,7 +1250,8 @@ int vfs_share_fd(ufuse_t *s)
 int vfs_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids)
 {
     struct io_file *io = &f->io;
-    if (!f->s->region.base || !io->buffered || !io->obj || (io->oflags & O_DIRECT))
+    if (!f->s->region.base || !io->buffered || !io->obj || (io->oflags & O_DIRECT) ||
+        (io->fopen_flags & (FOPEN_NONSEEKABLE | FOPEN_STREAM)))
         return -EOPNOTSUPP;
     uint32_t slot = node_share_slot(&f->s->nodes, io->node);
     if (!slot)

@@ -4,9 +4,9 @@
  * inside a tree by tests/run/fast.sh:
  *
  *   run-fast DIR WORKER EXPECT   EXPECT "fast": 2,000 preads, 200 reads at
- *                                the position and 200 fstats of a cached
- *                                file cost the broker fewer than 20
- *                                requests; "slow": at least 2,400 (the
+ *                                the position, 200 fstats and 300 lseeks of
+ *                                a cached file cost the broker fewer than
+ *                                20 requests; "slow": at least 2,400 (the
  *                                same program with the fast path off, so
  *                                the count can fail).  Either way:
  *   - the bytes are the file's, EOF and short reads where the size says;
@@ -18,6 +18,7 @@
  *     the process's record locks once it has taken one.
  * Prints "fast: all checks passed" or the failures.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -151,6 +152,14 @@ int main(int argc, char **argv)
         if (fstat(fd, &st) != 0 || st.st_size != SIZE)
             bad++;
     CHECK(bad == 0, "%d fstats wrong", bad);
+    for (int i = 0; i < 100; i++)
+        if (lseek(fd, 0, SEEK_CUR) != 200 * 4096 || lseek(fd, i, SEEK_SET) != i ||
+            lseek(fd, 200 * 4096 - i, SEEK_CUR) != 200 * 4096)
+            bad++;
+    CHECK(bad == 0, "%d lseeks wrong", bad);
+    CHECK(lseek(fd, -100, SEEK_END) == SIZE - 100, "SEEK_END");
+    CHECK(lseek(fd, -1, SEEK_SET) == -1 && errno == EINVAL, "a negative position: EINVAL");
+    CHECK(lseek(fd, 200 * 4096, SEEK_SET) == 200 * 4096, "back");
     unsigned long long r1 = requests(worker);
     if (expect_fast)
         CHECK(r1 - r0 < 20, "%llu broker requests for 2,400 cached calls", r1 - r0);

@@ -160,6 +160,10 @@ void pl_note_record_locks(void);
  * short of @n before EOF where the cache stops (the caller asks the broker
  * for the rest); a read at the position is served whole or not at all. */
 ssize_t pl_fast_read(const struct pl_fd *f, void *buf, size_t n, off_t off);
+/* lseek (SEEK_SET, SEEK_CUR, SEEK_END) of a description this process may
+ * read itself, by a compare-and-swap of its position word: the new
+ * position, or -1 (ask the broker, which also decides every error). */
+off_t pl_fast_lseek(const struct pl_fd *f, off_t off, int whence);
 /* fstat from the shared attribute record: true if served. */
 bool pl_fast_fstat(const struct pl_fd *f, struct stat *st);
 /* stat (lstat if @nofollow) of @rel on mount @mnt from the shared entry and

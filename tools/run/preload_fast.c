@@ -30,10 +30,13 @@
  *     clear: the broker's position calls and other readers stay atomic
  *     with it, as Linux's f_pos_lock keeps them.
  *  3. Nothing here writes the region but referenced bytes, and nothing
- *     writes the position table but the compare-and-swap of invariant 2.
+ *     writes the position table but compare-and-swaps from an unlocked
+ *     word: a read's (invariant 2) and lseek's (SEEK_SET, SEEK_CUR, and
+ *     SEEK_END from a valid attribute record; the rest asks the broker).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -203,4 +206,33 @@ int pl_fast_stat(int mnt, const char *rel, bool nofollow, struct stat *st)
         return 0;
     }
     return r < 0 ? r : 1;
+}
+
+off_t pl_fast_lseek(const struct pl_fd *f, off_t off, int whence)
+{
+    struct fast_mount *m = fast_mount(f);
+    if (!m || (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END))
+        return -1;
+    _Atomic uint64_t *word = &m->pos[f->fast.pos_slot];
+    for (int i = 0; i < FAST_POS_RETRIES; i++) {
+        uint64_t at = atomic_load_explicit(word, memory_order_acquire);
+        if (at & RUN_POS_LOCK)
+            return -1;
+        int64_t base = 0;
+        if (whence == SEEK_CUR) {
+            base = (int64_t)at;
+        } else if (whence == SEEK_END) {
+            struct fuse_attr a;
+            if (!fast_attr(m, f, &a))
+                return -1;
+            base = (int64_t)a.size;
+        }
+        /* Negative or overflowing: the broker says EINVAL / EOVERFLOW. */
+        if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
+            return -1;
+        uint64_t to = (uint64_t)(base + off);
+        if (atomic_compare_exchange_strong(word, &at, to))
+            return (off_t)to;
+    }
+    return -1;
 }

@@ -252,6 +252,9 @@ PL_EXPORT off_t lseek(int fd, off_t off, int whence)
         c.q.a = off;
         return pl_ret(pl_fd_call(&f, RUN_SEEKDIR, &c) < 0 ? -EINVAL : off);
     }
+    off_t fast = pl_fast_lseek(&f, off, whence);
+    if (fast >= 0)
+        return fast;
     return pl_ret(pl_fd_call(&f, RUN_LSEEK, &c));
 }
 PL_EXPORT off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
