@@ -170,13 +170,13 @@ static struct ufuse_share_attr *node_share_rec(struct node_table *t, struct node
     return n->share_slot ? &t->share_attrs[n->share_slot] : NULL;
 }
 
-/* Make @r odd (being changed) if it is not; release-ordered before what
- * the caller writes next. */
-static void node_share_unpublish(struct ufuse_share_attr *r)
+/* Make a shared record's @seq odd (being changed) if it is not; ordered
+ * before what the caller writes next. */
+static void share_unpublish(_Atomic uint32_t *seq)
 {
-    uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
+    uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
     if (!(s & 1)) {
-        atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
+        atomic_store_explicit(seq, s + 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_release);
     }
 }
@@ -200,7 +200,7 @@ static void node_share_bind(struct node_table *t, struct node *n, uint32_t slot)
 {
     n->share_slot = slot;
     struct ufuse_share_attr *r = node_share_rec(t, n);
-    node_share_unpublish(r);
+    share_unpublish(&r->seq);
     atomic_store_explicit(&r->nodeid, n->nodeid, memory_order_relaxed);
     atomic_store_explicit(&r->generation, n->generation, memory_order_relaxed);
     node_share_publish(t, n, ufuse_valid_now_ns());
@@ -226,7 +226,7 @@ static void node_share_release(struct node_table *t, struct node *n)
     struct ufuse_share_attr *r = node_share_rec(t, n);
     if (!r || n->share_slot == UFUSE_SHARE_ROOT_SLOT)
         return;
-    node_share_unpublish(r);
+    share_unpublish(&r->seq);
     atomic_store_explicit(&r->nodeid, 0, memory_order_relaxed);
     t->share_free[t->share_nfree++] = n->share_slot;
     n->share_slot = 0;
@@ -317,7 +317,7 @@ static void node_attr_touch(struct node_table *t, struct node *n)
 {
     struct ufuse_share_attr *r = node_share_rec(t, n);
     if (r)
-        node_share_unpublish(r);
+        share_unpublish(&r->seq);
     atomic_fetch_add_explicit(&n->attr_gen, 1, memory_order_release);
 }
 
@@ -573,16 +573,6 @@ static struct ufuse_share_entry *entry_share_rec(struct node_table *t, const str
     return r;
 }
 
-/* Make @r odd (changing or empty), ordered before what follows. */
-static void entry_share_unpublish(struct ufuse_share_entry *r)
-{
-    uint32_t s = atomic_load_explicit(&r->seq, memory_order_relaxed);
-    if (!(s & 1)) {
-        atomic_store_explicit(&r->seq, s + 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_release);
-    }
-}
-
 /* Write @e into its shared record (lock held), replacing whatever the
  * record held: a positive entry whose child has an attribute record, or a
  * negative one. */
@@ -594,7 +584,7 @@ static void entry_share_publish(struct node_table *t, struct entry *e)
     uint32_t i = ufuse_share_entry_slot(e->parent->nodeid, e->name, e->len,
                                         t->share_entries_mask);
     struct ufuse_share_entry *r = &t->share_entries[i];
-    entry_share_unpublish(r);
+    share_unpublish(&r->seq);
     atomic_store_explicit(&r->parent, e->parent->nodeid, memory_order_relaxed);
     atomic_store_explicit(&r->child, e->child ? e->child->nodeid : 0, memory_order_relaxed);
     atomic_store_explicit(&r->child_generation, e->child ? e->child->generation : 0,
@@ -614,7 +604,7 @@ static void entry_free(struct node_table *t, struct entry **slot)
     struct entry *e = *slot;
     struct ufuse_share_entry *r = entry_share_rec(t, e);
     if (r) {
-        entry_share_unpublish(r);
+        share_unpublish(&r->seq);
         atomic_store_explicit(&r->parent, 0, memory_order_relaxed);
     }
     *slot = e->hnext;
