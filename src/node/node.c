@@ -786,6 +786,10 @@ int node_table_share(struct node_table *t, struct share_region *r)
 void node_table_destroy(struct node_table *t)
 {
     pthread_mutex_lock(&t->mu);
+    /* Readers elsewhere may outlive the session: nothing stays published
+     * (the entries and other nodes unpublish as they go below). */
+    if (t->share_attrs)
+        share_unpublish(&t->share_attrs[UFUSE_SHARE_ROOT_SLOT].seq);
     if (t->ehash)
         for (unsigned i = 0; i <= t->ehash_mask; i++)
             while (t->ehash[i])

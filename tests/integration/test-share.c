@@ -197,6 +197,10 @@ static void coherence(const char *opts)
     OK(ufuse_close(w));
     OK(ufuse_close(r));
     ufuse_unmount(s);
+    /* A reader that outlives the session reads nothing from it. */
+    assert_int_equal(ufuse_share_read(&m.v, ids.key, 0, 4096, got), 0);
+    assert_false(ufuse_share_attr_get(&m.v, ids.attr_slot, ids.nodeid, ids.generation,
+                                      coarse_now(), &b));
     munmap(m.base, m.size);
 }
 
@@ -241,7 +245,11 @@ static void t_walk(void **state)
     OK(ufuse_chmod(s, "/d", 0700));
     if (ufuse_share_walk(&m.v, "/d", 1, coarse_now(), &a) == 1)
         assert_int_equal(a.mode & 07777, 0700);
+    /* A reader that outlives the session finds nothing published. */
+    OK(ufuse_stat(s, "/d", &st));
     ufuse_unmount(s);
+    assert_int_equal(ufuse_share_walk(&m.v, "/", 1, coarse_now(), &a), 0);
+    assert_int_equal(ufuse_share_walk(&m.v, "/d", 1, coarse_now(), &a), 0);
     munmap(m.base, m.size);
 }
 
