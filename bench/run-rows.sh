@@ -16,13 +16,15 @@ t() { # NAME CMD...: time one command
 }
 # Cached calls in a loop (issue 9's goals: pread >= 2x, stat >= 5x), with
 # run-sysloop-dyn (tests/run/sysloop.c) when $SYSLOOP names it: 4 MiB of
-# /big read once, then 100,000 4 KiB preads of it; 100,000 fstats; 100,000
+# /big read once, then 100,000 4 KiB preads of it (one thread, then four);
+# 100,000 fstats; 100,000
 # stats of a path three names deep.
 if [ -n "${SYSLOOP:-}" ]; then
     mkdir -p "$root/s/a/b"
     head -c 4194304 "$root/big" >"$root/s/f"
     : >"$root/s/a/b/c"
     t "pread-4k-hot-100k" "$SYSLOOP" pread 100000 "$root/s/f"
+    t "pread-4k-hot-4thr-100k" "$SYSLOOP" pread4 100000 "$root/s/f"
     t "fstat-100k" "$SYSLOOP" fstat 100000 "$root/s/f"
     t "stat-cached-100k" "$SYSLOOP" stat 100000 "$root/s/a/b/c"
 fi

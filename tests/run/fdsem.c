@@ -14,6 +14,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +156,32 @@ int main(int argc, char **argv)
     close(saved);
     s = slurp(c);
     CHECK(s && strcmp(s, "fdopen 1\nprintf 2\n") == 0, "stdio output (%s)", s ? s : "-");
+
+    /* Readiness: a file is always ready for poll and select (with a pipe
+     * beside it that is not), and epoll refuses it, as on a kernel mount. */
+    int rw = open(c, O_RDWR), pp[2];
+    CHECK(rw >= 0 && pipe(pp) == 0, "a file and a pipe");
+    struct pollfd pf[2] = { { .fd = rw, .events = POLLIN | POLLOUT }, { .fd = pp[0], .events = POLLIN } };
+    CHECK(poll(pf, 2, 10000) == 1 && pf[0].revents == (POLLIN | POLLOUT) && pf[0].fd == rw &&
+              pf[1].revents == 0,
+          "poll: the file ready at once, the pipe not (%d %d)", pf[0].revents, pf[1].revents);
+    fd_set rs, ws;
+    FD_ZERO(&rs);
+    FD_ZERO(&ws);
+    FD_SET(rw, &rs);
+    FD_SET(pp[0], &rs);
+    FD_SET(rw, &ws);
+    struct timeval tv = { 10, 0 };
+    CHECK(select((rw > pp[0] ? rw : pp[0]) + 1, &rs, &ws, NULL, &tv) == 2 && FD_ISSET(rw, &rs) &&
+              FD_ISSET(rw, &ws) && !FD_ISSET(pp[0], &rs),
+          "select: the file readable and writable at once, the pipe not");
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN };
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, rw, &ev) == -1 && errno == EPERM, "epoll refuses a file");
+    close(ep);
+    close(pp[0]);
+    close(pp[1]);
+    close(rw);
     printf("%s\n", failures ? "FAILED" : "fdsem: all checks passed");
     return failures ? 1 : 0;
 }

@@ -18,7 +18,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/select.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -940,4 +944,160 @@ PL_EXPORT ssize_t getdents64(int fd, void *buf, size_t n)
     if (!pl_fd_get(fd, &f, NULL))
         return REAL(getdents64)(fd, buf, n);
     return pl_ret(pl_getdents(&f, buf, n));
+}
+
+/* ---- readiness ---------------------------------------------------------- */
+
+/*
+ * A regular file or directory is always ready on Linux: poll and select
+ * say so at once for mount fds (whose identity pipe never is), and ask
+ * the kernel about the others, with no wait when a mount fd is ready.
+ * epoll refuses regular files and directories (EPERM), so it refuses
+ * mount fds too.
+ */
+static int poll_mount_fds(struct pollfd *fds, nfds_t n, int timeout_ms,
+                          int (*real_wait)(struct pollfd *, nfds_t, int, void *), void *arg)
+{
+    int ready = 0, saved_any = 0;
+    int *saved = NULL;
+    for (nfds_t i = 0; i < n; i++) {
+        if (fds[i].fd < 0 || !pl_is_mount_fd(fds[i].fd))
+            continue;
+        if (!saved && !(saved = calloc(n, sizeof *saved)))
+            return (int)pl_ret(-ENOMEM);
+        saved_any = 1;
+        saved[i] = fds[i].fd + 1;
+        fds[i].revents = (short)(fds[i].events & (POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM));
+        ready += fds[i].revents != 0;
+        fds[i].fd = -1; /* the kernel skips it */
+    }
+    if (!saved_any)
+        return real_wait(fds, n, timeout_ms, arg);
+    short *keep = malloc(n * sizeof *keep);
+    for (nfds_t i = 0; keep && i < n; i++)
+        keep[i] = fds[i].revents;
+    int r = real_wait(fds, n, ready ? 0 : timeout_ms, arg);
+    for (nfds_t i = 0; i < n; i++) {
+        if (saved[i]) {
+            fds[i].fd = saved[i] - 1;
+            fds[i].revents = keep ? keep[i] : (short)(fds[i].events & (POLLIN | POLLOUT));
+        }
+    }
+    free(keep);
+    free(saved);
+    return r < 0 ? r : r + ready;
+}
+
+static int real_poll_wait(struct pollfd *fds, nfds_t n, int timeout_ms, void *arg)
+{
+    (void)arg;
+    return REAL(poll)(fds, n, timeout_ms);
+}
+
+PL_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout_ms)
+{
+    return poll_mount_fds(fds, n, timeout_ms, real_poll_wait, NULL);
+}
+PL_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout_ms, size_t len)
+{
+    (void)len;
+    return poll(fds, n, timeout_ms);
+}
+
+struct ppoll_args {
+    const struct timespec *tmo;
+    const sigset_t *mask;
+};
+
+static int real_ppoll_wait(struct pollfd *fds, nfds_t n, int timeout_ms, void *arg)
+{
+    const struct ppoll_args *a = arg;
+    static const struct timespec zero = { 0, 0 };
+    return REAL(ppoll)(fds, n, timeout_ms == 0 ? &zero : a->tmo, a->mask);
+}
+
+PL_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                    const sigset_t *mask)
+{
+    struct ppoll_args a = { tmo, mask };
+    return poll_mount_fds(fds, n, tmo && !tmo->tv_sec && !tmo->tv_nsec ? 0 : -1,
+                          real_ppoll_wait, &a);
+}
+PL_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                          const sigset_t *mask, size_t len)
+{
+    (void)len;
+    return ppoll(fds, n, tmo, mask);
+}
+
+/* select/pselect: mount fds in the read or write set are ready; the rest
+ * go to the kernel (with no wait when a mount fd is ready). */
+static int select_mount_fds(int nfds, fd_set *r, fd_set *w, fd_set *e, bool *any_ready,
+                            fd_set *mr, fd_set *mw)
+{
+    int ready = 0;
+    FD_ZERO(mr);
+    FD_ZERO(mw);
+    *any_ready = false;
+    for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
+        bool inr = r && FD_ISSET(fd, r), inw = w && FD_ISSET(fd, w);
+        if (!(inr || inw || (e && FD_ISSET(fd, e))) || !pl_is_mount_fd(fd))
+            continue;
+        if (inr) {
+            FD_SET(fd, mr);
+            FD_CLR(fd, r);
+            ready++;
+        }
+        if (inw) {
+            FD_SET(fd, mw);
+            FD_CLR(fd, w);
+            ready++;
+        }
+        if (e)
+            FD_CLR(fd, e);
+    }
+    *any_ready = ready > 0;
+    return ready;
+}
+
+static int select_merge(int nfds, int r, int ready, fd_set *rs, fd_set *ws, const fd_set *mr,
+                        const fd_set *mw)
+{
+    if (r < 0)
+        return r;
+    for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
+        if (FD_ISSET(fd, mr))
+            FD_SET(fd, rs);
+        if (FD_ISSET(fd, mw))
+            FD_SET(fd, ws);
+    }
+    return r + ready;
+}
+
+PL_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
+{
+    fd_set mr, mw;
+    bool any;
+    int ready = select_mount_fds(nfds, r, w, e, &any, &mr, &mw);
+    struct timeval zero = { 0, 0 };
+    int res = REAL(select)(nfds, r, w, e, any ? &zero : tv);
+    return select_merge(nfds, res, ready, r, w, &mr, &mw);
+}
+
+PL_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *tmo,
+                      const sigset_t *mask)
+{
+    fd_set mr, mw;
+    bool any;
+    int ready = select_mount_fds(nfds, r, w, e, &any, &mr, &mw);
+    static const struct timespec zero = { 0, 0 };
+    int res = REAL(pselect)(nfds, r, w, e, any ? &zero : tmo, mask);
+    return select_merge(nfds, res, ready, r, w, &mr, &mw);
+}
+
+PL_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && pl_is_mount_fd(fd))
+        return (int)pl_ret(-EPERM);
+    return REAL(epoll_ctl)(epfd, op, fd, ev);
 }
