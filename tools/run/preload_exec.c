@@ -15,14 +15,18 @@
  *    mounts when that cannot be done (posix_spawn, no seccomp).
  * execvp and friends search PATH here (glibc's own search would call its
  * internal execve).  posix_spawn(p) fixes the environment and, for a
- * program on a mount, spawns the memfd copy through /proc/self/fd.
+ * program on a mount, spawns the memfd copy through /proc/self/fd; file
+ * actions that open a mount path are carried out by the parent at spawn
+ * time (see "posix_spawn file actions" below).
  *
- * Locks: none (the saved entries are written once at start-up).
+ * Locks: spawn_mu guards the recorded file actions and is held across a
+ * spawn that uses them; the saved entries are written once at start-up.
  */
 #define _GNU_SOURCE
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -441,6 +445,118 @@ PL_EXPORT int execle(const char *path, const char *arg, ...)
     return execve(path, argv, envp);
 }
 
+/*
+ * posix_spawn file actions that open a mount path.  glibc's child carries
+ * out the actions with its internal open, which this library never sees,
+ * so such an open is recorded here instead: the action list gets a dup2
+ * from a reserved slot fd (a /dev/null placeholder, close-on-exec, kept
+ * while the actions object lives so that nothing else takes the number),
+ * and at each spawn the parent opens the path through the broker, puts
+ * the new description in the slot for the child to dup2, spawns, and puts
+ * the placeholder back.  The open happens at spawn time, as POSIX says
+ * (O_TRUNC, O_CREAT then), in the parent, with the same identity and
+ * working directory the child would have had.  spawn_mu serializes spawns
+ * that use recorded actions (one slot per action, shared by every spawn).
+ */
+struct spawn_open {
+    const posix_spawn_file_actions_t *fa;
+    int slot;                   /* the reserved fd the child dup2s from */
+    int flags;
+    mode_t mode;
+    char *path;                 /* as given (the child's view) */
+    struct spawn_open *next;
+};
+static struct spawn_open *spawn_opens;
+static pthread_mutex_t spawn_mu = PTHREAD_MUTEX_INITIALIZER;
+
+PL_EXPORT int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fd,
+                                               const char *path, int flags, mode_t mode)
+{
+    int mnt;
+    char rel[PATH_MAX];
+    if (fd < 0 || pl_classify(AT_FDCWD, path, &mnt, rel) != 1)
+        return REAL(posix_spawn_file_actions_addopen)(fa, fd, path, flags, mode);
+    struct spawn_open *o = calloc(1, sizeof *o);
+    char *copy = strdup(path);
+    int slot = (int)syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+    if (slot >= 0) {
+        /* Out of the way of the low numbers programs use. */
+        int high = REAL(fcntl)(slot, F_DUPFD_CLOEXEC, 512);
+        syscall(SYS_close, slot);
+        slot = high;
+    }
+    int r = !o || !copy || slot < 0 ? ENOMEM
+                                    : REAL(posix_spawn_file_actions_adddup2)(fa, slot, fd);
+    if (r) {
+        if (slot >= 0)
+            syscall(SYS_close, slot);
+        free(copy);
+        free(o);
+        return r;
+    }
+    *o = (struct spawn_open){ .fa = fa, .slot = slot, .flags = flags, .mode = mode,
+                              .path = copy };
+    pthread_mutex_lock(&spawn_mu);
+    struct spawn_open **tail = &spawn_opens;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = o; /* in the order the actions were added */
+    pthread_mutex_unlock(&spawn_mu);
+    return 0;
+}
+
+PL_EXPORT int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa)
+{
+    pthread_mutex_lock(&spawn_mu);
+    for (struct spawn_open **p = &spawn_opens; *p;) {
+        struct spawn_open *o = *p;
+        if (o->fa != fa) {
+            p = &o->next;
+            continue;
+        }
+        *p = o->next;
+        syscall(SYS_close, o->slot);
+        free(o->path);
+        free(o);
+    }
+    pthread_mutex_unlock(&spawn_mu);
+    return REAL(posix_spawn_file_actions_destroy)(fa);
+}
+
+/* Before a spawn with @fa (spawn_mu held): open each recorded mount path
+ * into its slot.  0, or the first open's errno (the spawn is not made). */
+static int spawn_opens_begin(const posix_spawn_file_actions_t *fa)
+{
+    for (struct spawn_open *o = spawn_opens; o; o = o->next) {
+        if (o->fa != fa)
+            continue;
+        int fd = open(o->path, o->flags | O_CLOEXEC, o->mode);
+        if (fd < 0)
+            return errno; /* spawn_opens_end puts every slot back */
+        /* dup3 copies our table entry too: the slot is a mount fd now. */
+        int r = dup3(fd, o->slot, O_CLOEXEC);
+        close(fd);
+        if (r < 0)
+            return errno;
+    }
+    return 0;
+}
+
+/* After the spawn: the slots hold /dev/null again (the descriptions go
+ * when the child's copies do). */
+static void spawn_opens_end(const posix_spawn_file_actions_t *fa)
+{
+    for (struct spawn_open *o = spawn_opens; o; o = o->next) {
+        if (o->fa != fa)
+            continue;
+        int null = (int)syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0) {
+            (void)dup3(null, o->slot, O_CLOEXEC);
+            syscall(SYS_close, null);
+        }
+    }
+}
+
 /* posix_spawn(p): fix the environment; a program on a mount is spawned
  * from a memfd copy by its /proc/self/fd path. */
 static int spawn_common(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
@@ -498,12 +614,26 @@ static int spawn_common(pid_t *pid, const char *file, const posix_spawn_file_act
     }
     char *cwd = cwd_entry();
     char **env = fix_envp(envp, cwd);
+    bool recorded = false;
+    if (fa) {
+        pthread_mutex_lock(&spawn_mu);
+        for (struct spawn_open *o = spawn_opens; o && !recorded; o = o->next)
+            recorded = o->fa == fa;
+        if (!recorded)
+            pthread_mutex_unlock(&spawn_mu);
+    }
     if (!env)
         r = ENOMEM;
+    else if (recorded && (r = spawn_opens_begin(fa)) != 0)
+        ;
     else if (search)
         r = REAL(posix_spawnp)(pid, path, fa, attr, argv, env);
     else
         r = REAL(posix_spawn)(pid, path, fa, attr, argv, env);
+    if (recorded) {
+        spawn_opens_end(fa);
+        pthread_mutex_unlock(&spawn_mu);
+    }
     free(env);
     free(cwd);
     if (memfd >= 0)
