@@ -92,7 +92,10 @@ typedef struct ufuse_dir ufuse_dir_t;
  *                 READ replies, or not; while it may, READs are capped at 56k
  *                 unless max_read= is given, because larger spliced replies
  *                 arrive in pieces), share (the cache in a memfd other
- *                 processes read: ufuse_share_fd), log=FILE (the server's stderr
+ *                 processes read: ufuse_share_fd), default_permissions (check
+ *                 permissions in the client from cached attributes and the
+ *                 caller's ids and groups, as the kernel does with that
+ *                 option), log=FILE (the server's stderr
  *                 and ufuse's own messages go there instead of stderr),
  *                 attach=auto|devfd|hook (how the server gets its socket:
  *                 "devfd" passes /dev/fd/N as the mountpoint (libfuse >= 3.3,
@@ -250,21 +253,27 @@ struct ufuse_failure {
  */
 int ufuse_last_failure(ufuse_t *s, struct ufuse_failure *out);
 
-/** Who a request is made for (the FUSE request header's uid, gid, pid). */
+/** Who a request is made for (the FUSE request header's uid, gid, pid),
+ *  and its supplementary groups (checked under -o default_permissions;
+ *  the first 256 count). */
 struct ufuse_caller {
     uid_t uid;
     gid_t gid;
     pid_t pid;
+    int ngroups;             /**< entries in groups (0: none) */
+    const gid_t *groups;     /**< copied by ufuse_set_caller */
 };
 
 /**
  * Make the calling thread's later requests on @s carry @who's identity,
  * as the kernel fills each request from the process making the system
- * call; NULL returns to the session's own (the process that mounted).
+ * call; NULL returns to the session's own (the process that mounted, whose
+ * ids and groups are then asked of the kernel when permissions are
+ * checked).
  * For programs serving other processes (the `ufuse run` broker).  Requests
  * the library makes by itself (readahead, write-back, FORGET) carry the
- * session's identity.  Per thread; never fails on a valid @s.
- * @return 0, or -EINVAL when @s is NULL.
+ * session's identity.  Per thread.
+ * @return 0, or -EINVAL when @s is NULL or @who's groups are missing.
  */
 int ufuse_set_caller(ufuse_t *s, const struct ufuse_caller *who);
 

@@ -205,10 +205,18 @@ int ufuse_set_caller(ufuse_t *s, const struct ufuse_caller *who)
 {
     if (!s)
         return -EINVAL;
-    if (who)
-        conn_set_caller(&s->conn, 1, (uint32_t)who->uid, (uint32_t)who->gid, (uint32_t)who->pid);
-    else
-        conn_set_caller(&s->conn, 0, 0, 0, 0);
+    if (who && (who->ngroups < 0 || (who->ngroups && !who->groups)))
+        return -EINVAL;
+    if (who) {
+        uint32_t groups[CONN_CALLER_GROUPS];
+        uint32_t n = (uint32_t)UFUSE_MIN(who->ngroups, CONN_CALLER_GROUPS);
+        for (uint32_t i = 0; i < n; i++)
+            groups[i] = (uint32_t)who->groups[i];
+        conn_set_caller(&s->conn, 1, (uint32_t)who->uid, (uint32_t)who->gid, (uint32_t)who->pid,
+                        groups, n);
+    } else {
+        conn_set_caller(&s->conn, 0, 0, 0, 0, NULL, 0);
+    }
     return 0;
 }
 

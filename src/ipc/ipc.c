@@ -164,18 +164,37 @@ static void conn_note_failure(struct conn *c, uint32_t opcode, int rc, int bad_r
         .server_fault = bad_reply || rc == -ENOTCONN || rc == -ETIMEDOUT};
 }
 
-/* Per thread: the identity its requests carry instead of the session's. */
+/* Per thread: the identity its requests carry instead of the session's,
+ * and its supplementary groups (for -o default_permissions). */
 static __thread struct {
     const struct conn *c;
     uint32_t uid, gid, pid;
+    uint32_t ngroups;
+    uint32_t groups[CONN_CALLER_GROUPS];
 } conn_caller;
 
-void conn_set_caller(struct conn *c, int set, uint32_t uid, uint32_t gid, uint32_t pid)
+void conn_set_caller(struct conn *c, int set, uint32_t uid, uint32_t gid, uint32_t pid,
+                     const uint32_t *groups, uint32_t ngroups)
 {
     conn_caller.c = set ? c : NULL;
     conn_caller.uid = uid;
     conn_caller.gid = gid;
     conn_caller.pid = pid;
+    conn_caller.ngroups = UFUSE_MIN(ngroups, (uint32_t)CONN_CALLER_GROUPS);
+    if (conn_caller.ngroups)
+        memcpy(conn_caller.groups, groups, conn_caller.ngroups * sizeof *groups);
+}
+
+int conn_get_caller(const struct conn *c, uint32_t *uid, uint32_t *gid, const uint32_t **groups,
+                    uint32_t *ngroups)
+{
+    if (conn_caller.c != c)
+        return 0;
+    *uid = conn_caller.uid;
+    *gid = conn_caller.gid;
+    *groups = conn_caller.groups;
+    *ngroups = conn_caller.ngroups;
+    return 1;
 }
 
 /* ---- table ---------------------------------------------------------- */

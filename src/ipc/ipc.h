@@ -84,7 +84,15 @@ struct conn_failure {
 int conn_last_failure(struct conn *c, struct conn_failure *out);
 /* The uid, gid and pid the calling thread's requests on @c carry from now
  * on (@set), or the session's own again (!@set).  Per thread. */
-void conn_set_caller(struct conn *c, int set, uint32_t uid, uint32_t gid, uint32_t pid);
+/* Supplementary groups kept per thread caller (more are not checked). */
+#define CONN_CALLER_GROUPS 256
+void conn_set_caller(struct conn *c, int set, uint32_t uid, uint32_t gid, uint32_t pid,
+                     const uint32_t *groups, uint32_t ngroups);
+/* The calling thread's caller on @c, if conn_set_caller set one: 1 and
+ * its ids (groups valid until the thread's next conn_set_caller), else 0
+ * (the process's own). */
+int conn_get_caller(const struct conn *c, uint32_t *uid, uint32_t *gid, const uint32_t **groups,
+                    uint32_t *ngroups);
 
 struct ticket;
 

@@ -243,6 +243,8 @@ static int vfs_opt(struct ufuse_opts *o, const struct vfs_optarg *a)
         return vfs_opt_flag(a, &o->splice, key[0] == 's');
     if (strcmp(key, "share") == 0)
         return vfs_opt_flag(a, &o->share, 1);
+    if (strcmp(key, "default_permissions") == 0)
+        return vfs_opt_flag(a, &o->default_permissions, 1);
     if (strcmp(key, "log") == 0)
         return vfs_opt_string(a, "a file name", &o->log_path);
     if (strcmp(key, "server_name") == 0)
@@ -320,8 +322,11 @@ static int vfs_start_io(ufuse_t *s)
     if (s->opts.share && m->cache_on) {
         /* The cache and the attribute records in one memfd other
          * processes map (include/ufuse_share.h). */
+        /* Under default_permissions no entry records: a reader's walk
+         * would skip the search permission checks the session makes. */
         int rc = share_region_init(&s->region, (size_t)(cp.budget >> CACHE_PAGE_SHIFT),
-                                   SHARE_ATTR_RECORDS, SHARE_ENTRY_RECORDS, 1);
+                                   SHARE_ATTR_RECORDS,
+                                   s->opts.default_permissions ? 0 : SHARE_ENTRY_RECORDS, 1);
         if (rc == 0)
             rc = node_table_share(&s->nodes, &s->region);
         if (rc) {

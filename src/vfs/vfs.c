@@ -19,6 +19,14 @@
  *     passed (vfs_release_wait):
  *     servers that look a handle of the node up for such a request
  *     (glusterfs: fd_lookup, then FSTAT) must not find one being released.
+ *  5. Under -o default_permissions, no request on the caller's behalf is
+ *     sent before the checks the kernel makes with that option have passed
+ *     (vfs_may and friends: search on every directory walked, may_open,
+ *     may_create, may_delete with the sticky bit, setattr_prepare, access,
+ *     user.* and trusted.* xattrs), from attributes valid now (cached, or
+ *     fetched) and the caller's ids and groups (ufuse_set_caller, else the
+ *     process's own); the cached-stat shortcut, which checks nothing, is
+ *     off then.
  */
 #include "vfs/vfs.h"
 
@@ -174,6 +182,125 @@ static int vfs_getattr_node(ufuse_t *s, struct node *n, struct fuse_attr *a)
         return 0;
     vfs_release_wait(s, n->nodeid);
     return io_fetch_attr(&s->conn, &s->nodes, n, 0, 0, a);
+}
+
+/* ---- permissions (-o default_permissions) ----------------------------------------------- */
+
+/* What a check asks (the mode bits' values). */
+#define VFS_MAY_READ 4
+#define VFS_MAY_WRITE 2
+#define VFS_MAY_EXEC 1
+
+/* Who is asking: the thread's caller (ufuse_set_caller), else this
+ * process as the kernel sees it now. */
+struct vfs_cred {
+    uint32_t uid, gid, ngroups;
+    const uint32_t *groups;
+    uint32_t own[CONN_CALLER_GROUPS];
+};
+
+static void vfs_cred_get(ufuse_t *s, struct vfs_cred *c)
+{
+    if (conn_get_caller(&s->conn, &c->uid, &c->gid, &c->groups, &c->ngroups))
+        return;
+    c->uid = (uint32_t)geteuid();
+    c->gid = (uint32_t)getegid();
+    gid_t g[CONN_CALLER_GROUPS];
+    int n = getgroups(CONN_CALLER_GROUPS, g); /* more than fit: none counted */
+    c->ngroups = n > 0 ? (uint32_t)n : 0;
+    for (uint32_t i = 0; i < c->ngroups; i++)
+        c->own[i] = (uint32_t)g[i];
+    c->groups = c->own;
+}
+
+static int vfs_in_group(const struct vfs_cred *c, uint32_t gid)
+{
+    if (c->gid == gid)
+        return 1;
+    for (uint32_t i = 0; i < c->ngroups; i++)
+        if (c->groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* The kernel's generic_permission: may @c do @mask to a file of @a?
+ * Root may do anything but execute a file nobody may execute. */
+static int vfs_perm(const struct vfs_cred *c, const struct fuse_attr *a, int mask)
+{
+    if (c->uid == 0)
+        return (mask & VFS_MAY_EXEC) && !S_ISDIR(a->mode) && !(a->mode & 0111) ? -EACCES : 0;
+    unsigned bits = c->uid == a->uid ? (a->mode >> 6) & 7
+                    : vfs_in_group(c, a->gid) ? (a->mode >> 3) & 7
+                                              : a->mode & 7;
+    return (bits & (unsigned)mask) == (unsigned)mask ? 0 : -EACCES;
+}
+
+/* May the caller do @mask to @n?  0 when the session does not check
+ * (the server does); else from @n's attributes, cached or fetched. */
+static int vfs_may(ufuse_t *s, struct node *n, int mask)
+{
+    if (!s->opts.default_permissions)
+        return 0;
+    struct fuse_attr a;
+    int rc = vfs_getattr_node(s, n, &a);
+    if (rc)
+        return rc;
+    struct vfs_cred c;
+    vfs_cred_get(s, &c);
+    return vfs_perm(&c, &a, mask);
+}
+
+/* Removing @victim's name from @dir (unlink, rmdir, rename's both ends):
+ * write and search on @dir, and in a sticky directory only the owner of
+ * the file or of the directory, or root (the kernel's may_delete). */
+static int vfs_may_delete(ufuse_t *s, struct node *dir, struct node *victim)
+{
+    if (!s->opts.default_permissions)
+        return 0;
+    int rc = vfs_may(s, dir, VFS_MAY_WRITE | VFS_MAY_EXEC);
+    struct fuse_attr d, v;
+    if (rc || (rc = vfs_getattr_node(s, dir, &d)) != 0 || !(d.mode & S_ISVTX))
+        return rc;
+    if ((rc = vfs_getattr_node(s, victim, &v)) != 0)
+        return rc;
+    struct vfs_cred c;
+    vfs_cred_get(s, &c);
+    return c.uid == 0 || c.uid == d.uid || c.uid == v.uid ? 0 : -EPERM;
+}
+
+/* SETATTR by the caller (the kernel's setattr_prepare): mode and times
+ * set explicitly by the owner or root; the owner by root; the group by
+ * root, or by the owner to a group it is in; times set to now also by
+ * whoever may write; the size by whoever may write. */
+static int vfs_may_setattr(ufuse_t *s, struct node *n, const struct fuse_setattr_in *in)
+{
+    if (!s->opts.default_permissions)
+        return 0;
+    struct fuse_attr a;
+    int rc = vfs_getattr_node(s, n, &a);
+    if (rc)
+        return rc;
+    struct vfs_cred c;
+    vfs_cred_get(s, &c);
+    int root = c.uid == 0, owner = c.uid == a.uid;
+    if ((in->valid & FATTR_UID) && in->uid != a.uid && !root)
+        return -EPERM;
+    if ((in->valid & FATTR_GID) && in->gid != a.gid && !root &&
+        !(owner && vfs_in_group(&c, in->gid)))
+        return -EPERM;
+    if ((in->valid & FATTR_MODE) && !owner && !root)
+        return -EPERM;
+    uint32_t explicit_times = FATTR_ATIME | FATTR_MTIME;
+    uint32_t now = FATTR_ATIME_NOW | FATTR_MTIME_NOW;
+    if ((in->valid & explicit_times) && !owner && !root) {
+        /* Both to now (utimensat(NULL) / UTIME_NOW): write permission will do. */
+        if ((in->valid & now) != now)
+            return -EPERM;
+        return vfs_perm(&c, &a, VFS_MAY_WRITE);
+    }
+    if ((in->valid & FATTR_SIZE) && !(in->valid & FATTR_FH))
+        return vfs_perm(&c, &a, VFS_MAY_WRITE);
+    return 0;
 }
 
 /*
@@ -377,6 +504,9 @@ static int walk_path(struct walk *w, const char *path, enum walk_mode mode,
             break;
         }
         w->have_attr = 0;
+        if (w->stk[w->n - 1]->type == S_IFDIR &&
+            (rc = vfs_may(s, w->stk[w->n - 1], VFS_MAY_EXEC)) != 0)
+            break; /* search permission on every directory walked */
         if (dot || dotdot) {
             if (w->stk[w->n - 1]->type != S_IFDIR) {
                 rc = -ENOTDIR;
@@ -494,8 +624,8 @@ static int vfs_getattr_cached(ufuse_t *s, const char *path, int follow, struct s
             return 0;
         names[n++] = (struct node_name){name, len};
     }
-    if ((size_t)(p - path) >= PATH_MAX || (n && p[-1] == '/'))
-        return 0;
+    if ((size_t)(p - path) >= PATH_MAX || (n && p[-1] == '/') || s->opts.default_permissions)
+        return 0; /* (permissions: the walk checks search on each directory) */
     struct fuse_attr a;
     if (!node_walk_cached(&s->nodes, names, n, follow, &a))
         return 0;
@@ -573,7 +703,9 @@ int vfs_setattr(ufuse_t *s, const char *path, ufuse_file_t *f, int follow,
         node_put(&s->nodes, n);
         return -EINVAL;
     }
-    int rc = vfs_setattr_node(s, n, in);
+    int rc = vfs_may_setattr(s, n, in);
+    if (rc == 0)
+        rc = vfs_setattr_node(s, n, in);
     node_put(&s->nodes, n);
     return rc;
 }
@@ -584,7 +716,9 @@ int vfs_access(ufuse_t *s, const char *path, int mode)
     int rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
     if (rc)
         return rc;
-    if (mode != F_OK) {
+    if (mode != F_OK && s->opts.default_permissions) {
+        rc = vfs_may(s, n, mode & (R_OK | W_OK | X_OK));
+    } else if (mode != F_OK) {
         struct fuse_access_in ai = {.mask = (uint32_t)mode};
         rc = vfs_call(s, FUSE_ACCESS, n->nodeid, &ai, sizeof ai, NULL, 0, NULL, 0, NULL, 0,
                       0, NULL);
@@ -639,7 +773,8 @@ static int vfs_make(ufuse_t *s, const char *path, uint32_t op, uint32_t type,
     if (rc == 0) {
         node_put(&s->nodes, old);
         rc = -EEXIST;
-    } else if (rc == -ENOENT) {
+    } else if (rc == -ENOENT &&
+               (rc = vfs_may(s, parent, VFS_MAY_WRITE | VFS_MAY_EXEC)) == 0) {
         struct fuse_entry_out e;
         memset(&e, 0, sizeof e);
         uint64_t seq = node_attr_seq(&s->nodes);
@@ -727,6 +862,8 @@ int vfs_remove(ufuse_t *s, const char *path, int dir)
             rc = -ENOTDIR;
         else if (!dir && victim->type == S_IFDIR)
             rc = -EISDIR;
+        else
+            rc = vfs_may_delete(s, parent, victim);
         node_put(&s->nodes, victim);
     }
     if (rc == 0)
@@ -794,6 +931,15 @@ int vfs_rename(ufuse_t *s, const char *from, const char *to, unsigned flags)
     } else if (dst && !(flags & RENAME_EXCHANGE) && sdir != (dst->type == S_IFDIR)) {
         rc = sdir ? -ENOTDIR : -EISDIR;
     }
+    /* Permissions, as the kernel's vfs_rename: the source's name may go,
+     * the target's name may go or be made, and a directory that changes
+     * parent must be writable (its ".." changes). */
+    if (rc == 0)
+        rc = vfs_may_delete(s, p1, src);
+    if (rc == 0)
+        rc = dst ? vfs_may_delete(s, p2, dst) : vfs_may(s, p2, VFS_MAY_WRITE | VFS_MAY_EXEC);
+    if (rc == 0 && sdir && p1 != p2)
+        rc = vfs_may(s, src, VFS_MAY_WRITE);
     if (rc)
         goto out;
     if (flags) {
@@ -866,6 +1012,25 @@ static int vfs_xattr_name(const char *name, size_t *len)
 }
 
 /* GETXATTR / LISTXATTR: @size 0 asks the size only. */
+/* The kernel's xattr_permission under default_permissions: user.* names
+ * need read (or @write: write) permission, and exist only on regular
+ * files and directories; trusted.* is root's.  Others go to the server. */
+static int vfs_may_xattr(ufuse_t *s, struct node *n, const char *name, int write)
+{
+    if (!s->opts.default_permissions || !name)
+        return 0;
+    if (strncmp(name, "trusted.", 8) == 0) {
+        struct vfs_cred c;
+        vfs_cred_get(s, &c);
+        return c.uid == 0 ? 0 : -EPERM;
+    }
+    if (strncmp(name, "user.", 5) != 0)
+        return 0;
+    if (n->type != S_IFREG && n->type != S_IFDIR)
+        return write ? -EPERM : -ENODATA;
+    return vfs_may(s, n, write ? VFS_MAY_WRITE : VFS_MAY_READ);
+}
+
 static ssize_t vfs_xattr_get(ufuse_t *s, const char *path, uint32_t op, const char *name,
                              size_t namelen, void *value, size_t size)
 {
@@ -873,6 +1038,10 @@ static ssize_t vfs_xattr_get(ufuse_t *s, const char *path, uint32_t op, const ch
     int rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
     if (rc)
         return rc;
+    if ((rc = vfs_may_xattr(s, n, name, 0)) != 0) {
+        node_put(&s->nodes, n);
+        return rc;
+    }
     size = UFUSE_MIN(size, (size_t)VFS_XATTR_SIZE_MAX);
     struct fuse_getxattr_in gi = {.size = (uint32_t)size};
     struct fuse_getxattr_out go = {0};
@@ -930,6 +1099,10 @@ int vfs_setxattr(ufuse_t *s, const char *path, const char *name, const void *val
     rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
     if (rc)
         return rc;
+    if ((rc = vfs_may_xattr(s, n, name, 1)) != 0) {
+        node_put(&s->nodes, n);
+        return rc;
+    }
     /* FUSE_SETXATTR_EXT is not offered: the 8-byte form. */
     struct fuse_setxattr_in si = {.size = (uint32_t)size, .flags = (uint32_t)flags};
     rc = vfs_call(s, FUSE_SETXATTR, n->nodeid, &si, FUSE_COMPAT_SETXATTR_IN_SIZE, name,
@@ -950,8 +1123,10 @@ int vfs_removexattr(ufuse_t *s, const char *path, const char *name)
     rc = vfs_resolve(s, path, 1, &n, NULL, NULL);
     if (rc)
         return rc;
-    rc = vfs_call(s, FUSE_REMOVEXATTR, n->nodeid, name, len + 1, NULL, 0, NULL, 0, NULL, 0,
-                  0, NULL);
+    rc = vfs_may_xattr(s, n, name, 1);
+    if (rc == 0)
+        rc = vfs_call(s, FUSE_REMOVEXATTR, n->nodeid, name, len + 1, NULL, 0, NULL, 0, NULL, 0,
+                      0, NULL);
     if (rc == 0)
         node_attr_changed(&s->nodes, n);
     node_put(&s->nodes, n);
@@ -1028,6 +1203,7 @@ static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **o
         return -ELOOP;
     if ((flags & O_DIRECTORY))
         return -ENOTDIR;
+
     struct fuse_open_in oi = {.flags = vfs_open_flags(s, flags)};
     struct fuse_open_out oo;
     memset(&oo, 0, sizeof oo);
@@ -1060,6 +1236,21 @@ static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **o
     }
     *out = f;
     return 0;
+}
+
+/* Open an existing file for the caller: the kernel's may_open first (read
+ * and write as the access mode asks, write for O_TRUNC).  A file the same
+ * call created is opened without it, as Linux does. */
+static int vfs_open_existing(ufuse_t *s, struct node *n, int flags, ufuse_file_t **out)
+{
+    int acc = flags & O_ACCMODE;
+    if (n->type == S_IFREG) {
+        int rc = vfs_may(s, n, (acc != O_WRONLY ? VFS_MAY_READ : 0) |
+                                   (acc != O_RDONLY || (flags & O_TRUNC) ? VFS_MAY_WRITE : 0));
+        if (rc)
+            return rc;
+    }
+    return vfs_open_node(s, n, flags, out);
 }
 
 /* CREATE @name in @parent, or MKNOD + OPEN for servers without CREATE. */
@@ -1121,6 +1312,11 @@ static int vfs_create_new(ufuse_t *s, struct node *parent, const char *name, siz
             rc = -EIO;
     } else if (rc == -EEXIST && !(flags & O_EXCL)) {
         rc = vfs_lookup(s, parent, name, len, &n, NULL, NULL);
+        if (rc == 0) { /* someone else's file after all: checked, truncated */
+            rc = vfs_open_existing(s, n, flags, out);
+            node_put(&s->nodes, n);
+            return rc;
+        }
     }
     if (rc)
         return rc;
@@ -1151,7 +1347,9 @@ static int vfs_create(ufuse_t *s, const char *path, int flags, mode_t mode,
         return rc;
     rc = vfs_lookup(s, parent, name, len, &n, NULL, NULL);
     if (rc == -ENOENT) {
-        rc = vfs_create_new(s, parent, name, len, flags, mode, out);
+        rc = vfs_may(s, parent, VFS_MAY_WRITE | VFS_MAY_EXEC);
+        if (rc == 0)
+            rc = vfs_create_new(s, parent, name, len, flags, mode, out);
     } else if (rc == 0 && (flags & O_EXCL)) {
         rc = -EEXIST;
     } else if (rc == 0 && n->type == S_IFLNK && !(flags & O_NOFOLLOW)) {
@@ -1171,7 +1369,7 @@ static int vfs_create(ufuse_t *s, const char *path, int flags, mode_t mode,
         free(target);
         free(next);
     } else if (rc == 0) {
-        rc = vfs_open_node(s, n, flags, out);
+        rc = vfs_open_existing(s, n, flags, out);
     }
     node_put(&s->nodes, n);
     node_put(&s->nodes, parent);
@@ -1186,7 +1384,7 @@ int vfs_open(ufuse_t *s, const char *path, int flags, mode_t mode, ufuse_file_t 
     int rc = vfs_resolve(s, path, !(flags & O_NOFOLLOW), &n, NULL, NULL);
     if (rc)
         return rc;
-    rc = vfs_open_node(s, n, flags, out);
+    rc = vfs_open_existing(s, n, flags, out);
     node_put(&s->nodes, n);
     return rc;
 }
@@ -1441,6 +1639,10 @@ int vfs_opendir(ufuse_t *s, const char *path, ufuse_dir_t **out)
     if (n->type != S_IFDIR) {
         node_put(&s->nodes, n);
         return -ENOTDIR;
+    }
+    if ((rc = vfs_may(s, n, VFS_MAY_READ)) != 0) {
+        node_put(&s->nodes, n);
+        return rc;
     }
     struct fuse_open_in oi = {.flags = O_RDONLY | O_DIRECTORY};
     struct fuse_open_out oo;

@@ -26,6 +26,7 @@ struct ufuse_opts {
     int max_read_set;        /* max_read= given explicitly */
     int splice;              /* offer FUSE_SPLICE_* (see mount.c) */
     int share;               /* the cache in a memfd others map (ufuse_share_fd) */
+    int default_permissions; /* check permissions here, from cached attributes */
     char *log_path;
     enum chan_attach attach;
     char *server_name;

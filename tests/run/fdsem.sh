@@ -32,6 +32,22 @@ print("owners", os.stat("/ufuse/pub/by-root").st_uid, os.stat("/ufuse/pub/by-nob
     rc=$?
     expect_rc 0 "setuid inside the tree"
     expect_out "owners 0 65534" "a file made after setuid belongs to the new uid"
+    # -o default_permissions: the session checks the program's ids and groups.
+    "$UFUSE" run -o default_permissions -- python3 -c '
+import os
+open("/ufuse/secret", "w").write("s"); os.chmod("/ufuse/secret", 0o600)
+open("/ufuse/pub", "w").write("p"); os.chmod("/ufuse/pub", 0o644)
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+try:
+    open("/ufuse/secret").read(); print("secret read")
+except PermissionError:
+    print("secret refused")
+print(open("/ufuse/pub").read(), os.access("/ufuse/pub", os.W_OK), os.access("/ufuse/pub", os.R_OK))
+' >"$T/out" 2>"$T/err" </dev/null
+    rc=$?
+    expect_rc 0 "default_permissions inside the tree"
+    expect_out "secret refused
+p False True" "default_permissions: a 0600 file of root refused to nobody, a 0644 one readable"
 else
     echo "note: not root; the setuid check is not run" >&2
 fi

@@ -358,6 +358,8 @@ struct conn {
     pid_t pid;              /* the peer process and its effective ids at */
     uid_t uid;              /* connect time (SO_PEERCRED): the preload */
     gid_t gid;              /* library reconnects when they change */
+    gid_t *groups;          /* its supplementary groups then (SO_PEERGROUPS) */
+    int ngroups;
     char *in;               /* request buffer, RUN_MAX_MSG */
     char *out;              /* reply payload, RUN_MAX_DATA */
 };
@@ -997,13 +999,31 @@ static int64_t dispatch(struct conn *k, struct call *c)
     return do_path_call(k, c);
 }
 
+/* The peer's supplementary groups as the kernel gave them at connect
+ * time (checked under -o default_permissions); none if it would not. */
+static void conn_peer_groups(struct conn *k)
+{
+    socklen_t len = 0;
+    if (getsockopt(k->fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &len) != 0 && errno != ERANGE)
+        return;
+    if (len == 0 || !(k->groups = malloc(len)))
+        return;
+    if (getsockopt(k->fd, SOL_SOCKET, SO_PEERGROUPS, k->groups, &len) != 0) {
+        free(k->groups);
+        k->groups = NULL;
+        return;
+    }
+    k->ngroups = (int)(len / sizeof(gid_t));
+}
+
 /* Serve parsed request @c for connection @k (takes the session's life). */
 static int64_t serve(struct conn *k, struct call *c)
 {
     pthread_rwlock_rdlock(&k->b->life);
     if (!k->b->closed) {
         /* The server sees the program's identity, as from the kernel. */
-        struct ufuse_caller who = { .uid = k->uid, .gid = k->gid, .pid = k->pid };
+        struct ufuse_caller who = { .uid = k->uid, .gid = k->gid, .pid = k->pid,
+                                    .ngroups = k->ngroups, .groups = k->groups };
         (void)ufuse_set_caller(k->b->s, &who);
     }
     int64_t res = k->b->closed ? -ENOTCONN : dispatch(k, c);
@@ -1087,6 +1107,7 @@ static void *conn_main(void *arg)
     pthread_mutex_unlock(&k->b->mu);
     free(k->in);
     free(k->out);
+    free(k->groups);
     free(k);
     return NULL;
 }
@@ -1152,6 +1173,7 @@ static void *acceptor_main(void *arg)
         k->pid = cr.pid;
         k->uid = cr.uid;
         k->gid = cr.gid;
+        conn_peer_groups(k);
         pthread_mutex_lock(&b->mu);
         b->nconns++;
         pthread_mutex_unlock(&b->mu);
@@ -1165,6 +1187,7 @@ static void *acceptor_main(void *arg)
             close(fd);
             free(k->in);
             free(k->out);
+            free(k->groups);
             free(k);
         }
         pthread_attr_destroy(&at);

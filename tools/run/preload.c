@@ -22,6 +22,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -606,6 +607,8 @@ ID_CALL(setgid, (gid_t g), (g))
 ID_CALL(setegid, (gid_t g), (g))
 ID_CALL(setregid, (gid_t r, gid_t e), (r, e))
 ID_CALL(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
+ID_CALL(setgroups, (size_t n, const gid_t *list), (n, list))
+ID_CALL(initgroups, (const char *user, gid_t group), (user, group))
 
 PL_EXPORT mode_t umask(mode_t mask)
 {
