@@ -15,11 +15,11 @@
  * guards changes.  So a reader never blocks the session and never sees
  * torn data it keeps; a reader that dies mid-copy leaves nothing behind.
  *
- * Ownership: only the session writes the region, except `refs` (one byte
- * per frame, "referenced since the clock hand last passed"), which a
- * reader may set after a hit so that the pages it uses are not the first
- * evicted.  Map the region read-only and, if you want hits to count, the
- * refs part (refs_off .. data_off, page aligned) read-write.
+ * Ownership: only the session writes the region.  The memfd is sealed
+ * (F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_GROW): map it read-only; a
+ * writable mapping, write(2) or a truncate fails.  A reader's hits do not
+ * mark pages referenced (`refs` is the session's): under memory pressure
+ * the session may evict pages only other processes use.
  *
  * Identity: a file's pages are keyed by its cache key (a 64-bit number
  * never reused within a session) and its attributes live in one record
@@ -119,9 +119,9 @@ struct ufuse_share_view {
 };
 
 /* Check a mapped region's header and fill @v.  @base: the region mapped
- * (at least read-only), @size: bytes mapped; @refs: the refs part mapped
- * writable, or NULL.  0, or -1 if the header does not describe a region
- * that fits in @size. */
+ * (read-only), @size: bytes mapped; @refs: a writable mapping of the refs
+ * part (the session's own), or NULL for a reader.  0, or -1 if the header
+ * does not describe a region that fits in @size. */
 static inline int ufuse_share_view_init(struct ufuse_share_view *v, const void *base, size_t size,
                                         void *refs)
 {

@@ -14,6 +14,10 @@
  *     MADV_HUGEPAGE (a fault per 4 KiB page cost ~1.6 us here); a shared
  *     one's data lies in the memfd at data_off (4 KiB pages: shmem has
  *     no huge pages unless shmem_enabled allows them, see docs/run.md).
+ *  4. A shared region is sealed once the session has mapped it: its size
+ *     never changes and no other writable mapping, write(2) or hole punch
+ *     can be made (F_SEAL_FUTURE_WRITE), so a process given the memfd can
+ *     read the session's cache and never change it.
  */
 #include "util/share.h"
 
@@ -72,9 +76,13 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
             r->fd = -1;
             return e;
         }
-        /* Readers may rely on the size staying. */
-        fcntl(r->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
         r->base = mmap(NULL, h.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, r->fd, 0);
+        /* Invariant 4: the size stays, and nobody but this mapping writes. */
+        if (r->base != MAP_FAILED &&
+            fcntl(r->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE) != 0) {
+            munmap(r->base, h.size);
+            r->base = MAP_FAILED;
+        }
     } else {
         r->base = mmap(NULL, meta, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -79,6 +79,10 @@ static void map_region(ufuse_t *s, struct mapped *m)
     m->size = (size_t)st.st_size;
     m->base = mmap(NULL, m->size, PROT_READ, MAP_SHARED, fd, 0);
     assert_true(m->base != MAP_FAILED);
+    /* Sealed: no reader can write the session's cache. */
+    assert_true(mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+    assert_int_equal(pwrite(fd, "x", 1, 0), -1);
+    assert_int_equal(ftruncate(fd, 0), -1);
     close(fd);
     assert_int_equal(ufuse_share_view_init(&m->v, m->base, m->size, NULL), 0);
     /* A header that claims more than is mapped is refused. */

@@ -5,8 +5,8 @@
  * for the broker round trip (two thread wake-ups, 30-100 us here) that
  * every call paid before.  docs/run.md has the design and the figures.
  *
- * Per mount, the first fast call maps the cache region read-only (its
- * referenced bytes read-write, so pages this process reads stay cached)
+ * Per mount, the first fast call maps the cache region read-only (the
+ * memfd is sealed against writers: nothing here can change the cache)
  * and the position table read-write, asking the broker for them once
  * (RUN_SHARE); a forked child inherits the mappings, an exec'd image asks
  * again.  Stat of a path walks the shared entry records from the root
@@ -29,7 +29,7 @@
  *     from the position read at to the position after, with RUN_POS_LOCK
  *     clear: the broker's position calls and other readers stay atomic
  *     with it, as Linux's f_pos_lock keeps them.
- *  3. Nothing here writes the region but referenced bytes, and nothing
+ *  3. Nothing here writes the region (it cannot: sealed), and nothing
  *     writes the position table but compare-and-swaps from an unlocked
  *     word: a read's (invariant 2) and lseek's (SEEK_SET, SEEK_CUR, and
  *     SEEK_END from a valid attribute record; the rest asks the broker).
@@ -79,7 +79,7 @@ static void fast_map(int mnt, struct fast_mount *m)
     size_t size = 0, psize = 0;
     int fd = fast_fd(mnt, 0, &size);
     int pfd = fd >= 0 ? fast_fd(mnt, 1, &psize) : -1;
-    void *base = MAP_FAILED, *refs = MAP_FAILED, *pos = MAP_FAILED;
+    void *base = MAP_FAILED, *pos = MAP_FAILED;
     if (pfd >= 0) {
         base = REAL(mmap)(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
         pos = REAL(mmap)(NULL, psize, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
@@ -87,10 +87,6 @@ static void fast_map(int mnt, struct fast_mount *m)
     int ok = base != MAP_FAILED && pos != MAP_FAILED &&
              ufuse_share_view_init(&m->v, base, size, NULL) == 0;
     if (ok) {
-        const struct ufuse_share_header *h = m->v.h;
-        refs = REAL(mmap)(NULL, h->data_off - h->refs_off, PROT_READ | PROT_WRITE, MAP_SHARED,
-                          fd, (off_t)h->refs_off);
-        m->v.refs = refs == MAP_FAILED ? NULL : (_Atomic unsigned char *)refs;
         m->pos = pos;
         m->npos = psize / sizeof(uint64_t);
     } else {
