@@ -361,6 +361,15 @@ int ufuse_fchmod(ufuse_file_t *f, mode_t mode);
  */
 int ufuse_share_fd(ufuse_t *s);
 
+/**
+ * The shared region's referenced bytes (one per frame, include/ufuse_share.h):
+ * a new descriptor (close-on-exec, the caller's to close) of the memfd a
+ * reader maps read-write and passes to ufuse_share_view_init, so that its
+ * hits keep their pages from being the first evicted.  A reader can change
+ * nothing through it but that.  -EOPNOTSUPP as ufuse_share_fd.
+ */
+int ufuse_share_refs_fd(ufuse_t *s);
+
 /** What a reader of the shared region needs to serve an open file. */
 struct ufuse_share_ids {
     uint64_t key;          /**< its pages' key in the frame index */

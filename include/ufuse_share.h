@@ -17,9 +17,12 @@
  *
  * Ownership: only the session writes the region.  The memfd is sealed
  * (F_SEAL_FUTURE_WRITE, F_SEAL_SHRINK, F_SEAL_GROW): map it read-only; a
- * writable mapping, write(2) or a truncate fails.  A reader's hits do not
- * mark pages referenced (`refs` is the session's): under memory pressure
- * the session may evict pages only other processes use.
+ * writable mapping, write(2) or a truncate fails.  The referenced bytes
+ * (one per frame, "hit since the clock hand last passed") are a second
+ * memfd (ufuse_share_refs_fd) a reader maps read-write and passes to
+ * ufuse_share_view_init, so that the pages it uses are not the first
+ * evicted; refs_off is 0 then (in a private region they follow the
+ * entry records).
  *
  * Identity: a file's pages are keyed by its cache key (a 64-bit number
  * never reused within a session) and its attributes live in one record
@@ -57,7 +60,8 @@ struct ufuse_share_header {
     uint64_t index_off;          /* uint32_t[index_mask + 1]: frame + 1, or 0 */
     uint64_t attrs_off;          /* struct ufuse_share_attr[nattrs] */
     uint64_t entries_off;        /* struct ufuse_share_entry[entries_mask + 1] */
-    uint64_t refs_off;           /* unsigned char[nframes], page aligned */
+    uint64_t refs_off;           /* unsigned char[nframes], page aligned; 0 when
+                                    shared (its own memfd: ufuse_share_refs_fd) */
     uint64_t data_off;           /* nframes pages, page aligned */
 };
 
@@ -119,9 +123,10 @@ struct ufuse_share_view {
 };
 
 /* Check a mapped region's header and fill @v.  @base: the region mapped
- * (read-only), @size: bytes mapped; @refs: a writable mapping of the refs
- * part (the session's own), or NULL for a reader.  0, or -1 if the header
- * does not describe a region that fits in @size. */
+ * (read-only), @size: bytes mapped; @refs: the referenced bytes mapped
+ * read-write (ufuse_share_refs_fd, nframes bytes at least), or NULL (hits
+ * then mark nothing).  0, or -1 if the header does not describe a region
+ * that fits in @size. */
 static inline int ufuse_share_view_init(struct ufuse_share_view *v, const void *base, size_t size,
                                         void *refs)
 {

@@ -400,6 +400,11 @@ int ufuse_share_fd(ufuse_t *s)
     return s ? vfs_share_fd(s) : -EINVAL;
 }
 
+int ufuse_share_refs_fd(ufuse_t *s)
+{
+    return s ? vfs_share_refs_fd(s) : -EINVAL;
+}
+
 int ufuse_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids)
 {
     if (!f)

@@ -17,7 +17,10 @@
  *  4. A shared region is sealed once the session has mapped it: its size
  *     never changes and no other writable mapping, write(2) or hole punch
  *     can be made (F_SEAL_FUTURE_WRITE), so a process given the memfd can
- *     read the session's cache and never change it.
+ *     read the session's cache and never change it.  Its referenced bytes,
+ *     which readers set, are a second memfd (sealed against size changes
+ *     only): a reader can change nothing there but which pages CLOCK
+ *     spares.
  */
 #include "util/share.h"
 
@@ -37,6 +40,7 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
 {
     memset(r, 0, sizeof *r);
     r->fd = -1;
+    r->refs_fd = -1;
     if (!nframes || nframes >= UINT32_MAX / 4 || (nentries & (nentries - 1)))
         return -EINVAL;
     uint32_t mask = 1;
@@ -60,8 +64,10 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
     at = share_align(at + (size_t)nattrs * sizeof(struct ufuse_share_attr), 64);
     h.entries_off = at;
     at = share_align(at + (size_t)nentries * sizeof(struct ufuse_share_entry), UFUSE_SHARE_PAGE);
-    h.refs_off = at;
-    at = share_align(at + nframes, UFUSE_SHARE_PAGE);
+    if (!shared) { /* a shared region's referenced bytes have a memfd of their own */
+        h.refs_off = at;
+        at = share_align(at + nframes, UFUSE_SHARE_PAGE);
+    }
     h.data_off = at;
     size_t meta = at, data = nframes * UFUSE_SHARE_PAGE;
     h.size = shared ? meta + data : meta;
@@ -122,8 +128,24 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
     r->nattrs = nattrs;
     r->entries = nentries ? (struct ufuse_share_entry *)(b + h.entries_off) : NULL;
     r->entries_mask = h.entries_mask;
-    r->refs = (_Atomic unsigned char *)(b + h.refs_off);
     r->nframes = nframes;
+    if (!shared) {
+        r->refs = (_Atomic unsigned char *)(b + h.refs_off);
+        return 0;
+    }
+    /* The referenced bytes: the one part readers write (a hit marks its
+     * page), so a memfd of their own, never sealed against writes. */
+    r->refs_size = share_align(nframes, UFUSE_SHARE_PAGE);
+    r->refs_fd = memfd_create("ufuse-share-refs", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    void *refs = MAP_FAILED;
+    if (r->refs_fd >= 0 && ftruncate(r->refs_fd, (off_t)r->refs_size) == 0 &&
+        fcntl(r->refs_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0)
+        refs = mmap(NULL, r->refs_size, PROT_READ | PROT_WRITE, MAP_SHARED, r->refs_fd, 0);
+    if (refs == MAP_FAILED) {
+        share_region_destroy(r);
+        return -ENOMEM;
+    }
+    r->refs = refs;
     return 0;
 }
 
@@ -142,6 +164,11 @@ void share_region_destroy(struct share_region *r)
 {
     if (!r->base)
         return; /* never made (or made by someone else) */
+    if (r->refs_fd >= 0) {
+        if (r->refs)
+            munmap((void *)r->refs, r->refs_size);
+        close(r->refs_fd);
+    }
     if (r->data_size)
         munmap(r->data, r->data_size);
     if (r->base)
@@ -150,4 +177,5 @@ void share_region_destroy(struct share_region *r)
         close(r->fd);
     memset(r, 0, sizeof *r);
     r->fd = -1;
+    r->refs_fd = -1;
 }

@@ -30,7 +30,9 @@ struct share_region {
     uint32_t nattrs;
     struct ufuse_share_entry *entries; /* entries_mask + 1 records, or NULL */
     uint32_t entries_mask;
-    _Atomic unsigned char *refs;
+    _Atomic unsigned char *refs;  /* in the meta mapping, or the refs memfd */
+    int refs_fd;                  /* shared: the referenced bytes' memfd, else -1 */
+    size_t refs_size;
     size_t nframes;
 };
 

@@ -1437,12 +1437,23 @@ int vfs_fstat(ufuse_file_t *f, struct stat *st)
     return rc;
 }
 
+/* A new close-on-exec descriptor of the shared region's memfd @which. */
+static int vfs_share_dup(ufuse_t *s, int which)
+{
+    if (!s->region.base || s->region.fd < 0)
+        return -EOPNOTSUPP;
+    int fd = fcntl(which, F_DUPFD_CLOEXEC, 0);
+    return fd < 0 ? -errno : fd;
+}
+
 int vfs_share_fd(ufuse_t *s)
 {
-    if (s->region.fd < 0 || !s->region.base)
-        return -EOPNOTSUPP;
-    int fd = fcntl(s->region.fd, F_DUPFD_CLOEXEC, 0);
-    return fd < 0 ? -errno : fd;
+    return vfs_share_dup(s, s->region.fd);
+}
+
+int vfs_share_refs_fd(ufuse_t *s)
+{
+    return vfs_share_dup(s, s->region.refs_fd);
 }
 
 int vfs_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids)

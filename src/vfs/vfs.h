@@ -122,6 +122,7 @@ int vfs_close(ufuse_file_t *f);
 int vfs_fsync(ufuse_file_t *f, int datasync);
 int vfs_fstat(ufuse_file_t *f, struct stat *st);
 int vfs_share_fd(ufuse_t *s);
+int vfs_share_refs_fd(ufuse_t *s);
 int vfs_flush(ufuse_file_t *f);
 int vfs_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids);
 int vfs_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len);

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +64,11 @@ static uint64_t coarse_now(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The region of @s mapped read-only, as another process would. */
+/* The region of @s mapped read-only, and its referenced bytes read-write,
+ * as another process would. */
 struct mapped {
-    void *base;
-    size_t size;
+    void *base, *refs;
+    size_t size, refs_size;
     struct ufuse_share_view v;
 };
 
@@ -84,7 +86,15 @@ static void map_region(ufuse_t *s, struct mapped *m)
     assert_int_equal(pwrite(fd, "x", 1, 0), -1);
     assert_int_equal(ftruncate(fd, 0), -1);
     close(fd);
-    assert_int_equal(ufuse_share_view_init(&m->v, m->base, m->size, NULL), 0);
+    fd = ufuse_share_refs_fd(s);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    m->refs_size = (size_t)st.st_size;
+    m->refs = mmap(NULL, m->refs_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_true(m->refs != MAP_FAILED);
+    close(fd);
+    assert_int_equal(ufuse_share_view_init(&m->v, m->base, m->size, m->refs), 0);
+    assert_true(m->refs_size >= m->v.h->nframes);
     /* A header that claims more than is mapped is refused. */
     struct ufuse_share_view bad;
     assert_int_equal(ufuse_share_view_init(&bad, m->base, 4096, NULL), -1);
@@ -105,6 +115,7 @@ static void t_not_offered(void **state)
 {
     ufuse_t *s = mount_memfs("timeout=30");
     assert_int_equal(ufuse_share_fd(s), -EOPNOTSUPP);
+    assert_int_equal(ufuse_share_refs_fd(s), -EOPNOTSUPP);
     make_file(s, "/f");
     ufuse_file_t *f;
     OK(ufuse_open(s, "/f", O_RDONLY, 0, &f));
@@ -155,6 +166,14 @@ static void coherence(const char *opts)
     assert_int_equal(ufuse_share_read(&m.v, ids.key, 100, 5000, got), 5000);
     assert_memory_equal(got, buf + 100, 5000);
     assert_int_equal(ufuse_share_read(&m.v, ids.key + 1000, 0, 4096, got), 0);
+    /* A reader's hit marks its page referenced, where the session's
+     * clock hand looks. */
+    uint32_t seq;
+    int64_t frame = ufuse_share_find(&m.v, ids.key, 3, &seq);
+    assert_true(frame >= 0);
+    atomic_store(&m.v.refs[frame], 0);
+    assert_int_equal(ufuse_share_read(&m.v, ids.key, 3 * 4096, 10, got), 10);
+    assert_int_equal(atomic_load(&m.v.refs[frame]), 1);
 
     /* The record is what fstat says. */
     struct stat st, st2;
@@ -206,6 +225,7 @@ static void coherence(const char *opts)
     assert_false(ufuse_share_attr_get(&m.v, ids.attr_slot, ids.nodeid, ids.generation,
                                       coarse_now(), &b));
     munmap(m.base, m.size);
+    munmap(m.refs, m.refs_size);
 }
 
 /* Path walks from the entry records: what ufuse_stat would say, and
@@ -255,6 +275,7 @@ static void t_walk(void **state)
     assert_int_equal(ufuse_share_walk(&m.v, "/", 1, coarse_now(), &a), 0);
     assert_int_equal(ufuse_share_walk(&m.v, "/d", 1, coarse_now(), &a), 0);
     munmap(m.base, m.size);
+    munmap(m.refs, m.refs_size);
 }
 
 static void t_writethrough(void **state)

@@ -652,14 +652,16 @@ static void desc_pos_give(struct desc *d)
 }
 
 /* RUN_SHARE: a memfd of the fast path (@which 0: the cache region, 1: the
- * position table) to pass; its size. */
+ * position table, 2: the cache's referenced bytes) to pass; its size. */
 static int64_t do_share(struct broker *b, struct call *c, int64_t which)
 {
-    if (!b->pos || (which != 0 && which != 1))
+    if (!b->pos || which < 0 || which > 2)
         return -EOPNOTSUPP;
-    int fd = which == 0 ? ufuse_share_fd(b->s) : fcntl(b->pos_fd, F_DUPFD_CLOEXEC, 0);
+    int fd = which == 0 ? ufuse_share_fd(b->s)
+             : which == 2 ? ufuse_share_refs_fd(b->s)
+                          : fcntl(b->pos_fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0)
-        return which == 0 ? fd : -errno;
+        return which == 1 ? -errno : fd;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = -errno;

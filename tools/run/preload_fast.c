@@ -6,8 +6,10 @@
  * every call paid before.  docs/run.md has the design and the figures.
  *
  * Per mount, the first fast call maps the cache region read-only (the
- * memfd is sealed against writers: nothing here can change the cache)
- * and the position table read-write, asking the broker for them once
+ * memfd is sealed against writers: nothing here can change the cache),
+ * its referenced bytes read-write (so the pages this process reads are
+ * not the first evicted) and the position table read-write, asking the
+ * broker for them once
  * (RUN_SHARE); a forked child inherits the mappings, an exec'd image asks
  * again.  Stat of a path walks the shared entry records from the root
  * (ufuse_share_walk): each name cached, none but a last one not followed
@@ -29,10 +31,11 @@
  *     from the position read at to the position after, with RUN_POS_LOCK
  *     clear: the broker's position calls and other readers stay atomic
  *     with it, as Linux's f_pos_lock keeps them.
- *  3. Nothing here writes the region (it cannot: sealed), and nothing
- *     writes the position table but compare-and-swaps from an unlocked
- *     word: a read's (invariant 2) and lseek's (SEEK_SET, SEEK_CUR, and
- *     SEEK_END from a valid attribute record; the rest asks the broker).
+ *  3. Nothing here writes the region (it cannot: sealed) or its
+ *     referenced bytes but to mark a hit, and nothing writes the position
+ *     table but compare-and-swaps from an unlocked word: a read's
+ *     (invariant 2) and lseek's (SEEK_SET, SEEK_CUR, and SEEK_END from a
+ *     valid attribute record; the rest asks the broker).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -79,14 +82,23 @@ static void fast_map(int mnt, struct fast_mount *m)
     size_t size = 0, psize = 0;
     int fd = fast_fd(mnt, 0, &size);
     int pfd = fd >= 0 ? fast_fd(mnt, 1, &psize) : -1;
-    void *base = MAP_FAILED, *pos = MAP_FAILED;
+    size_t rsize = 0;
+    int rfd = pfd >= 0 ? fast_fd(mnt, 2, &rsize) : -1;
+    void *base = MAP_FAILED, *pos = MAP_FAILED, *refs = MAP_FAILED;
     if (pfd >= 0) {
         base = REAL(mmap)(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
         pos = REAL(mmap)(NULL, psize, PROT_READ | PROT_WRITE, MAP_SHARED, pfd, 0);
     }
+    if (rfd >= 0)
+        refs = REAL(mmap)(NULL, rsize, PROT_READ | PROT_WRITE, MAP_SHARED, rfd, 0);
     int ok = base != MAP_FAILED && pos != MAP_FAILED &&
              ufuse_share_view_init(&m->v, base, size, NULL) == 0;
     if (ok) {
+        /* Hits mark their pages only if the bytes cover every frame. */
+        if (refs != MAP_FAILED && rsize >= m->v.h->nframes)
+            m->v.refs = refs;
+        else if (refs != MAP_FAILED)
+            munmap(refs, rsize);
         m->pos = pos;
         m->npos = psize / sizeof(uint64_t);
     } else {
@@ -95,10 +107,14 @@ static void fast_map(int mnt, struct fast_mount *m)
         if (pos != MAP_FAILED)
             munmap(pos, psize);
     }
+    if (!ok && refs != MAP_FAILED)
+        munmap(refs, rsize);
     if (fd >= 0)
         syscall(SYS_close, fd);
     if (pfd >= 0)
         syscall(SYS_close, pfd);
+    if (rfd >= 0)
+        syscall(SYS_close, rfd);
     atomic_store_explicit(&m->state, ok ? 1 : -1, memory_order_release);
 }
 

@@ -38,7 +38,8 @@
  *
  * Shared memory (the fast path; docs/run.md): the broker mounts with
  * -o share, so its page cache and cached attributes lie in a memfd
- * (include/ufuse_share.h) that programs map read-only (RUN_SHARE 0), and
+ * (include/ufuse_share.h) that programs map read-only (RUN_SHARE 0; its
+ * referenced bytes, RUN_SHARE 2, read-write, so their hits count), and
  * it keeps each file description's position in a table programs map
  * read-write (RUN_SHARE 1): one 64-bit word per slot, the position, with
  * RUN_POS_LOCK set while the broker itself moves it.  A program answers
@@ -114,9 +115,10 @@ enum run_op {
                         the broker answers the trapped calls of the
                         process that installed the filter and of its
                         descendants (tools/run/supervise.c) */
-    RUN_SHARE,       /* a: 0 the cache region, 1 the position table -> its
-                        size, and the memfd (SCM_RIGHTS); -EOPNOTSUPP if
-                        the session shares nothing */
+    RUN_SHARE,       /* a: 0 the cache region, 1 the position table, 2 the
+                        cache's referenced bytes -> its size, and the memfd
+                        (SCM_RIGHTS); -EOPNOTSUPP if the session shares
+                        nothing */
     RUN_OP_MAX
 };
 
