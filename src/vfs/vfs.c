@@ -235,19 +235,27 @@ static int vfs_perm(const struct vfs_cred *c, const struct fuse_attr *a, int mas
     return (bits & (unsigned)mask) == (unsigned)mask ? 0 : -EACCES;
 }
 
+/* What a check looks at: @n's attributes valid now (cached, or fetched)
+ * and the caller's ids.  0, or the GETATTR's error. */
+static int vfs_check_subject(ufuse_t *s, struct node *n, struct fuse_attr *a,
+                             struct vfs_cred *c)
+{
+    int rc = vfs_getattr_node(s, n, a);
+    if (rc == 0)
+        vfs_cred_get(s, c);
+    return rc;
+}
+
 /* May the caller do @mask to @n?  0 when the session does not check
- * (the server does); else from @n's attributes, cached or fetched. */
+ * (the server does). */
 static int vfs_may(ufuse_t *s, struct node *n, int mask)
 {
     if (!s->opts.default_permissions)
         return 0;
     struct fuse_attr a;
-    int rc = vfs_getattr_node(s, n, &a);
-    if (rc)
-        return rc;
     struct vfs_cred c;
-    vfs_cred_get(s, &c);
-    return vfs_perm(&c, &a, mask);
+    int rc = vfs_check_subject(s, n, &a, &c);
+    return rc ? rc : vfs_perm(&c, &a, mask);
 }
 
 /* Removing @victim's name from @dir (unlink, rmdir, rename's both ends):
@@ -277,11 +285,10 @@ static int vfs_may_setattr(ufuse_t *s, struct node *n, const struct fuse_setattr
     if (!s->opts.default_permissions)
         return 0;
     struct fuse_attr a;
-    int rc = vfs_getattr_node(s, n, &a);
+    struct vfs_cred c;
+    int rc = vfs_check_subject(s, n, &a, &c);
     if (rc)
         return rc;
-    struct vfs_cred c;
-    vfs_cred_get(s, &c);
     int root = c.uid == 0, owner = c.uid == a.uid;
     if ((in->valid & FATTR_UID) && in->uid != a.uid && !root)
         return -EPERM;
