@@ -265,15 +265,16 @@ static int vfs_may_delete(ufuse_t *s, struct node *dir, struct node *victim)
 {
     if (!s->opts.default_permissions)
         return 0;
-    int rc = vfs_may(s, dir, VFS_MAY_WRITE | VFS_MAY_EXEC);
     struct fuse_attr d, v;
-    if (rc || (rc = vfs_getattr_node(s, dir, &d)) != 0 || !(d.mode & S_ISVTX))
+    struct vfs_cred c;
+    int rc = vfs_check_subject(s, dir, &d, &c);
+    if (rc == 0)
+        rc = vfs_perm(&c, &d, VFS_MAY_WRITE | VFS_MAY_EXEC);
+    if (rc || !(d.mode & S_ISVTX) || c.uid == 0 || c.uid == d.uid)
         return rc;
     if ((rc = vfs_getattr_node(s, victim, &v)) != 0)
         return rc;
-    struct vfs_cred c;
-    vfs_cred_get(s, &c);
-    return c.uid == 0 || c.uid == d.uid || c.uid == v.uid ? 0 : -EPERM;
+    return c.uid == v.uid ? 0 : -EPERM;
 }
 
 /* SETATTR by the caller (the kernel's setattr_prepare): mode and times

@@ -157,20 +157,17 @@ static bool fast_attr(const struct fast_mount *m, const struct pl_fd *f, struct 
                                 coarse_now(), a);
 }
 
-/* Read [off, off + n) clipped at the record's size: bytes (0 at EOF, a
- * prefix where the cache stops), or -1 when the record is not valid or
- * the first page is not cached. */
-static ssize_t fast_pread(const struct fast_mount *m, const struct pl_fd *f, void *buf,
-                          size_t n, uint64_t off)
+/* Copy [off, off + n) clipped at the record's size into @buf, up to the
+ * first page not cached: the bytes copied, with *@want the clipped length
+ * (0 at EOF); -1 when the record is not valid. */
+static ssize_t fast_copy(const struct fast_mount *m, const struct pl_fd *f, void *buf, size_t n,
+                         uint64_t off, size_t *want)
 {
     struct fuse_attr a;
     if (!fast_attr(m, f, &a))
         return -1;
-    if (off >= a.size || n == 0)
-        return 0;
-    size_t want = a.size - off < n ? (size_t)(a.size - off) : n;
-    size_t got = ufuse_share_read(&m->v, f->fast.key, off, want, buf);
-    return got ? (ssize_t)got : -1;
+    *want = off >= a.size ? 0 : a.size - off < n ? (size_t)(a.size - off) : n;
+    return *want ? (ssize_t)ufuse_share_read(&m->v, f->fast.key, off, *want, buf) : 0;
 }
 
 ssize_t pl_fast_read(const struct pl_fd *f, void *buf, size_t n, off_t off)
@@ -178,22 +175,23 @@ ssize_t pl_fast_read(const struct pl_fd *f, void *buf, size_t n, off_t off)
     struct fast_mount *m = fast_mount(f);
     if (!m)
         return -1;
-    if (off >= 0)
-        return fast_pread(m, f, buf, n, (uint64_t)off);
+    size_t want;
+    if (off >= 0) {
+        /* A prefix will do (the caller asks the broker for the rest), not
+         * nothing before EOF. */
+        ssize_t got = fast_copy(m, f, buf, n, (uint64_t)off, &want);
+        return got > 0 || (got == 0 && want == 0) ? got : -1;
+    }
     _Atomic uint64_t *word = &m->pos[f->fast.pos_slot];
     for (int i = 0; i < FAST_POS_RETRIES; i++) {
         uint64_t at = atomic_load_explicit(word, memory_order_acquire);
         if (at & RUN_POS_LOCK)
             return -1;
-        struct fuse_attr a;
-        if (!fast_attr(m, f, &a))
+        ssize_t got = fast_copy(m, f, buf, n, at, &want);
+        if (got < 0 || (size_t)got < want)
             return -1;
-        size_t want = at >= a.size ? 0 : a.size - at < n ? (size_t)(a.size - at) : n;
-        size_t got = want ? ufuse_share_read(&m->v, f->fast.key, at, want, buf) : 0;
-        if (got < want)
-            return -1;
-        if (atomic_compare_exchange_strong(word, &at, at + got))
-            return (ssize_t)got;
+        if (atomic_compare_exchange_strong(word, &at, at + (uint64_t)got))
+            return got;
     }
     return -1;
 }
