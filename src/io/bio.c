@@ -167,12 +167,13 @@ int io_file_open(struct io_file *f)
         cache_attr_forget(f->obj);
         if (rc)
             return rc;
-        /* The size belongs with the data: close-to-open, the first read
-         * asks for fresh attributes (a write through another name of a
-         * server without stable inode numbers changed it).  A file just
-         * created has them fresh already. */
+        /* The size belongs with the data, close-to-open, for a file
+         * written through us (its times and blocks are stale).  Other
+         * files keep their attributes while valid, as Linux does (its
+         * fuse_open drops pages only): a read asks again once they expire
+         * (io_cached_size).  A file just created has them fresh. */
         if (!(f->oflags & O_CREAT))
-            node_attr_invalidate(f->nodes, f->node);
+            node_attr_invalidate_written(f->nodes, f->node);
     }
     return 0;
 }

@@ -346,6 +346,7 @@ static int node_attr_store_locked(struct node_table *t, struct node *n,
     } else {
         n->attr = *a;
     }
+    n->written = 0;
     n->attr_until = until;
     node_share_publish(t, n, ufuse_valid_now_ns());
     return 0;
@@ -433,6 +434,16 @@ void node_attr_invalidate(struct node_table *t, struct node *n)
     pthread_mutex_unlock(&t->mu);
 }
 
+void node_attr_invalidate_written(struct node_table *t, struct node *n)
+{
+    pthread_mutex_lock(&t->mu);
+    if (n->written) {
+        node_attr_touch(t, n);
+        n->attr_until = 0;
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
 void node_attr_changed(struct node_table *t, struct node *n)
 {
     pthread_mutex_lock(&t->mu);
@@ -446,6 +457,7 @@ static void node_size_extend_locked(struct node_table *t, struct node *n, uint64
 {
     n->attr_version = ++t->attr_seq;
     node_attr_touch(t, n);
+    n->written = 1;
     if (size > n->attr.size)
         n->attr.size = size;
 }

@@ -36,6 +36,9 @@ struct node {
     _Atomic uint64_t attr_gen; /* bumped by every change of attr / attr_until */
     int local_attrs;         /* the page cache holds dirty data: size, mtime
                                 and ctime are ours, not the server's */
+    int written;             /* data changed through us since the server's
+                                attributes were stored: its times and blocks
+                                are stale */
     uint32_t share_slot;     /* its record in t->share_attrs, or 0 */
     struct node *hnext;
     struct node *lru_prev, *lru_next;
@@ -114,6 +117,10 @@ int node_attr_store(struct node_table *t, struct node *n, const struct fuse_attr
                     uint64_t valid_sec, uint32_t valid_nsec, uint64_t seq);
 /* Forget the cached attributes (they changed, or the server said so). */
 void node_attr_invalidate(struct node_table *t, struct node *n);
+/* Forget them if data was written through us since they were stored
+ * (close-to-open for the file's own writes); otherwise they stay until
+ * they expire, as Linux keeps them at open. */
+void node_attr_invalidate_written(struct node_table *t, struct node *n);
 /* A local operation changed the file: bump the version, drop validity. */
 void node_attr_changed(struct node_table *t, struct node *n);
 /* An extending write made the file @size bytes long (if larger). */

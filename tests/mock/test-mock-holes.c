@@ -250,9 +250,6 @@ static void t_hole_forgotten_by_open(void **state)
     ufuse_file_t *g = NULL;
     mock_reply_open(mock_expect_open(m, MU_INO, O_RDONLY), MU_FH + 1, 0);
     assert_int_equal(ufuse_open(s, "/f", O_RDONLY, 0, &g), 0);
-    struct fuse_attr_out ao = mock_attr_out(MU_INO, S_IFREG | 0644, FSIZE, 3600);
-    ao.attr.blocks = 0;
-    mock_reply_attr(mock_expect_getattr(m, MU_INO), &ao);
     expect_read(m, 512 * KIB, 4 * KIB);
     read_check(f, 512 * KIB, 4 * KIB);
     mock_reply_err(mock_expect_flush(m, MU_INO, MU_FH + 1), 0);

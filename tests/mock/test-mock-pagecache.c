@@ -1405,15 +1405,6 @@ static void t_readdirplus_across_writeback(void **state)
 /* ------------------------------------------------------------------ */
 /* 17. genfs_directio's alignment rule: O_DIRECT beside the cache       */
 
-/* Script GETATTR(fh) -> @size, valid an hour. */
-static void expect_getattr_kept(struct mock *m, uint64_t fh, uint64_t size)
-{
-    struct mock_exp *g = mock_expect_getattr(m, MU_INO);
-    MOCK_MATCH(g, struct fuse_getattr_in, fh, fh);
-    struct fuse_attr_out ao = mock_attr_out(MU_INO, S_IFREG | 0644, size, 3600);
-    mock_reply_attr(g, &ao);
-}
-
 /* Script a direct READ (through @fh) answered with the pattern. */
 static void expect_read_pattern(struct mock *m, uint64_t fh, uint64_t off, uint32_t len)
 {
@@ -1471,15 +1462,53 @@ static void t_odirect_read_unaligned(void **state)
  * (the size is asked for first): the head page and the one page inside
  * EOF go as before, the tail is the page holding EOF, READ up to the size
  * only; the result ends at the size; reads at or past EOF send nothing. */
+/* cache=writethrough, open without KEEP_CACHE: attributes still valid
+ * stay (Linux's fuse_open drops only pages), so an open and fstat of a
+ * file only read asks nothing more; a file written through us gets fresh
+ * attributes at its next open (its times and blocks changed), once. */
+static void t_open_keeps_attrs(void **state)
+{
+    (void)state;
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
+    script_lookup(m, PG);
+    ufuse_file_t *f = open_f(m, s, O_RDONLY, O_RDONLY, MU_FH, 0);
+    close_f(m, f, MU_FH, 0);
+    f = open_f(m, s, O_RDONLY, O_RDONLY, MU_FH, 0);
+    size_t before = mock_log_count(m, 0);
+    struct stat st;
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, PG);
+    assert_nothing_sent(m, before);
+    close_f(m, f, MU_FH, 0);
+
+    f = open_f(m, s, O_WRONLY, O_WRONLY, MU_FH, 0);
+    expect_plain_write(m, MU_FH, PG, "x", 1);
+    assert_int_equal(ufuse_pwrite(f, "x", 1, PG), 1);
+    close_f(m, f, MU_FH, 0);
+    f = open_f(m, s, O_RDONLY, O_RDONLY, MU_FH, 0);
+    struct mock_exp *g = mock_expect_getattr(m, MU_INO);
+    struct fuse_attr_out ao = mock_attr_out(MU_INO, S_IFREG | 0644, PG + 1, 3600);
+    ao.attr.mtime = 12345;
+    mock_reply_attr(g, &ao);
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_int_equal(st.st_size, PG + 1);
+    assert_int_equal(st.st_mtime, 12345);
+    before = mock_log_count(m, 0);
+    assert_int_equal(ufuse_fstat(f, &st), 0);
+    assert_nothing_sent(m, before);
+    close_f(m, f, MU_FH, 0);
+    mu_finish(m, s);
+}
+
 static void t_odirect_read_eof(void **state)
 {
     ufuse_t *s;
     struct mock *m = mu_mount(&s, NULL, "cache=writethrough");
     const uint64_t size = 2 * PG + 100;
-    script_lookup(m, 0);
+    script_lookup(m, size);
     ufuse_file_t *f = open_f(m, s, O_RDONLY | O_DIRECT, O_RDONLY | O_DIRECT, MU_FH, 0);
     static unsigned char buf[4 * PG], want[4 * PG];
-    expect_getattr_kept(m, MU_FH, size);
     expect_read_pattern(m, MU_FH, 0, PG);
     expect_read_pattern(m, MU_FH, PG, PG);
     expect_read_pattern(m, MU_FH, 2 * PG, 100);
@@ -1710,6 +1739,7 @@ int main(void)
         cmocka_unit_test(t_truncate_drops_last_dirty),
         cmocka_unit_test(t_readdirplus_across_writeback),
         cmocka_unit_test(t_odirect_read_unaligned),
+        cmocka_unit_test(t_open_keeps_attrs),
         cmocka_unit_test(t_odirect_read_eof),
         cmocka_unit_test(t_odirect_read_dirty),
         cmocka_unit_test(t_odirect_write_writethrough),
