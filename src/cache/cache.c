@@ -151,6 +151,7 @@
 #define CACHE_SYNC_PASSES 8
 #define CACHE_WB_INFLIGHT 12      /* write-back WRITEs of one pass in flight */
 #define CACHE_LF_PROBES 32        /* longest probe of a lock-free lookup */
+#define CACHE_PREFAULT 512        /* frames faulted in at a time ahead of first use (2 MiB) */
 
 enum cache_job_kind { JOB_READ, JOB_INVALIDATE };
 
@@ -585,6 +586,29 @@ static void cache_kick_flusher(struct cache *c)
 }
 
 /*
+ * The next frame never used (c->mu held, c->fresh < c->nframes).  Frames
+ * are first used in order, so the arena is touched from its start; when
+ * the frames faulted in ahead run short, the next CACHE_PREFAULT are
+ * claimed in [*@from, *@from + *@n) for the caller to fault in once it
+ * dropped c->mu (share_region_prefault).
+ */
+static struct cache_page *cache_frame_fresh(struct cache *c, size_t *from, size_t *n)
+{
+    size_t i = c->fresh++;
+    struct cache_page *p = &c->pages[i];
+    p->data = c->region->data + (i << CACHE_PAGE_SHIFT);
+    p->sf = &c->region->frames[i];
+    p->referenced = &c->region->refs[i];
+    c->nfree--;
+    if (i + CACHE_PREFAULT / 2 >= c->prefaulted && c->prefaulted < c->nframes) {
+        *from = c->prefaulted;
+        *n = UFUSE_MIN(CACHE_PREFAULT, c->nframes - c->prefaulted);
+        c->prefaulted += *n;
+    }
+    return p;
+}
+
+/*
  * A page for @index in @o (o->mu held), PG_BUSY and owned by the caller,
  * or NULL when every frame is busy, dirty or pinned.
  */
@@ -592,11 +616,14 @@ static struct cache_page *cache_page_alloc(struct cache_obj *o, uint64_t index)
 {
     struct cache *c = o->c;
     struct cache_obj *dead = NULL;
+    size_t prefault_from = 0, prefault_n = 0;
     pthread_mutex_lock(&c->mu);
     struct cache_page *p = c->free_list;
     if (p) {
         c->free_list = p->hnext;
         c->nfree--;
+    } else if (c->fresh < c->nframes) {
+        p = cache_frame_fresh(c, &prefault_from, &prefault_n);
     } else {
         p = cache_clock_evict(c, o, &dead);
     }
@@ -617,6 +644,8 @@ static struct cache_page *cache_page_alloc(struct cache_obj *o, uint64_t index)
     }
     pthread_mutex_unlock(&c->mu);
     cache_free_dead(dead);
+    if (prefault_n)
+        share_region_prefault(c->region, prefault_from, prefault_n);
     return p;
 }
 
@@ -2192,15 +2221,8 @@ int cache_init(struct cache *c, const struct cache_params *p,
         share_region_destroy(&c->own_region);
         return -ENOMEM;
     }
-    /* The free list hands out low frames first, so the arena is touched
-     * from its start and RSS grows only as far as the cache fills. */
-    for (size_t i = c->nframes; i-- > 0;) {
-        c->pages[i].data = c->region->data + (i << CACHE_PAGE_SHIFT);
-        c->pages[i].sf = &c->region->frames[i];
-        c->pages[i].referenced = &c->region->refs[i];
-        c->pages[i].hnext = c->free_list;
-        c->free_list = &c->pages[i];
-    }
+    /* Frames are set up at first use (cache_frame_fresh), so RSS grows
+     * only as far as the cache fills, descriptors included. */
     c->nfree = c->nframes;
     c->dirty_limit = c->nframes / 2;
     c->dirty_background = c->nframes / 4;

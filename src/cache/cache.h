@@ -185,7 +185,9 @@ struct cache {
     pthread_mutex_t mu;          /* frames (free list, hand), objects, jobs */
     pthread_cond_t cv;           /* frames freed, dirty data written */
     struct cache_page *free_list;
-    size_t nfree, hand;
+    size_t nfree, hand;          /* nfree: the free list and the fresh frames */
+    size_t fresh;                /* frames [fresh, nframes) never used yet */
+    size_t prefaulted;           /* frames [0, prefaulted) faulted in or claimed */
     size_t pages_max;
     struct cache_obj **ohash;
     unsigned ohash_mask;
