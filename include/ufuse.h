@@ -311,6 +311,16 @@ int ufuse_close(ufuse_file_t *f);
 int ufuse_flush(ufuse_file_t *f);
 
 /**
+ * Release @f as the last close of a file does on a FUSE mount when every
+ * close(2) before it went through ufuse_flush() (Linux sends FUSE_FLUSH at
+ * each close and RELEASE alone when the last copy goes): dirty data is
+ * written back, then FUSE_RELEASE is sent, no FUSE_FLUSH.  Returns the
+ * write-back's error; the handle is freed whatever is returned, and must
+ * not be in use by another thread.
+ */
+int ufuse_release(ufuse_file_t *f);
+
+/**
  * Read up to @n bytes at @off.  @return bytes read (0 at EOF) or -errno.
  * Bytes of @buf beyond the returned count are unspecified.  Files the
  * server opened FOPEN_NONSEEKABLE give -ESPIPE here and in ufuse_pwrite

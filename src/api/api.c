@@ -253,7 +253,12 @@ int ufuse_open(ufuse_t *s, const char *path, int flags, mode_t mode, ufuse_file_
 
 int ufuse_close(ufuse_file_t *f)
 {
-    return f ? vfs_close(f) : -EBADF;
+    return f ? vfs_close(f, 1) : -EBADF;
+}
+
+int ufuse_release(ufuse_file_t *f)
+{
+    return f ? vfs_close(f, 0) : -EBADF;
 }
 
 static int api_can_read(ufuse_file_t *f)

@@ -438,7 +438,7 @@ int vfs_unmount(ufuse_t *s)
 {
     /* Release what the caller left open. */
     while (s->files)
-        vfs_close(s->files);
+        vfs_close(s->files, 1);
     while (s->dirs)
         vfs_closedir(s->dirs);
     /* Whatever is still dirty (nothing, once every file is closed). */

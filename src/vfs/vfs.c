@@ -1409,11 +1409,12 @@ int vfs_flush(ufuse_file_t *f)
     return wb ? wb : rc;
 }
 
-int vfs_close(ufuse_file_t *f)
+int vfs_close(ufuse_file_t *f, int flush)
 {
     ufuse_t *s = f->s;
     struct node *n = f->io.node;
-    int rc = vfs_flush(f);
+    /* Without FLUSH, dirty data is still written back before RELEASE. */
+    int rc = flush ? vfs_flush(f) : io_file_sync(&f->io);
     io_file_close(&f->io);
     vfs_release_fh(s, n->nodeid, f->io.fh, f->io.oflags, f->io.lock_owner, 0);
     vfs_unlink_file(s, f);

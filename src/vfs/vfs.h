@@ -118,7 +118,9 @@ int vfs_removexattr(ufuse_t *s, const char *path, const char *name);
 
 /* Files. */
 int vfs_open(ufuse_t *s, const char *path, int flags, mode_t mode, ufuse_file_t **out);
-int vfs_close(ufuse_file_t *f);
+/* Write back, FLUSH when @flush (ufuse_close; not ufuse_release), RELEASE
+ * and free @f. */
+int vfs_close(ufuse_file_t *f, int flush);
 int vfs_fsync(ufuse_file_t *f, int datasync);
 int vfs_fstat(ufuse_file_t *f, struct stat *st);
 int vfs_share_fd(ufuse_t *s);

@@ -426,6 +426,29 @@ static void t_flush_keeps_open(void **state)
     mu_finish(m, s);
 }
 
+/* ufuse_release, the last close after every close was a ufuse_flush:
+ * RELEASE alone, no FLUSH; under write-back the dirty data still goes out
+ * first and its error is the answer. */
+static void t_release_without_flush(void **state)
+{
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=writeback");
+    mu_expect_entry(m, 1, "f", MU_INO, S_IFREG | 0644, 0, 3600, 3600);
+    mock_reply_open(mock_expect_open(m, MU_INO, O_RDWR), MU_FH, 0);
+    ufuse_file_t *f;
+    assert_int_equal(ufuse_open(s, "/f", O_RDWR, 0, &f), 0);
+    assert_int_equal(ufuse_pwrite(f, "abc", 3, 0), 3);
+    struct mock_exp *w = mock_expect_write(m, MU_INO, MU_FH, 0, "abc", 3);
+    mock_reply_err(w, -EIO);
+    struct mock_exp *e = mock_expect_release(m, MU_INO, MU_FH);
+    mock_reply_err(e, 0);
+    assert_int_equal(ufuse_release(f), -EIO);
+    assert_true(mock_wait(m, e, MOCK_WAIT_MS));
+    assert_int_equal(mock_log_count(m, FUSE_FLUSH), 0);
+    assert_int_equal(ufuse_release(NULL), -EBADF);
+    mu_finish(m, s);
+}
+
 /* lchown and lutimens change the link itself: SETATTR goes to the link's
  * node, not to its target (which is never looked up); chown follows. */
 static void t_setattr_nofollow(void **state)
@@ -536,6 +559,7 @@ int main(void)
         cmocka_unit_test(t_setattr_nofollow),
         cmocka_unit_test(t_attr_after_release),
         cmocka_unit_test(t_flush_keeps_open),
+        cmocka_unit_test(t_release_without_flush),
         cmocka_unit_test(t_lookup_before_namespace_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

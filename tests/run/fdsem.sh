@@ -51,4 +51,30 @@ p False True" "default_permissions: a 0600 file of root refused to nobody, a 064
 else
     echo "note: not root; the setuid check is not run" >&2
 fi
+# FLUSH as on a kernel mount: one per close(2) of a copy (the program's
+# pid), none more from the broker at the release when the last close sent
+# one; a writer that exits without closing leaves its FLUSH to the
+# release (the broker's pid, that of the RELEASE).
+"$UFUSE" run -s "$B/ufuse-memfs -d {}" -o "log=$T/memfs.log" -- sh -c '
+exec 3>/ufuse/closed; echo a >&3; exec 3>&-
+sh -c "exec >/ufuse/exited; echo b"; cat /ufuse/closed /ufuse/exited' >"$T/out" 2>"$T/err" </dev/null
+rc=$?
+expect_rc 0 "writes for the FLUSH count"
+# (the shell moves what holds fd 3 before it opens the file there: the
+# library's own connection must not be there, nor be closed for it)
+expect_out "a
+b" "a shell's exec 3>FILE and >&3 on the mount"
+# release_flushes INO: FLUSHes of INO up to its first RELEASE (the writer's
+# handle; the cat's comes later) sent by the process that RELEASEd it
+release_flushes() {
+    awk -v ino="ino=$1" '$1 == "memfs:" && $3 == ino && !rel {
+            if ($2 == "RELEASE") rel = $NF; else if ($2 == "FLUSH") pid[NR] = $NF }
+        END { n = 0; for (i in pid) if (pid[i] == rel) n++; print n }' "$T/memfs.log"
+}
+n_closed=$(release_flushes 2) n_exited=$(release_flushes 3)
+if [ "$n_closed" = 0 ] && [ "$n_exited" = 1 ]; then
+    _pass
+else
+    _fail "FLUSHes at release: closed file $n_closed (want 0), writer that exited $n_exited (want 1)"
+fi
 finish

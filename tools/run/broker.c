@@ -83,6 +83,10 @@ struct desc {
     ufuse_dir_t *d;         /* directories */
     char *path;             /* as opened, relative to the mount root */
     int flags;              /* status flags (O_ACCMODE | O_APPEND ...) */
+    /* The release owes the server a FLUSH: no FLUSH was sent since the
+     * open or since the last change through the description (a program
+     * that exits or is killed never closes its copies itself). */
+    atomic_bool flush_owed;
     /* Files: the position, a word of the shared position table that
      * programs may move with a compare-and-swap (runproto.h), or own_pos
      * when the description has no slot; fast says how programs find it. */
@@ -168,7 +172,7 @@ static void desc_free(struct broker *b, struct desc *d)
     lock_release(LOCK_POSIX, 0, &ofd);
     lock_release(LOCK_FLOCK, 0, &ofd);
     if (d->f)
-        (void)ufuse_close(d->f);
+        (void)(atomic_load(&d->flush_owed) ? ufuse_close(d->f) : ufuse_release(d->f));
     if (d->d)
         (void)ufuse_closedir(d->d);
     if (d->fast.pos_slot) {
@@ -257,6 +261,7 @@ static int desc_new(struct broker *b, ufuse_file_t *f, ufuse_dir_t *dir, const c
     d->path = pcopy;
     d->flags = flags;
     d->refs = 1;
+    atomic_init(&d->flush_owed, true);
     d->pos = &d->own_pos;
     pthread_mutex_init(&d->mu, NULL);
     struct ufuse_share_ids ids;
@@ -704,6 +709,14 @@ static int64_t stat_reply(struct call *c, int r, const struct stat *st)
     return 0;
 }
 
+/* A change through @d ended with @r: its release owes a FLUSH (set once
+ * the change is done, so a FLUSH racing it cannot clear it). */
+static int64_t desc_changed(struct desc *d, int64_t r)
+{
+    atomic_store(&d->flush_owed, true);
+    return r;
+}
+
 static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
 {
     const struct run_req *q = c->q;
@@ -780,7 +793,7 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
             r = ufuse_write(d->f, c->data, c->data_len);
             desc_pos_give(d);
         }
-        return r;
+        return desc_changed(d, r);
     }
     case RUN_LSEEK: {
         desc_pos_take(d);
@@ -793,17 +806,25 @@ static int64_t do_desc_call(struct conn *k, struct call *c, struct desc *d)
     case RUN_FTRUNCATE:
         if ((d->flags & O_ACCMODE) == O_RDONLY)
             return -EINVAL;
-        return ufuse_ftruncate(d->f, q->a);
+        return desc_changed(d, ufuse_ftruncate(d->f, q->a));
     case RUN_FSYNC:
         return q->flags & 1 ? ufuse_fdatasync(d->f) : ufuse_fsync(d->f);
     case RUN_FALLOCATE:
         if ((d->flags & O_ACCMODE) == O_RDONLY)
             return -EBADF;
-        return ufuse_fallocate(d->f, (int)q->flags, q->a, q->b);
-    case RUN_FLUSH:
+        return desc_changed(d, ufuse_fallocate(d->f, (int)q->flags, q->a, q->b));
+    case RUN_FLUSH: {
         /* close(2) of one copy: write back, FLUSH and report the file's
-         * error, as the kernel's fuse_flush does on every close. */
-        return (d->flags & O_ACCMODE) == O_RDONLY ? 0 : ufuse_flush(d->f);
+         * error, as the kernel's fuse_flush does on every close.  A read-
+         * only description's FLUSH is left to its release. */
+        if ((d->flags & O_ACCMODE) == O_RDONLY)
+            return 0;
+        atomic_store(&d->flush_owed, false);
+        int r = ufuse_flush(d->f);
+        if (r)
+            atomic_store(&d->flush_owed, true);
+        return r;
+    }
     case RUN_GETFL:
         return d->flags;
     case RUN_SETFL: {

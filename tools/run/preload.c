@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -296,11 +297,30 @@ void pl_set_cwd(int mnt, const char *rel)
 
 /* ---- the broker ------------------------------------------------------- */
 
+/* Where a connection's fd goes: high, out of the way of the numbers
+ * programs pick themselves (a shell's `exec 3>file` moves whatever holds
+ * fd 3 and then writes to it), below the usual 1024 of select(). */
+static int conn_fd_base(void)
+{
+    struct rlimit rl;
+    if (syscall(SYS_getrlimit, RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    return rl.rlim_cur >= 1024 ? 768 : (int)(rl.rlim_cur * 3 / 4);
+}
+
 static int connect_mount(int mnt)
 {
     int fd = (int)syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    int base = conn_fd_base();
+    if (fd < base) {
+        int high = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
+        if (high >= 0) {
+            syscall(SYS_close, fd);
+            fd = high;
+        }
+    }
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     size_t alen = strlen(pl_mounts[mnt].addr);
     memcpy(sa.sun_path + 1, pl_mounts[mnt].addr, alen);
