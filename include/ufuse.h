@@ -95,7 +95,11 @@ typedef struct ufuse_dir ufuse_dir_t;
  *                 processes read: ufuse_share_fd), default_permissions (check
  *                 permissions in the client from cached attributes and the
  *                 caller's ids and groups, as the kernel does with that
- *                 option), log=FILE (the server's stderr
+ *                 option), outside_links (the file system is part of a
+ *                 larger tree: a symbolic link with an absolute target,
+ *                 and ".." above the root, lead out of it; a path call
+ *                 meeting one fails with -EXDEV and ufuse_outside_path()
+ *                 says where the path went), log=FILE (the server's stderr
  *                 and ufuse's own messages go there instead of stderr),
  *                 attach=auto|devfd|hook (how the server gets its socket:
  *                 "devfd" passes /dev/fd/N as the mountpoint (libfuse >= 3.3,
@@ -319,6 +323,21 @@ int ufuse_flush(ufuse_file_t *f);
  * not be in use by another thread.
  */
 int ufuse_release(ufuse_file_t *f);
+
+/**
+ * Under -o outside_links: where the calling thread's last path call left
+ * the file system, asked right after it failed with -EXDEV for that
+ * reason.  The path
+ * is absolute (a symbolic link's absolute target, then the rest of the
+ * path: to be resolved from the caller's root) or begins with ".." (the
+ * walk went above the root: relative to the directory the file system is
+ * grafted on).  It is copied, NUL-terminated, into @buf (@size bytes).
+ * Returns its length, -ENOENT when the thread's last walk of a path
+ * stayed inside (an -EXDEV then came from elsewhere),
+ * -ERANGE when @size is too small, -EINVAL for NULL arguments.  Per
+ * thread; takes no lock.
+ */
+ssize_t ufuse_outside_path(ufuse_t *s, char *buf, size_t size);
 
 /**
  * Read up to @n bytes at @off.  @return bytes read (0 at EOF) or -errno.

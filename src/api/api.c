@@ -256,6 +256,13 @@ int ufuse_close(ufuse_file_t *f)
     return f ? vfs_close(f, 1) : -EBADF;
 }
 
+ssize_t ufuse_outside_path(ufuse_t *s, char *buf, size_t size)
+{
+    if (!s || !buf)
+        return -EINVAL;
+    return vfs_outside_path(buf, size);
+}
+
 int ufuse_release(ufuse_file_t *f)
 {
     return f ? vfs_close(f, 0) : -EBADF;

@@ -245,6 +245,8 @@ static int vfs_opt(struct ufuse_opts *o, const struct vfs_optarg *a)
         return vfs_opt_flag(a, &o->share, 1);
     if (strcmp(key, "default_permissions") == 0)
         return vfs_opt_flag(a, &o->default_permissions, 1);
+    if (strcmp(key, "outside_links") == 0)
+        return vfs_opt_flag(a, &o->outside_links, 1);
     if (strcmp(key, "log") == 0)
         return vfs_opt_string(a, "a file name", &o->log_path);
     if (strcmp(key, "server_name") == 0)

@@ -439,6 +439,35 @@ static void walk_end(struct walk *w)
         free(w->stk);
 }
 
+/* Where the calling thread's last walk left the file system under
+ * outside_links (vfs_outside_path), or "" when it stayed inside. */
+static __thread char walk_outside[PATH_MAX];
+
+/* Leave the file system at @head (@hlen bytes) followed by @rest: record
+ * where, for vfs_outside_path.  -EXDEV, or -ENAMETOOLONG. */
+static int walk_leave(const char *head, size_t hlen, const char *rest)
+{
+    size_t rlen = strlen(rest);
+    if (hlen + 1 + rlen + 1 > sizeof walk_outside)
+        return -ENAMETOOLONG;
+    memcpy(walk_outside, head, hlen);
+    walk_outside[hlen] = rlen ? '/' : 0;
+    if (rlen)
+        memcpy(walk_outside + hlen + 1, rest, rlen + 1);
+    return -EXDEV;
+}
+
+ssize_t vfs_outside_path(char *buf, size_t size)
+{
+    size_t len = strlen(walk_outside);
+    if (!len)
+        return -ENOENT;
+    if (len + 1 > size)
+        return -ERANGE;
+    memcpy(buf, walk_outside, len + 1);
+    return (ssize_t)len;
+}
+
 enum walk_mode {
     WALK_FOLLOW,    /* resolve all, following a final symlink */
     WALK_NOFOLLOW,  /* resolve all, a final symlink is the result */
@@ -466,6 +495,7 @@ static int walk_path(struct walk *w, const char *path, enum walk_mode mode,
     size_t plen = strlen(path);
     if (plen >= PATH_MAX)
         return -ENAMETOOLONG;
+    walk_outside[0] = 0;
     if (trailing_dir)
         *trailing_dir = plen > 0 && path[plen - 1] == '/';
     /* The caller's path is walked in place; only a symlink needs a buffer
@@ -520,6 +550,10 @@ static int walk_path(struct walk *w, const char *path, enum walk_mode mode,
                 rc = -ENOTDIR;
                 break;
             }
+            if (dotdot && w->n == 1 && s->opts.outside_links) {
+                rc = walk_leave("..", 2, rest); /* the mount point's parent */
+                break;
+            }
             if (dotdot)
                 walk_pop_to(w, w->n > 1 ? w->n - 1 : 1);
             continue;
@@ -547,6 +581,10 @@ static int walk_path(struct walk *w, const char *path, enum walk_mode mode,
             node_put(&s->nodes, child);
             if (rc)
                 break;
+            if (link[0] == '/' && s->opts.outside_links) {
+                rc = walk_leave(link, tlen, rest);
+                break;
+            }
             size_t rlen = strlen(rest);
             if (tlen + 1 + rlen + 1 > PATH_MAX * 2) {
                 rc = -ENAMETOOLONG;
@@ -1366,7 +1404,9 @@ static int vfs_create(ufuse_t *s, const char *path, int flags, mode_t mode,
         rc = !target || !next ? -ENOMEM
              : links >= VFS_MAX_SYMLINKS ? -ELOOP
                                          : vfs_readlink_node(s, n, target, &tlen);
-        if (rc == 0) {
+        if (rc == 0 && target[0] == '/' && s->opts.outside_links) {
+            rc = walk_leave(target, tlen, "");
+        } else if (rc == 0) {
             /* The target, relative to the link's directory. */
             const char *slash = strrchr(path, '/');
             int dlen = target[0] == '/' || !slash ? 0 : (int)(slash - path);

@@ -27,6 +27,8 @@ struct ufuse_opts {
     int splice;              /* offer FUSE_SPLICE_* (see mount.c) */
     int share;               /* the cache in a memfd others map (ufuse_share_fd) */
     int default_permissions; /* check permissions here, from cached attributes */
+    int outside_links;       /* absolute links and ".." above the root leave
+                                the file system (ufuse_outside_path) */
     char *log_path;
     enum chan_attach attach;
     char *server_name;
@@ -126,6 +128,8 @@ int vfs_fstat(ufuse_file_t *f, struct stat *st);
 int vfs_share_fd(ufuse_t *s);
 int vfs_share_refs_fd(ufuse_t *s);
 int vfs_flush(ufuse_file_t *f);
+/* ufuse_outside_path (the calling thread's last walk). */
+ssize_t vfs_outside_path(char *buf, size_t size);
 int vfs_file_share(ufuse_file_t *f, struct ufuse_share_ids *ids);
 int vfs_fallocate(ufuse_file_t *f, int mode, off_t off, off_t len);
 off_t vfs_lseek(ufuse_file_t *f, off_t off, int whence);

@@ -449,6 +449,52 @@ static void t_release_without_flush(void **state)
     mu_finish(m, s);
 }
 
+/* -o outside_links: a link to an absolute path and ".." above the root
+ * leave the file system: the call fails with EXDEV, and
+ * ufuse_outside_path says where the rest of the path goes (the target
+ * then what followed the link; "../" from the mount point); the link
+ * itself (lstat, O_NOFOLLOW) is still the file system's.  Without the
+ * option an absolute target is taken from the root. */
+static void t_outside_links(void **state)
+{
+    ufuse_t *s;
+    char where[64];
+    struct stat st;
+    ufuse_file_t *f;
+    struct mock *m = mu_mount(&s, NULL, "outside_links");
+    mu_expect_entry(m, 1, "l", 13, S_IFLNK | 0777, 6, 3600, 3600);
+    mock_reply(mock_expect(m, FUSE_READLINK, 13), "/etc/x", 6);
+    assert_int_equal(ufuse_outside_path(s, where, sizeof where), -ENOENT);
+    assert_int_equal(ufuse_stat(s, "/l/y", &st), -EXDEV);
+    assert_int_equal(ufuse_outside_path(s, where, sizeof where), 8);
+    assert_string_equal(where, "/etc/x/y");
+    assert_int_equal(ufuse_outside_path(s, where, 8), -ERANGE);
+    assert_int_equal(ufuse_lstat(s, "/l", &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    /* O_CREAT through it: the target is created outside, not here. */
+    mock_reply(mock_expect(m, FUSE_READLINK, 13), "/etc/x", 6);
+    assert_int_equal(ufuse_open(s, "/l", O_CREAT | O_WRONLY, 0644, &f), -EXDEV);
+    assert_int_equal(ufuse_outside_path(s, where, sizeof where), 6);
+    assert_string_equal(where, "/etc/x");
+    assert_int_equal(ufuse_stat(s, "/../z/w", &st), -EXDEV);
+    assert_int_equal(ufuse_outside_path(s, where, sizeof where), 6);
+    assert_string_equal(where, "../z/w");
+    assert_int_equal(ufuse_outside_path(NULL, where, sizeof where), -EINVAL);
+    mu_finish(m, s);
+
+    m = mu_mount(&s, NULL, NULL);
+    mu_expect_entry(m, 1, "l", 13, S_IFLNK | 0777, 2, 3600, 3600);
+    mock_reply(mock_expect(m, FUSE_READLINK, 13), "/t", 2);
+    mu_expect_entry(m, 1, "t", 14, S_IFREG | 0644, 5, 3600, 3600);
+    assert_int_equal(ufuse_stat(s, "/l", &st), 0);
+    assert_int_equal(st.st_size, 5);
+    struct fuse_attr_out root = mock_attr_out(1, S_IFDIR | 0755, 0, 3600);
+    mock_reply_attr(mock_expect_getattr(m, 1), &root);
+    assert_int_equal(ufuse_stat(s, "/..", &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    mu_finish(m, s);
+}
+
 /* lchown and lutimens change the link itself: SETATTR goes to the link's
  * node, not to its target (which is never looked up); chown follows. */
 static void t_setattr_nofollow(void **state)
@@ -560,6 +606,7 @@ int main(void)
         cmocka_unit_test(t_attr_after_release),
         cmocka_unit_test(t_flush_keeps_open),
         cmocka_unit_test(t_release_without_flush),
+        cmocka_unit_test(t_outside_links),
         cmocka_unit_test(t_lookup_before_namespace_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

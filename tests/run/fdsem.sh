@@ -51,6 +51,35 @@ p False True" "default_permissions: a 0600 file of root refused to nobody, a 064
 else
     echo "note: not root; the setuid check is not run" >&2
 fi
+# Symbolic links on the mount that lead out of it resolve as on a kernel
+# mount: an absolute target from the real root, ".." above the mount root
+# to the mount point's parent, an absolute target back into the mount;
+# through open, stat, opendir, fopen, chdir, O_CREAT; a loop is ELOOP.
+mkdir -p "$T/real" && echo realdata >"$T/real/f"
+"$UFUSE" run -- sh -c '
+cd /ufuse && mkdir d && echo inside >d/g
+ln -s "$1/real/f" abs; ln -s "$1/real" dirlink; ln -s /ufuse/d back
+ln -s "../..$1/real/f" d/up; ln -s /ufuse/loop loop
+cat abs d/up back/g dirlink/f
+stat -L -c %s abs; stat -c %F abs
+ls dirlink; echo made >dirlink/new; cat "$1/real/new"
+python3 -c "import os; print(sorted(os.listdir(\"/ufuse/dirlink\")), open(\"/ufuse/abs\").read().strip())"
+cat loop 2>&1 | sed "s/.*: //"
+cd dirlink && cat f && pwd -P' sh "$T" >"$T/out" 2>"$T/err" </dev/null
+rc=$?
+expect_rc 0 "links leaving the mount"
+expect_out "realdata
+realdata
+inside
+realdata
+9
+symbolic link
+f
+made
+['f', 'new'] realdata
+Too many levels of symbolic links
+realdata
+$T/real" "links leaving the mount resolve outside it, as on a kernel mount"
 # FLUSH as on a kernel mount: one per close(2) of a copy (the program's
 # pid), none more from the broker at the release when the last close sent
 # one; a writer that exits without closing leaves its FLUSH to the

@@ -1040,6 +1040,34 @@ static void conn_peer_groups(struct conn *k)
 }
 
 /* Serve parsed request @c for connection @k (takes the session's life). */
+/*
+ * A path call's walk left the mount (-o outside_links: a symbolic link to
+ * an absolute path, or ".." above the root): the program is told where to
+ * (RUN_LEFT_MOUNT, the absolute path as reply data) and resolves it itself,
+ * as the kernel goes on walking past a mount.  -EXDEV that came from
+ * elsewhere stays.
+ */
+static int64_t left_mount(struct broker *b, struct call *c)
+{
+    char where[PATH_MAX];
+    if (ufuse_outside_path(b->s, where, sizeof where) <= 0)
+        return -EXDEV;
+    int n;
+    if (where[0] == '/') {
+        n = snprintf(c->out, RUN_MAX_DATA, "%s", where);
+    } else {
+        /* "..[/rest]": from the mount point's parent (the mount path is
+         * absolute and normal: its parent is lexical). */
+        const char *rest = where + 2 + (where[2] == '/');
+        int plen = (int)(strrchr(b->mnt, '/') - b->mnt);
+        n = snprintf(c->out, RUN_MAX_DATA, "%.*s/%s", plen, b->mnt, rest);
+    }
+    if (n < 0 || n >= PATH_MAX)
+        return -ENAMETOOLONG;
+    c->out_len = (size_t)n + 1;
+    return RUN_LEFT_MOUNT;
+}
+
 static int64_t serve(struct conn *k, struct call *c)
 {
     pthread_rwlock_rdlock(&k->b->life);
@@ -1050,6 +1078,8 @@ static int64_t serve(struct conn *k, struct call *c)
         (void)ufuse_set_caller(k->b->s, &who);
     }
     int64_t res = k->b->closed ? -ENOTCONN : dispatch(k, c);
+    if (res == -EXDEV && c->path)
+        res = left_mount(k->b, c);
     pthread_rwlock_unlock(&k->b->life);
     return res;
 }
@@ -1066,6 +1096,8 @@ int64_t broker_call(struct broker *b, pid_t pid, uid_t uid, gid_t gid, const voi
         uint32_t op = c.q->op;
         res = op == RUN_SUPERVISE || op == RUN_UMOUNT || op == RUN_LOCK ? -EINVAL
                                                                        : serve(&k, &c);
+        if (res == RUN_LEFT_MOUNT)
+            res = -EOPNOTSUPP; /* the caller's path cannot be rewritten (docs/run.md) */
     }
     *out_len = res < 0 ? 0 : c.out_len;
     *fd = c.send_fd;
@@ -1118,7 +1150,8 @@ static void *conn_main(void *arg)
             res = serve(k, &c);
         if (c.recv_fd >= 0)
             close(c.recv_fd);
-        int sent = reply(k->fd, res, c.out, res < 0 ? 0 : c.out_len, c.send_fd);
+        int sent = reply(k->fd, res, c.out, res < 0 && res != RUN_LEFT_MOUNT ? 0 : c.out_len,
+                         c.send_fd);
         if (c.send_fd >= 0)
             close(c.send_fd);
         if (sent < 0 || (res == -EPROTO && c.q == NULL))
@@ -1297,11 +1330,12 @@ static int broker_start(struct broker *b, const struct mountopt *m, bool *made_d
         }
     }
     /* -o share: programs read cached pages and attributes themselves
-     * (UFUSE_RUN_NOSHARE=1 turns it off, to compare). */
+     * (UFUSE_RUN_NOSHARE=1 turns it off, to compare); -o outside_links:
+     * links lead out of the mount as on a kernel mount (left_mount). */
     const char *noshare = getenv("UFUSE_RUN_NOSHARE");
     char *opts = NULL;
-    if (!(noshare && *noshare == '1') &&
-        asprintf(&opts, "share%s%s", m->opts ? "," : "", m->opts ? m->opts : "") < 0)
+    if (asprintf(&opts, "outside_links%s%s%s", noshare && *noshare == '1' ? "" : ",share",
+                 m->opts ? "," : "", m->opts ? m->opts : "") < 0)
         opts = NULL;
     r = cli_mount(&b->s, sargc ? sargv : NULL, opts ? opts : m->opts);
     free(opts);

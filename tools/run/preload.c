@@ -335,6 +335,9 @@ static int connect_mount(int mnt)
     return fd;
 }
 
+/* The path the last RUN_LEFT_MOUNT answer of this thread named. */
+static __thread char left_path[PATH_MAX];
+
 static int64_t transact(int fd, struct pl_call *c, int pass_fd)
 {
     struct iovec iov[4];
@@ -358,9 +361,13 @@ static int64_t transact(int fd, struct pl_call *c, int pass_fd)
         return -ENOTCONN;
     struct run_rep rep;
     char cbuf[RUN_FD_SPACE];
+    /* A RUN_LEFT_MOUNT path lands in c->out and what does not fit in
+     * left_path, where it is put back together. */
     iov[0] = (struct iovec){ &rep, sizeof rep };
     iov[1] = (struct iovec){ c->out, c->out_cap };
-    m = (struct msghdr){ .msg_iov = iov, .msg_iovlen = c->out_cap ? 2 : 1,
+    iov[2] = (struct iovec){ left_path, sizeof left_path };
+    m = (struct msghdr){ .msg_iov = c->out_cap ? iov : (struct iovec[]){ iov[0], iov[2] },
+                         .msg_iovlen = c->out_cap ? 3 : 2,
                          .msg_control = cbuf, .msg_controllen = sizeof cbuf };
     do
         s = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
@@ -376,8 +383,25 @@ static int64_t transact(int fd, struct pl_call *c, int pass_fd)
         c->fd = -1;
         return s <= 0 ? -ENOTCONN : -EIO;
     }
+    if (rep.res == RUN_LEFT_MOUNT) {
+        size_t head = rep.len < c->out_cap ? rep.len : c->out_cap;
+        if (rep.len == 0 || rep.len > sizeof left_path)
+            return -EIO;
+        memmove(left_path + head, left_path, rep.len - head);
+        memcpy(left_path, c->out, head);
+        left_path[rep.len - 1] = 0;
+        c->out_len = 0;
+        return rep.res;
+    }
+    if (rep.len > c->out_cap)
+        return -EIO; /* data past the caller's buffer */
     c->out_len = rep.len;
     return rep.res;
+}
+
+const char *pl_left_mount_path(void)
+{
+    return left_path;
 }
 
 static int64_t say_hello(int fd)

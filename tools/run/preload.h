@@ -45,6 +45,7 @@
 #include "runproto.h"
 
 #define PL_MAX_MOUNTS 8
+#define PL_MAX_HOPS 40     /* times one path may leave a mount (Linux's MAXSYMLINKS) */
 #define PL_EXPORT __attribute__((visibility("default")))
 
 struct pl_mount {
@@ -88,6 +89,8 @@ void *pl_real(const char *name);
 static inline long pl_ret(long r)
 {
     extern int *__errno_location(void);
+    if (r == RUN_LEFT_MOUNT)
+        r = -EXDEV; /* a call that does not follow a path off its mount */
     if (r < 0) {
         *__errno_location() = (int)-r;
         return -1;
@@ -205,6 +208,9 @@ int64_t pl_call_passing(int mnt, struct pl_call *c, int fd);
 /* Make sure this thread has its connection to mount @mnt's broker (one
  * cheap request): 0 or -errno. */
 int pl_conn_ready(int mnt);
+/* After a call answered RUN_LEFT_MOUNT: the absolute path it named (this
+ * thread's; valid until its next call). */
+const char *pl_left_mount_path(void);
 
 /* ---- exec ---- */
 /* Remember what exec must carry (the preload entry, the mount table). */

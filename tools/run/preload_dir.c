@@ -65,6 +65,18 @@ PL_EXPORT DIR *opendir(const char *path)
     if (k != 1)
         return REAL(opendir)(k == 2 ? rel : path);
     int fd = pl_open_at_mount(mnt, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, true);
+    if (fd == RUN_LEFT_MOUNT) {
+        /* The path left the mount: openat follows it (preload_path.c),
+         * fdopendir takes the fd wherever it landed. */
+        fd = openat(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd < 0 ? NULL : fdopendir(fd);
+        if (fd >= 0 && !d) {
+            int e = errno;
+            close(fd);
+            errno = e;
+        }
+        return d;
+    }
     if (fd < 0)
         return pl_fail(fd);
     return dir_wrap(fd);
@@ -279,6 +291,17 @@ PL_EXPORT FILE *fopen(const char *path, const char *mode)
     if (mode_flags(mode, &flags) < 0)
         return pl_fail(-EINVAL);
     int fd = pl_open_at_mount(mnt, rel, flags, 0666, false);
+    if (fd == RUN_LEFT_MOUNT) {
+        /* As opendir: open follows the path, fdopen takes the fd. */
+        fd = openat(AT_FDCWD, path, flags, 0666);
+        FILE *f = fd < 0 ? NULL : fdopen(fd, mode);
+        if (fd >= 0 && !f) {
+            int e = errno;
+            close(fd);
+            errno = e;
+        }
+        return f;
+    }
     if (fd < 0)
         return pl_fail(fd);
     return file_wrap(fd, mode);

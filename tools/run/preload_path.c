@@ -35,13 +35,41 @@
 struct where {
     int kind;
     int mnt;
+    int hops;       /* times the walk left a mount (relocate) */
     char rel[PATH_MAX];
 };
 
 static void locate(int dirfd, const char *path, struct where *w)
 {
     w->mnt = -1;
+    w->hops = 0;
     w->kind = pl_classify(dirfd, path, &w->mnt, w->rel);
+}
+
+/*
+ * A mount call answered @r.  When its walk left the mount (RUN_LEFT_MOUNT:
+ * a symbolic link to an absolute path, ".." above the root), resolve the
+ * path it named into @w, as the kernel walks on past a mount point, and
+ * return true: the caller goes again, to another mount or to the real file
+ * system at w->rel.  Past PL_MAX_HOPS of them, -ELOOP.
+ */
+static bool relocate(struct where *w, int64_t r)
+{
+    if (r != RUN_LEFT_MOUNT)
+        return false;
+    if (++w->hops > PL_MAX_HOPS) {
+        w->kind = -ELOOP;
+        return true;
+    }
+    char target[PATH_MAX];
+    snprintf(target, sizeof target, "%s", pl_left_mount_path());
+    w->mnt = -1;
+    w->kind = pl_classify(AT_FDCWD, target, &w->mnt, w->rel);
+    if (w->kind == 0) {
+        w->kind = 2;
+        snprintf(w->rel, sizeof w->rel, "%s", target);
+    }
+    return true;
 }
 
 /* The real path and dirfd to give libc for a non-mount resolution. */
@@ -82,11 +110,15 @@ static int do_openat(int dirfd, const char *path, int flags, mode_t mode,
 {
     struct where w;
     locate(dirfd, path, &w);
-    if (w.kind < 0)
-        return (int)pl_ret(w.kind);
-    if (w.kind != 1)
-        return real(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), flags, mode);
-    return (int)pl_ret(open_mount(&w, flags, mode));
+    for (;;) {
+        if (w.kind < 0)
+            return (int)pl_ret(w.kind);
+        if (w.kind != 1)
+            return real(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), flags, mode);
+        int r = open_mount(&w, flags, mode);
+        if (!relocate(&w, r))
+            return (int)pl_ret(r);
+    }
 }
 
 static mode_t open_mode(int flags, va_list ap)
@@ -168,11 +200,15 @@ static int do_fstatat(int dirfd, const char *path, struct stat *st, int flags)
     }
     struct where w;
     locate(dirfd, path, &w);
-    if (w.kind < 0)
-        return (int)pl_ret(w.kind);
-    if (w.kind != 1)
-        return REAL(fstatat)(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), st, flags);
-    return (int)pl_ret(stat_mount(&w, st, flags & AT_SYMLINK_NOFOLLOW));
+    for (;;) {
+        if (w.kind < 0)
+            return (int)pl_ret(w.kind);
+        if (w.kind != 1)
+            return REAL(fstatat)(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), st, flags);
+        int r = stat_mount(&w, st, flags & AT_SYMLINK_NOFOLLOW);
+        if (!relocate(&w, r))
+            return (int)pl_ret(r);
+    }
 }
 
 PL_EXPORT int stat(const char *path, struct stat *st) { return do_fstatat(AT_FDCWD, path, st, 0); }
@@ -246,11 +282,13 @@ PL_EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, s
     } else {
         struct where w;
         locate(dirfd, path, &w);
-        if (w.kind < 0)
-            return (int)pl_ret(w.kind);
-        if (w.kind != 1)
-            return REAL(statx)(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), flags, mask, sx);
-        r = stat_mount(&w, &st, flags & AT_SYMLINK_NOFOLLOW);
+        do {
+            if (w.kind < 0)
+                return (int)pl_ret(w.kind);
+            if (w.kind != 1)
+                return REAL(statx)(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), flags, mask, sx);
+            r = stat_mount(&w, &st, flags & AT_SYMLINK_NOFOLLOW);
+        } while (relocate(&w, r));
     }
     if (r == 0)
         stat_to_statx(&st, sx);
@@ -261,12 +299,16 @@ PL_EXPORT int faccessat(int dirfd, const char *path, int mode, int flags)
 {
     struct where w;
     locate(dirfd, path, &w);
-    if (w.kind < 0)
-        return (int)pl_ret(w.kind);
-    if (w.kind != 1)
-        return REAL(faccessat)(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), mode, flags);
-    struct pl_call c = { .q = { .mode = (uint32_t)mode } };
-    return (int)pl_ret(path_call(&w, RUN_ACCESS, &c));
+    for (;;) {
+        if (w.kind < 0)
+            return (int)pl_ret(w.kind);
+        if (w.kind != 1)
+            return REAL(faccessat)(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), mode, flags);
+        struct pl_call c = { .q = { .mode = (uint32_t)mode } };
+        int64_t r = path_call(&w, RUN_ACCESS, &c);
+        if (!relocate(&w, r))
+            return (int)pl_ret(r);
+    }
 }
 PL_EXPORT int access(const char *path, int mode) { return faccessat(AT_FDCWD, path, mode, 0); }
 PL_EXPORT int euidaccess(const char *path, int mode) { return faccessat(AT_FDCWD, path, mode, AT_EACCESS); }
@@ -274,22 +316,26 @@ PL_EXPORT int eaccess(const char *path, int mode) { return euidaccess(path, mode
 
 /* ---- one-path namespace calls ------------------------------------------------ */
 
-/* Resolve once; on a mount send @op, else call the real function on the
- * (possibly rewritten) path. */
+/* Resolve; on a mount send @op, else call the real function on the
+ * (possibly rewritten) path; again where the walk left the mount. */
 #define ONE_PATH(dirfd, path, op, call, real_expr)                                   \
     do {                                                                             \
         struct where w_;                                                             \
         locate((dirfd), (path), &w_);                                                \
-        if (w_.kind < 0)                                                             \
-            return (int)pl_ret(w_.kind);                                             \
-        if (w_.kind != 1) {                                                          \
-            const char *rp_ = REAL_PATH(&w_, (path));                                \
-            int rd_ = REAL_DIRFD(&w_, (dirfd));                                      \
-            (void)rp_;                                                               \
-            (void)rd_;                                                               \
-            return real_expr;                                                        \
+        for (;;) {                                                                   \
+            if (w_.kind < 0)                                                         \
+                return (int)pl_ret(w_.kind);                                         \
+            if (w_.kind != 1) {                                                      \
+                const char *rp_ = REAL_PATH(&w_, (path));                            \
+                int rd_ = REAL_DIRFD(&w_, (dirfd));                                  \
+                (void)rp_;                                                           \
+                (void)rd_;                                                           \
+                return real_expr;                                                    \
+            }                                                                        \
+            int64_t r_ = path_call(&w_, (op), (call));                               \
+            if (!relocate(&w_, r_))                                                  \
+                return (int)pl_ret(r_);                                              \
         }                                                                            \
-        return (int)pl_ret(path_call(&w_, (op), (call)));                            \
     } while (0)
 
 PL_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
@@ -638,17 +684,20 @@ PL_EXPORT int fremovexattr(int fd, const char *name)
 PL_EXPORT int chdir(const char *path)
 {
     struct where w;
-    locate(AT_FDCWD, path, &w);
-    if (w.kind < 0)
-        return (int)pl_ret(w.kind);
-    if (w.kind != 1) {
-        int r = REAL(chdir)(REAL_PATH(&w, path));
-        if (r == 0)
-            pl_set_cwd(-1, NULL);
-        return r;
-    }
     struct stat st;
-    int r = stat_mount(&w, &st, false);
+    int r;
+    locate(AT_FDCWD, path, &w);
+    do {
+        if (w.kind < 0)
+            return (int)pl_ret(w.kind);
+        if (w.kind != 1) {
+            r = REAL(chdir)(REAL_PATH(&w, path));
+            if (r == 0)
+                pl_set_cwd(-1, NULL);
+            return r;
+        }
+        r = stat_mount(&w, &st, false);
+    } while (relocate(&w, r));
     if (r == 0 && !S_ISDIR(st.st_mode))
         r = -ENOTDIR;
     if (r == 0) {

@@ -151,6 +151,12 @@ struct run_rep {
     uint32_t pad;
 };
 
+/* A path call's answer when the walk left the mount (a symbolic link to
+ * an absolute path, ".." above the root): the reply data is the absolute
+ * path to resolve instead, on another mount or the real file system.  Not
+ * an errno (those are above -4096). */
+#define RUN_LEFT_MOUNT (-4096)
+
 /* The bit of a position word set while the broker moves the position. */
 #define RUN_POS_LOCK (1ull << 63)
 
