@@ -131,6 +131,13 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
     r->nattrs = nattrs;
     r->entries = nentries ? (struct ufuse_share_entry *)(b + h.entries_off) : NULL;
     r->entries_mask = h.entries_mask;
+#ifdef MADV_POPULATE_WRITE
+    /* Entry records go where their names hash, so nearly every new one
+     * would fault a page of its own: fault the table in at once. */
+    if (r->entries)
+        (void)madvise(r->entries, (size_t)nentries * sizeof(struct ufuse_share_entry),
+                      MADV_POPULATE_WRITE);
+#endif
     r->nframes = nframes;
     if (!shared) {
         r->refs = (_Atomic unsigned char *)(b + h.refs_off);

@@ -63,9 +63,11 @@ static const uint64_t vfs_init_flags =
 /* -o share: attribute records in the region (120 bytes each, touched as
  * used): nodes beyond it are served, not published. */
 #define SHARE_ATTR_RECORDS 65536u
-/* ... and entry records (128 bytes each, direct-mapped by hash, so each
- * new one tends to touch a new page: a shmem page's first touch cost
- * ~14 us here, so the table is kept to 4 MiB, half the entry cache). */
+/* ... and entry records (128 bytes each, direct-mapped by hash; the table
+ * is faulted in at mount, ~2 ms for these 4 MiB, as records land on pages
+ * at random).  4 times as many cut du -s of 5,000 files' stats asked of
+ * the broker from 678 to 157 (collisions) but not its time (55-60 ms
+ * either way): kept at half the entry cache. */
 #define SHARE_ENTRY_RECORDS 32768u
 #define UNMOUNT_DRAIN_MS 2000
 #define UNMOUNT_REAP_MS 5000
