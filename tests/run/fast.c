@@ -15,9 +15,12 @@
  *   - a position shared across fork moves for both processes (a child's
  *     read(2) at it, then the parent's continues after it);
  *   - closing a read-only copy costs no request (fast), and still drops
- *     the process's record locks once it has taken one.
+ *     the process's record locks once it has taken one;
+ *   - reading a small directory to its end is two requests (OPENDIR, one
+ *     GETDENTS whose reply says the stream ended), fast path or not.
  * Prints "fast: all checks passed" or the failures.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -201,6 +204,19 @@ int main(int argc, char **argv)
     /* Closing a read-only copy asks the broker nothing, unless the
      * process may hold record locks: then it drops them (POSIX: any
      * close of the file). */
+    unsigned long long d0 = requests(worker);
+    unsigned long long base = requests(worker) - d0; /* what asking costs */
+    d0 = requests(worker);
+    DIR *dir = opendir(argv[1]);
+    int names = 0;
+    while (dir && readdir(dir))
+        names++;
+    CHECK(dir && names > 2, "readdir of the test directory: %d names", names);
+    if (dir)
+        closedir(dir);
+    unsigned long long d1 = requests(worker);
+    CHECK(d1 - d0 - base == 2, "%llu requests to read a directory (want 2)", d1 - d0 - base);
+
     unsigned long long c0 = requests(worker);
     for (int i = 0; i < 50; i++)
         close(open(path, O_RDONLY));

@@ -378,11 +378,12 @@ struct call {
     size_t out_len;         /* bytes of it to send */
     int send_fd;            /* fd to pass with the reply, or -1 */
     int recv_fd;            /* fd that came with the request, or -1 */
+    uint32_t rep_flags;     /* RUN_REP_* */
 };
 
-static int reply(int fd, int64_t res, const void *body, size_t len, int pass_fd)
+static int reply(int fd, int64_t res, const void *body, size_t len, int pass_fd, uint32_t flags)
 {
-    struct run_rep rep = { .res = res, .len = (uint32_t)len };
+    struct run_rep rep = { .res = res, .len = (uint32_t)len, .flags = flags };
     struct iovec iov[2] = { { &rep, sizeof rep }, { (void *)body, len } };
     char cbuf[RUN_FD_SPACE];
     struct msghdr m = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
@@ -473,8 +474,10 @@ static int64_t do_getdents(struct desc *d, struct call *c, size_t room)
             int r = ufuse_readdir(d->d, &d->pending);
             if (r < 0)
                 return used ? (int64_t)used : r;
-            if (r == 0)
+            if (r == 0) {
+                c->rep_flags |= RUN_REP_END;
                 break;
+            }
             d->has_pending = true;
         }
         size_t nlen = strlen(d->pending.name);
@@ -1151,7 +1154,7 @@ static void *conn_main(void *arg)
         if (c.recv_fd >= 0)
             close(c.recv_fd);
         int sent = reply(k->fd, res, c.out, res < 0 && res != RUN_LEFT_MOUNT ? 0 : c.out_len,
-                         c.send_fd);
+                         c.send_fd, c.rep_flags);
         if (c.send_fd >= 0)
             close(c.send_fd);
         if (sent < 0 || (res == -EPROTO && c.q == NULL))

@@ -383,6 +383,7 @@ static int64_t transact(int fd, struct pl_call *c, int pass_fd)
         c->fd = -1;
         return s <= 0 ? -ENOTCONN : -EIO;
     }
+    c->rep_flags = rep.flags;
     if (rep.res == RUN_LEFT_MOUNT) {
         size_t head = rep.len < c->out_cap ? rep.len : c->out_cap;
         if (rep.len == 0 || rep.len > sizeof left_path)

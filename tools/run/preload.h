@@ -135,6 +135,7 @@ struct pl_call {
     size_t out_cap;
     size_t out_len;         /* set: payload bytes received */
     int fd;                 /* set: fd received, or -1 */
+    uint32_t rep_flags;     /* set: the reply's RUN_REP_* */
 };
 /* Send @c to mount @mnt's broker and wait for the reply.  The result
  * (count or -errno); caller credentials and umask are filled in. */
@@ -180,8 +181,9 @@ struct statfs;
 int pl_fstat_mount(const struct pl_fd *f, struct stat *st);
 int pl_statvfs_mount(int mnt, const char *rel, struct statvfs *v);
 int pl_statfs_mount(int mnt, const char *rel, struct statfs *s);
-/* getdents64 records of a directory fd into @buf: bytes, 0 at the end. */
-ssize_t pl_getdents(const struct pl_fd *f, void *buf, size_t n);
+/* getdents64 records of a directory fd into @buf: bytes, 0 at the end;
+ * *@end (if given) set when the stream ended after them. */
+ssize_t pl_getdents(const struct pl_fd *f, void *buf, size_t n, bool *end);
 
 /* ---- working directory ---- */
 /* The virtual cwd when it is on a mount (copied to @out): its mount, or -1. */

@@ -32,6 +32,7 @@ struct pl_dir {
     int magic;
     int fd;                 /* the mount fd (dirfd) */
     size_t pos, len;
+    bool end;               /* the broker said buf holds the stream's last entries */
     long loc;               /* entries consumed since the start: telldir */
     struct dirent64 ent;    /* what readdir returned last */
     char buf[32768];
@@ -100,10 +101,12 @@ PL_EXPORT DIR *fdopendir(int fd)
 static struct dirent64 *dir_next(struct pl_dir *p)
 {
     if (p->pos >= p->len) {
+        if (p->end)
+            return NULL; /* the end, no need to ask (errno untouched) */
         struct pl_fd f;
         if (!pl_fd_get(p->fd, &f, NULL))
             return pl_fail(-EBADF);
-        ssize_t n = pl_getdents(&f, p->buf, sizeof p->buf);
+        ssize_t n = pl_getdents(&f, p->buf, sizeof p->buf, &p->end);
         if (n <= 0) {
             return n < 0 ? pl_fail(n) : NULL;    /* the end: errno untouched */
         }
@@ -177,6 +180,7 @@ PL_EXPORT void seekdir(DIR *d, long loc)
     struct pl_call c = { .q = { .a = loc } };
     if (pl_fd_call(&f, RUN_SEEKDIR, &c) == 0) {
         p->pos = p->len = 0;
+        p->end = false;
         p->loc = loc;
     }
 }

@@ -926,7 +926,7 @@ __attribute__((destructor)) static void maps_at_exit(void)
 
 /* ---- directory entries ----------------------------------------------------- */
 
-ssize_t pl_getdents(const struct pl_fd *f, void *buf, size_t n)
+ssize_t pl_getdents(const struct pl_fd *f, void *buf, size_t n, bool *end)
 {
     if (!f->is_dir)
         return -ENOTDIR;
@@ -935,6 +935,8 @@ ssize_t pl_getdents(const struct pl_fd *f, void *buf, size_t n)
     int64_t r = pl_fd_call(f, RUN_GETDENTS, &c);
     if (r >= 0 && (size_t)r != c.out_len)
         return -EIO;
+    if (end)
+        *end = r >= 0 && (c.rep_flags & RUN_REP_END);
     return r;
 }
 
@@ -943,7 +945,7 @@ PL_EXPORT ssize_t getdents64(int fd, void *buf, size_t n)
     struct pl_fd f;
     if (!pl_fd_get(fd, &f, NULL))
         return REAL(getdents64)(fd, buf, n);
-    return pl_ret(pl_getdents(&f, buf, n));
+    return pl_ret(pl_getdents(&f, buf, n, NULL));
 }
 
 /* ---- readiness ---------------------------------------------------------- */

@@ -148,8 +148,12 @@ struct run_req {
 struct run_rep {
     int64_t res;        /* count / value, or -errno */
     uint32_t len;       /* bytes that follow */
-    uint32_t pad;
+    uint32_t flags;     /* RUN_REP_* */
 };
+
+/* RUN_GETDENTS: the directory stream ended after these entries (a reader
+ * that asks again gets none, so it need not ask). */
+#define RUN_REP_END 1u
 
 /* A path call's answer when the walk left the mount (a symbolic link to
  * an absolute path, ".." above the root): the reply data is the absolute
