@@ -10,14 +10,20 @@ for mode in direct writethrough writeback; do
     expect_rc 0 "cache=$mode: fdsem"
     expect_match out '^fdsem: all checks passed$' "cache=$mode: all checks"
 done
-# posix_spawn file actions opening mount paths (stdin and stdout of cat).
-"$UFUSE" run -- sh -c "echo hello >/ufuse/in && '$B/run-spawn' /ufuse/in /ufuse/out /ufuse/missing && cat /ufuse/out" \
+# posix_spawn file actions opening mount paths (stdin and stdout of cat),
+# and changing into a mount directory (addchdir_np, addfchdir_np).
+"$UFUSE" run -- sh -c "mkdir /ufuse/sub && echo hello >/ufuse/sub/in &&
+    '$B/run-spawn' /ufuse/sub/in /ufuse/out /ufuse/missing && cat /ufuse/out" \
     >"$T/out" 2>"$T/err" </dev/null
 rc=$?
 expect_rc 0 "posix_spawn with file actions on the mount"
-expect_out "spawn: ok
+expect_out "hello
+/ufuse/sub
 hello
-hello" "the actions opened the mount files at each spawn, and a missing one failed it"
+/ufuse/sub
+spawn: ok
+hello
+hello" "the actions opened the mount files and changed into a mount directory at each spawn; a missing file or directory failed it"
 # Who is asking: requests carry the process's ids, also after it changes
 # them (ufuse-memfs makes a new file owned by the request's uid).
 if [ "$(id -u)" = 0 ]; then

@@ -5,8 +5,14 @@
  *   run-spawn IN OUT MISSING   `cat <IN >>OUT` by posix_spawnp with two
  *                              addopen actions, twice with one actions
  *                              object; then an addopen of MISSING must fail
- *                              the spawn with ENOENT.  Prints "spawn: ok".
+ *                              the spawn with ENOENT; then `cat` of IN's
+ *                              name and `pwd` in a shell spawned with an
+ *                              addchdir_np, then an addfchdir_np, to IN's
+ *                              directory (on the mount), and an addchdir_np
+ *                              to a missing directory must fail the spawn
+ *                              with ENOENT.  Prints "spawn: ok".
  */
+#include <libgen.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -45,6 +51,39 @@ int main(int argc, char **argv)
     posix_spawn_file_actions_destroy(&fa);
     if (r != ENOENT) {
         fprintf(stderr, "missing file: %s\n", r ? strerror(r) : "spawned");
+        return 1;
+    }
+
+    char path[4096], name[4096], cmd[8300];
+    snprintf(path, sizeof path, "%s", argv[1]);
+    snprintf(name, sizeof name, "%s", argv[1]);
+    const char *dir = dirname(path);
+    snprintf(cmd, sizeof cmd, "cat '%s'; pwd", basename(name));
+    char *sh[] = { "sh", "-c", cmd, NULL };
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    for (int i = 0; i < 2; i++) {
+        posix_spawn_file_actions_init(&fa);
+        if (i == 0)
+            posix_spawn_file_actions_addchdir_np(&fa, dir);
+        else
+            posix_spawn_file_actions_addfchdir_np(&fa, dfd);
+        fflush(stdout);
+        int st = 0;
+        r = posix_spawnp(&pid, "sh", &fa, NULL, sh, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
+            fprintf(stderr, "spawn in %s: %s, status %d\n", dir, strerror(r), st);
+            return 1;
+        }
+    }
+    close(dfd);
+    posix_spawn_file_actions_init(&fa);
+    snprintf(cmd, sizeof cmd, "%s/no-such-dir", dir);
+    posix_spawn_file_actions_addchdir_np(&fa, cmd);
+    r = posix_spawnp(&pid, "sh", &fa, NULL, sh, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != ENOENT) {
+        fprintf(stderr, "missing directory: %s\n", r ? strerror(r) : "spawned");
         return 1;
     }
     printf("spawn: ok\n");

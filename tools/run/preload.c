@@ -624,8 +624,9 @@ static void inherit_cwd(void)
     if (n <= 0)
         return;
     link[n] = '\0';
-    if (!strstr(link, "/.ufuse-cwd-") || !strstr(link, " (deleted)") ||
-        run_normalise(cwd, norm) != 0) {
+    /* The kernel's directory must be a placeholder of ours (deleted, or
+     * about to be: posix_spawn's parent removes its own after the spawn). */
+    if (!strstr(link, "/.ufuse-cwd-") || run_normalise(cwd, norm) != 0) {
         unsetenv(RUN_ENV_CWD);
         return;
     }

@@ -505,9 +505,123 @@ PL_EXPORT int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, i
     return 0;
 }
 
+/*
+ * posix_spawn_file_actions_addchdir_np / addfchdir_np to a mount
+ * directory.  The child changes directory with glibc's internal call, so
+ * it gets a placeholder instead: an action to chdir into a directory of
+ * our own (/tmp/.ufuse-cwd-XXXXXX), made before each spawn and removed
+ * after it, and UFUSE_CWD naming the mount directory in its environment:
+ * the child's library then takes that as its working directory (as after
+ * an exec from inside a mount, inherit_cwd).  The last chdir action of an
+ * actions object counts; a later one to a real directory undoes ours.
+ * spawn_mu guards the list.
+ */
+struct spawn_chdir {
+    const posix_spawn_file_actions_t *fa;
+    char *cwd;                  /* "UFUSE_CWD=/mount/dir", or NULL once undone */
+    char tmp[32];               /* the placeholder directory */
+    struct spawn_chdir *next;
+};
+static struct spawn_chdir *spawn_chdirs;
+
+/* Before a spawn (spawn_mu held): the child's chdir fails as it would
+ * have (a missing directory, not one), else its placeholder is made.  0 or
+ * an errno. */
+static int spawn_chdir_begin(const struct spawn_chdir *c)
+{
+    struct stat st;
+    if (stat(c->cwd + sizeof RUN_ENV_CWD, &st) != 0)
+        return errno;
+    if (!S_ISDIR(st.st_mode))
+        return ENOTDIR;
+    return mkdir(c->tmp, 0700) == 0 ? 0 : errno;
+}
+
+/* fa's record (spawn_mu held), or NULL. */
+static struct spawn_chdir *spawn_chdir_of(const posix_spawn_file_actions_t *fa)
+{
+    struct spawn_chdir *c = spawn_chdirs;
+    while (c && c->fa != fa)
+        c = c->next;
+    return c;
+}
+
+/* Record a chdir of @fa's child to mount directory @abs (NULL: to a real
+ * one, which undoes a recorded one).  0 or an errno. */
+static int spawn_chdir_record(posix_spawn_file_actions_t *fa, const char *abs)
+{
+    pthread_mutex_lock(&spawn_mu);
+    struct spawn_chdir *c = spawn_chdir_of(fa);
+    int r = 0;
+    if (!abs) {
+        if (c) {
+            free(c->cwd);
+            c->cwd = NULL;
+        }
+    } else {
+        if (!c && (c = calloc(1, sizeof *c)) != NULL) {
+            c->fa = fa;
+            snprintf(c->tmp, sizeof c->tmp, "/tmp/.ufuse-cwd-XXXXXX");
+            if (mkdtemp(c->tmp) && rmdir(c->tmp) == 0) {
+                c->next = spawn_chdirs;
+                spawn_chdirs = c;
+            } else {
+                free(c);
+                c = NULL;
+            }
+        }
+        char *e = NULL;
+        if (!c || asprintf(&e, "%s=%s", RUN_ENV_CWD, abs) < 0)
+            r = ENOMEM;
+        else if ((r = REAL(posix_spawn_file_actions_addchdir_np)(fa, c->tmp)) != 0)
+            free(e);
+        else {
+            free(c->cwd);
+            c->cwd = e;
+        }
+    }
+    pthread_mutex_unlock(&spawn_mu);
+    return r;
+}
+
+PL_EXPORT int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *fa,
+                                                   const char *path)
+{
+    int mnt;
+    char rel[PATH_MAX], abs[PATH_MAX];
+    if (pl_classify(AT_FDCWD, path, &mnt, rel) != 1) {
+        int r = REAL(posix_spawn_file_actions_addchdir_np)(fa, path);
+        return r ? r : spawn_chdir_record(fa, NULL);
+    }
+    pl_abs_path(mnt, rel, abs);
+    return spawn_chdir_record(fa, abs);
+}
+
+PL_EXPORT int posix_spawn_file_actions_addfchdir_np(posix_spawn_file_actions_t *fa, int fd)
+{
+    struct pl_fd f;
+    char rel[PATH_MAX], abs[PATH_MAX];
+    if (!pl_fd_get(fd, &f, rel)) {
+        int r = REAL(posix_spawn_file_actions_addfchdir_np)(fa, fd);
+        return r ? r : spawn_chdir_record(fa, NULL);
+    }
+    pl_abs_path(f.mnt, rel, abs);
+    return spawn_chdir_record(fa, abs);
+}
+
 PL_EXPORT int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa)
 {
     pthread_mutex_lock(&spawn_mu);
+    for (struct spawn_chdir **p = &spawn_chdirs; *p;) {
+        struct spawn_chdir *c = *p;
+        if (c->fa != fa) {
+            p = &c->next;
+            continue;
+        }
+        *p = c->next;
+        free(c->cwd);
+        free(c);
+    }
     for (struct spawn_open **p = &spawn_opens; *p;) {
         struct spawn_open *o = *p;
         if (o->fa != fa) {
@@ -612,18 +726,27 @@ static int spawn_common(pid_t *pid, const char *file, const posix_spawn_file_act
         path = fdpath;
         search = false;
     }
-    char *cwd = cwd_entry();
-    char **env = fix_envp(envp, cwd);
+    char *cwd = NULL;
+    struct spawn_chdir *cd = NULL;
     bool recorded = false;
     if (fa) {
         pthread_mutex_lock(&spawn_mu);
         for (struct spawn_open *o = spawn_opens; o && !recorded; o = o->next)
             recorded = o->fa == fa;
+        if ((cd = spawn_chdir_of(fa)) != NULL && cd->cwd) {
+            recorded = true;
+            cwd = strdup(cd->cwd);
+        }
         if (!recorded)
             pthread_mutex_unlock(&spawn_mu);
     }
+    if (!cwd)
+        cwd = cwd_entry();
+    char **env = fix_envp(envp, cwd);
     if (!env)
         r = ENOMEM;
+    else if (cd && cd->cwd && (r = spawn_chdir_begin(cd)) != 0)
+        ;
     else if (recorded && (r = spawn_opens_begin(fa)) != 0)
         ;
     else if (search)
@@ -632,6 +755,8 @@ static int spawn_common(pid_t *pid, const char *file, const posix_spawn_file_act
         r = REAL(posix_spawn)(pid, path, fa, attr, argv, env);
     if (recorded) {
         spawn_opens_end(fa);
+        if (cd && cd->cwd)
+            (void)rmdir(cd->tmp); /* the child's working directory, deleted */
         pthread_mutex_unlock(&spawn_mu);
     }
     free(env);
