@@ -60,8 +60,9 @@ fi
 # Symbolic links on the mount that lead out of it resolve as on a kernel
 # mount: an absolute target from the real root, ".." above the mount root
 # to the mount point's parent, an absolute target back into the mount;
-# through open, stat, opendir, fopen, chdir, O_CREAT; a loop is ELOOP.
-mkdir -p "$T/real" && echo realdata >"$T/real/f"
+# through open, stat, opendir, fopen, chdir, O_CREAT, readlink, symlink; a
+# loop is ELOOP.
+mkdir -p "$T/real" && echo realdata >"$T/real/f" && ln -s f "$T/real/rl"
 "$UFUSE" run -- sh -c '
 cd /ufuse && mkdir d && echo inside >d/g
 ln -s "$1/real/f" abs; ln -s "$1/real" dirlink; ln -s /ufuse/d back
@@ -69,6 +70,7 @@ ln -s "../..$1/real/f" d/up; ln -s /ufuse/loop loop
 cat abs d/up back/g dirlink/f
 stat -L -c %s abs; stat -c %F abs
 ls dirlink; echo made >dirlink/new; cat "$1/real/new"
+readlink dirlink/rl; ln -s x dirlink/madelink; readlink "$1/real/madelink"
 python3 -c "import os; print(sorted(os.listdir(\"/ufuse/dirlink\")), open(\"/ufuse/abs\").read().strip())"
 cat loop 2>&1 | sed "s/.*: //"
 cd dirlink && cat f && pwd -P' sh "$T" >"$T/out" 2>"$T/err" </dev/null
@@ -81,8 +83,11 @@ realdata
 9
 symbolic link
 f
+rl
 made
-['f', 'new'] realdata
+f
+x
+['f', 'madelink', 'new', 'rl'] realdata
 Too many levels of symbolic links
 realdata
 $T/real" "links leaving the mount resolve outside it, as on a kernel mount"

@@ -445,14 +445,18 @@ PL_EXPORT int truncate64(const char *path, off_t len) { return truncate(path, le
 PL_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
 {
     struct where w;
-    locate(dirfd, path, &w);
-    if (w.kind < 0)
-        return pl_ret(w.kind);
-    if (w.kind != 1)
-        return REAL(readlinkat)(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), buf, size);
     char target[PATH_MAX];
-    struct pl_call c = { .out = target, .out_cap = sizeof target };
-    int64_t r = path_call(&w, RUN_READLINK, &c);
+    struct pl_call c;
+    int64_t r;
+    locate(dirfd, path, &w);
+    do {
+        if (w.kind < 0)
+            return pl_ret(w.kind);
+        if (w.kind != 1)
+            return REAL(readlinkat)(REAL_DIRFD(&w, dirfd), REAL_PATH(&w, path), buf, size);
+        c = (struct pl_call){ .out = target, .out_cap = sizeof target };
+        r = path_call(&w, RUN_READLINK, &c);
+    } while (relocate(&w, r));
     if (r < 0)
         return pl_ret(r);
     size_t n = c.out_len < size ? c.out_len : size;
@@ -468,12 +472,16 @@ PL_EXPORT int symlinkat(const char *target, int dirfd, const char *linkpath)
 {
     struct where w;
     locate(dirfd, linkpath, &w);
-    if (w.kind < 0)
-        return (int)pl_ret(w.kind);
-    if (w.kind != 1)
-        return REAL(symlinkat)(target, REAL_DIRFD(&w, dirfd), REAL_PATH(&w, linkpath));
-    struct pl_call c = { .q = { .op = RUN_SYMLINK }, .path = target, .path2 = w.rel };
-    return (int)pl_ret(pl_call(w.mnt, &c));
+    for (;;) {
+        if (w.kind < 0)
+            return (int)pl_ret(w.kind);
+        if (w.kind != 1)
+            return REAL(symlinkat)(target, REAL_DIRFD(&w, dirfd), REAL_PATH(&w, linkpath));
+        struct pl_call c = { .q = { .op = RUN_SYMLINK }, .path = target, .path2 = w.rel };
+        int64_t r = pl_call(w.mnt, &c);
+        if (!relocate(&w, r))
+            return (int)pl_ret(r);
+    }
 }
 PL_EXPORT int symlink(const char *target, const char *linkpath)
 {
@@ -484,11 +492,15 @@ PL_EXPORT int statvfs(const char *path, struct statvfs *v)
 {
     struct where w;
     locate(AT_FDCWD, path, &w);
-    if (w.kind < 0)
-        return (int)pl_ret(w.kind);
-    if (w.kind != 1)
-        return REAL(statvfs)(REAL_PATH(&w, path), v);
-    return (int)pl_ret(pl_statvfs_mount(w.mnt, w.rel, v));
+    for (;;) {
+        if (w.kind < 0)
+            return (int)pl_ret(w.kind);
+        if (w.kind != 1)
+            return REAL(statvfs)(REAL_PATH(&w, path), v);
+        int r = pl_statvfs_mount(w.mnt, w.rel, v);
+        if (!relocate(&w, r))
+            return (int)pl_ret(r);
+    }
 }
 PL_EXPORT int statvfs64(const char *path, struct statvfs64 *v) { return statvfs(path, (struct statvfs *)v); }
 
@@ -496,11 +508,15 @@ PL_EXPORT int statfs(const char *path, struct statfs *s)
 {
     struct where w;
     locate(AT_FDCWD, path, &w);
-    if (w.kind < 0)
-        return (int)pl_ret(w.kind);
-    if (w.kind != 1)
-        return REAL(statfs)(REAL_PATH(&w, path), s);
-    return (int)pl_ret(pl_statfs_mount(w.mnt, w.rel, s));
+    for (;;) {
+        if (w.kind < 0)
+            return (int)pl_ret(w.kind);
+        if (w.kind != 1)
+            return REAL(statfs)(REAL_PATH(&w, path), s);
+        int r = pl_statfs_mount(w.mnt, w.rel, s);
+        if (!relocate(&w, r))
+            return (int)pl_ret(r);
+    }
 }
 PL_EXPORT int statfs64(const char *path, struct statfs64 *s) { return statfs(path, (struct statfs *)s); }
 
