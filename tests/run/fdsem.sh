@@ -60,8 +60,8 @@ fi
 # Symbolic links on the mount that lead out of it resolve as on a kernel
 # mount: an absolute target from the real root, ".." above the mount root
 # to the mount point's parent, an absolute target back into the mount;
-# through open, stat, opendir, fopen, chdir, O_CREAT, readlink, symlink; a
-# loop is ELOOP.
+# through open, stat, opendir, fopen, chdir, O_CREAT, readlink, symlink,
+# xattrs; a loop is ELOOP.
 mkdir -p "$T/real" && echo realdata >"$T/real/f" && ln -s f "$T/real/rl"
 "$UFUSE" run -- sh -c '
 cd /ufuse && mkdir d && echo inside >d/g
@@ -72,6 +72,7 @@ stat -L -c %s abs; stat -c %F abs
 ls dirlink; echo made >dirlink/new; cat "$1/real/new"
 readlink dirlink/rl; ln -s x dirlink/madelink; readlink "$1/real/madelink"
 python3 -c "import os; print(sorted(os.listdir(\"/ufuse/dirlink\")), open(\"/ufuse/abs\").read().strip())"
+python3 -c "import os, sys; os.setxattr(\"/ufuse/dirlink/f\", \"user.k\", b\"v\"); print(os.getxattr(sys.argv[1] + \"/real/f\", \"user.k\"))" "$1"
 cat loop 2>&1 | sed "s/.*: //"
 cd dirlink && cat f && pwd -P' sh "$T" >"$T/out" 2>"$T/err" </dev/null
 rc=$?
@@ -88,6 +89,7 @@ made
 f
 x
 ['f', 'madelink', 'new', 'rl'] realdata
+b'v'
 Too many levels of symbolic links
 realdata
 $T/real" "links leaving the mount resolve outside it, as on a kernel mount"

@@ -608,30 +608,40 @@ static int fd_where(int fd, struct where *w)
     return 1;
 }
 
+/* The path forms follow a path that leaves the mount (relocate); real_expr
+ * takes the path to use as rp_. */
 #define XATTR_PATH(pathexpr, fdexpr, real_expr, mount_expr)                      \
     do {                                                                         \
         struct where w_;                                                         \
+        const char *rp_ = (pathexpr);                                            \
+        (void)rp_;                                                               \
         if (fdexpr >= 0) {                                                       \
             if (!fd_where(fdexpr, &w_))                                          \
                 return real_expr;                                                \
-        } else {                                                                 \
-            locate(AT_FDCWD, pathexpr, &w_);                                     \
+            return pl_ret(mount_expr);                                           \
+        }                                                                        \
+        locate(AT_FDCWD, (pathexpr), &w_);                                       \
+        for (;;) {                                                               \
             if (w_.kind < 0)                                                     \
                 return pl_ret(w_.kind);                                          \
-            if (w_.kind != 1)                                                    \
+            if (w_.kind != 1) {                                                  \
+                rp_ = REAL_PATH(&w_, (pathexpr));                                \
                 return real_expr;                                                \
+            }                                                                    \
+            int64_t r_ = (mount_expr);                                           \
+            if (!relocate(&w_, r_))                                              \
+                return pl_ret(r_);                                               \
         }                                                                        \
-        return pl_ret(mount_expr);                                               \
     } while (0)
 
 PL_EXPORT ssize_t getxattr(const char *path, const char *name, void *value, size_t size)
 {
-    XATTR_PATH(path, -1, REAL(getxattr)(path, name, value, size),
+    XATTR_PATH(path, -1, REAL(getxattr)(rp_, name, value, size),
                xattr_get(&w_, name, value, size, RUN_GETXATTR));
 }
 PL_EXPORT ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size)
 {
-    XATTR_PATH(path, -1, REAL(lgetxattr)(path, name, value, size),
+    XATTR_PATH(path, -1, REAL(lgetxattr)(rp_, name, value, size),
                xattr_get(&w_, name, value, size, RUN_GETXATTR));
 }
 PL_EXPORT ssize_t fgetxattr(int fd, const char *name, void *value, size_t size)
@@ -641,12 +651,12 @@ PL_EXPORT ssize_t fgetxattr(int fd, const char *name, void *value, size_t size)
 }
 PL_EXPORT ssize_t listxattr(const char *path, char *list, size_t size)
 {
-    XATTR_PATH(path, -1, REAL(listxattr)(path, list, size),
+    XATTR_PATH(path, -1, REAL(listxattr)(rp_, list, size),
                xattr_get(&w_, NULL, list, size, RUN_LISTXATTR));
 }
 PL_EXPORT ssize_t llistxattr(const char *path, char *list, size_t size)
 {
-    XATTR_PATH(path, -1, REAL(llistxattr)(path, list, size),
+    XATTR_PATH(path, -1, REAL(llistxattr)(rp_, list, size),
                xattr_get(&w_, NULL, list, size, RUN_LISTXATTR));
 }
 PL_EXPORT ssize_t flistxattr(int fd, char *list, size_t size)
@@ -666,11 +676,11 @@ static int64_t xattr_set(const struct where *w, const char *name, const void *va
 }
 PL_EXPORT int setxattr(const char *path, const char *name, const void *v, size_t n, int flags)
 {
-    XATTR_PATH(path, -1, REAL(setxattr)(path, name, v, n, flags), xattr_set(&w_, name, v, n, flags));
+    XATTR_PATH(path, -1, REAL(setxattr)(rp_, name, v, n, flags), xattr_set(&w_, name, v, n, flags));
 }
 PL_EXPORT int lsetxattr(const char *path, const char *name, const void *v, size_t n, int flags)
 {
-    XATTR_PATH(path, -1, REAL(lsetxattr)(path, name, v, n, flags), xattr_set(&w_, name, v, n, flags));
+    XATTR_PATH(path, -1, REAL(lsetxattr)(rp_, name, v, n, flags), xattr_set(&w_, name, v, n, flags));
 }
 PL_EXPORT int fsetxattr(int fd, const char *name, const void *v, size_t n, int flags)
 {
@@ -684,11 +694,11 @@ static int64_t xattr_remove(const struct where *w, const char *name)
 }
 PL_EXPORT int removexattr(const char *path, const char *name)
 {
-    XATTR_PATH(path, -1, REAL(removexattr)(path, name), xattr_remove(&w_, name));
+    XATTR_PATH(path, -1, REAL(removexattr)(rp_, name), xattr_remove(&w_, name));
 }
 PL_EXPORT int lremovexattr(const char *path, const char *name)
 {
-    XATTR_PATH(path, -1, REAL(lremovexattr)(path, name), xattr_remove(&w_, name));
+    XATTR_PATH(path, -1, REAL(lremovexattr)(rp_, name), xattr_remove(&w_, name));
 }
 PL_EXPORT int fremovexattr(int fd, const char *name)
 {
