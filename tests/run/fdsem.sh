@@ -93,6 +93,20 @@ b'v'
 Too many levels of symbolic links
 realdata
 $T/real" "links leaving the mount resolve outside it, as on a kernel mount"
+# An exec'd image that inherited no description asks the broker nothing at
+# start-up (identity pipes are told from other pipes by their size): 20
+# runs of /bin/true cost no request, where each used to say RUN_HELLO.
+"$UFUSE" run -- sh -c '"$1" stats; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    /bin/true; done; "$1" stats' sh "$B/run-worker" >"$T/out" 2>"$T/err" </dev/null
+rc=$?
+expect_rc 0 "execs for the start-up count"
+hellos=$(sed -n 's/.*requests \([0-9]*\).*/\1/p' "$T/out" | awk 'NR == 1 { a = $1 } NR == 2 { print $1 - a }')
+if [ -n "$hellos" ] && [ "$hellos" -lt 10 ]; then
+    _pass
+else
+    _fail "20 execs of /bin/true cost ${hellos:-?} broker requests (want fewer than 10)"
+fi
+
 # FLUSH as on a kernel mount: one per close(2) of a copy (the program's
 # pid), none more from the broker at the release when the last close sent
 # one; a writer that exits without closing leaves its FLUSH to the

@@ -229,7 +229,7 @@ static void desc_retire(struct broker *b, struct desc *d)
 static int desc_new(struct broker *b, ufuse_file_t *f, ufuse_dir_t *dir, const char *path,
                     int flags, struct desc **out)
 {
-    int p[2];
+    int p[2] = { -1, -1 };
     struct desc *d = calloc(1, sizeof *d);
     char *pcopy = strdup(path);
     int err = 0;
@@ -238,8 +238,11 @@ static int desc_new(struct broker *b, ufuse_file_t *f, ufuse_dir_t *dir, const c
         err = -ENOMEM;
     else if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
         err = -errno;
-    else if (fstat(p[0], &st) != 0) {
+    else if (fstat(p[0], &st) != 0)
         err = -errno;
+    else if (fcntl(p[0], F_SETPIPE_SZ, RUN_ID_PIPE_SIZE) != RUN_ID_PIPE_SIZE)
+        err = -EIO; /* (a page is the smallest a pipe gets: 4 KiB pages only) */
+    if (err && p[0] >= 0) {
         close(p[0]);
         close(p[1]);
     }
@@ -631,10 +634,14 @@ static int64_t do_lock(struct conn *k, struct call *c, struct desc *d)
         c->out_len = sizeof fl;
         return 0;
     }
-    if (!ofd && r.type != F_UNLCK)
-        proc_watch(k->b, k->pid);
     bool wait = kind == RUN_LK_SETW || kind == RUN_LK_OFD_SETW;
-    return lock_set(LOCK_POSIX, file, &who, &r, wait, conn_alive, k);
+    rc = lock_set(LOCK_POSIX, file, &who, &r, wait, conn_alive, k);
+    /* Watched once it holds the lock: a process killed while it waited
+     * may be granted it after its exit was seen, and a watch made then
+     * finds it gone (or exited: its pidfd fires) and drops the lock. */
+    if (rc == 0 && !ofd && r.type != F_UNLCK)
+        proc_watch(k->b, k->pid);
+    return rc;
 }
 
 /*

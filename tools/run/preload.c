@@ -577,7 +577,8 @@ static void adopt_inherited(void)
             struct stat st;
             if (e->d_name[0] == '.' || fd == self)
                 continue;
-            if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+            if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) &&
+                pl_syscall(SYS_fcntl, fd, F_GETPIPE_SZ, 0) == RUN_ID_PIPE_SIZE) {
                 inos[n] = st.st_ino;
                 fdnums[n++] = fd;
             }

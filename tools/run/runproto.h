@@ -161,6 +161,11 @@ struct run_rep {
  * an errno (those are above -4096). */
 #define RUN_LEFT_MOUNT (-4096)
 
+/* An identity pipe's size (F_SETPIPE_SZ; ordinary pipes have 64 KiB): a
+ * new image asks the broker about inherited pipes of this size only, so
+ * one that inherited none makes no request at start-up. */
+#define RUN_ID_PIPE_SIZE 4096
+
 /* The bit of a position word set while the broker moves the position. */
 #define RUN_POS_LOCK (1ull << 63)
 
