@@ -316,9 +316,10 @@ PL_EXPORT int eaccess(const char *path, int mode) { return euidaccess(path, mode
 
 /* ---- one-path namespace calls ------------------------------------------------ */
 
-/* Resolve; on a mount send @op, else call the real function on the
- * (possibly rewritten) path; again where the walk left the mount. */
-#define ONE_PATH(dirfd, path, op, call, real_expr)                                   \
+/* Resolve; on a mount evaluate @mount_expr (ONE_PATH: send @op), else
+ * call the real function on the (possibly rewritten) path rp_ and dirfd
+ * rd_; again where the walk left the mount. */
+#define FOLLOW_PATH(dirfd, path, real_expr, mount_expr)                              \
     do {                                                                             \
         struct where w_;                                                             \
         locate((dirfd), (path), &w_);                                                \
@@ -332,11 +333,13 @@ PL_EXPORT int eaccess(const char *path, int mode) { return euidaccess(path, mode
                 (void)rd_;                                                           \
                 return real_expr;                                                    \
             }                                                                        \
-            int64_t r_ = path_call(&w_, (op), (call));                               \
+            int64_t r_ = (mount_expr);                                               \
             if (!relocate(&w_, r_))                                                  \
                 return (int)pl_ret(r_);                                              \
         }                                                                            \
     } while (0)
+#define ONE_PATH(dirfd, path, op, call, real_expr)                                   \
+    FOLLOW_PATH(dirfd, path, real_expr, path_call(&w_, (op), (call)))
 
 PL_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
@@ -490,33 +493,13 @@ PL_EXPORT int symlink(const char *target, const char *linkpath)
 
 PL_EXPORT int statvfs(const char *path, struct statvfs *v)
 {
-    struct where w;
-    locate(AT_FDCWD, path, &w);
-    for (;;) {
-        if (w.kind < 0)
-            return (int)pl_ret(w.kind);
-        if (w.kind != 1)
-            return REAL(statvfs)(REAL_PATH(&w, path), v);
-        int r = pl_statvfs_mount(w.mnt, w.rel, v);
-        if (!relocate(&w, r))
-            return (int)pl_ret(r);
-    }
+    FOLLOW_PATH(AT_FDCWD, path, REAL(statvfs)(rp_, v), pl_statvfs_mount(w_.mnt, w_.rel, v));
 }
 PL_EXPORT int statvfs64(const char *path, struct statvfs64 *v) { return statvfs(path, (struct statvfs *)v); }
 
 PL_EXPORT int statfs(const char *path, struct statfs *s)
 {
-    struct where w;
-    locate(AT_FDCWD, path, &w);
-    for (;;) {
-        if (w.kind < 0)
-            return (int)pl_ret(w.kind);
-        if (w.kind != 1)
-            return REAL(statfs)(REAL_PATH(&w, path), s);
-        int r = pl_statfs_mount(w.mnt, w.rel, s);
-        if (!relocate(&w, r))
-            return (int)pl_ret(r);
-    }
+    FOLLOW_PATH(AT_FDCWD, path, REAL(statfs)(rp_, s), pl_statfs_mount(w_.mnt, w_.rel, s));
 }
 PL_EXPORT int statfs64(const char *path, struct statfs64 *s) { return statfs(path, (struct statfs *)s); }
 
