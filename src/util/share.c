@@ -38,6 +38,17 @@ static size_t share_align(size_t x, size_t a)
     return (x + a - 1) / a * a;
 }
 
+/* Fault in @len bytes at @p for writing in one call (best effort: before
+ * Linux 5.14 they fault as they are first written). */
+static void share_populate(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise(p, len, MADV_POPULATE_WRITE);
+#else
+    (void)p, (void)len;
+#endif
+}
+
 int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
                       uint32_t nentries, int shared)
 {
@@ -131,13 +142,10 @@ int share_region_init(struct share_region *r, size_t nframes, uint32_t nattrs,
     r->nattrs = nattrs;
     r->entries = nentries ? (struct ufuse_share_entry *)(b + h.entries_off) : NULL;
     r->entries_mask = h.entries_mask;
-#ifdef MADV_POPULATE_WRITE
     /* Entry records go where their names hash, so nearly every new one
      * would fault a page of its own: fault the table in at once. */
     if (r->entries)
-        (void)madvise(r->entries, (size_t)nentries * sizeof(struct ufuse_share_entry),
-                      MADV_POPULATE_WRITE);
-#endif
+        share_populate(r->entries, (size_t)nentries * sizeof(struct ufuse_share_entry));
     r->nframes = nframes;
     if (!shared) {
         r->refs = (_Atomic unsigned char *)(b + h.refs_off);
@@ -172,13 +180,9 @@ void share_region_view(const struct share_region *r, struct ufuse_share_view *v)
 
 void share_region_prefault(const struct share_region *r, size_t first, size_t n)
 {
-#ifdef MADV_POPULATE_WRITE
     if (first < r->nframes && n > 0)
-        (void)madvise(r->data + first * UFUSE_SHARE_PAGE,
-                      UFUSE_MIN(n, r->nframes - first) * UFUSE_SHARE_PAGE, MADV_POPULATE_WRITE);
-#else
-    (void)r, (void)first, (void)n;
-#endif
+        share_populate(r->data + first * UFUSE_SHARE_PAGE,
+                       UFUSE_MIN(n, r->nframes - first) * UFUSE_SHARE_PAGE);
 }
 
 void share_region_destroy(struct share_region *r)

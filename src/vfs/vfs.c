@@ -1057,7 +1057,6 @@ static int vfs_xattr_name(const char *name, size_t *len)
     return 0;
 }
 
-/* GETXATTR / LISTXATTR: @size 0 asks the size only. */
 /* The kernel's xattr_permission under default_permissions: user.* names
  * need read (or @write: write) permission, and exist only on regular
  * files and directories; trusted.* is root's.  Others go to the server. */
@@ -1077,6 +1076,7 @@ static int vfs_may_xattr(ufuse_t *s, struct node *n, const char *name, int write
     return vfs_may(s, n, write ? VFS_MAY_WRITE : VFS_MAY_READ);
 }
 
+/* GETXATTR / LISTXATTR: @size 0 asks the size only. */
 static ssize_t vfs_xattr_get(ufuse_t *s, const char *path, uint32_t op, const char *name,
                              size_t namelen, void *value, size_t size)
 {
@@ -1249,7 +1249,6 @@ static int vfs_open_node(ufuse_t *s, struct node *n, int flags, ufuse_file_t **o
         return -ELOOP;
     if ((flags & O_DIRECTORY))
         return -ENOTDIR;
-
     struct fuse_open_in oi = {.flags = vfs_open_flags(s, flags)};
     struct fuse_open_out oo;
     memset(&oo, 0, sizeof oo);

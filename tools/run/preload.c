@@ -416,14 +416,46 @@ int64_t pl_call(int mnt, struct pl_call *c)
     return pl_call_passing(mnt, c, -1);
 }
 
+/* This thread's connection to mount @mnt's broker, made (and greeted) if
+ * it has none: the fd, or -errno.  *@borrowed: a vfork child's, of its
+ * own, for one call (the caller closes it). */
+static int conn_get(int mnt, bool *borrowed)
+{
+    pid_t me = (pid_t)syscall(SYS_getpid);
+    *borrowed = conn_pid != 0 && conn_pid != me;  /* vfork child */
+    unsigned gen = atomic_load(&cred_gen);
+    if (!*borrowed && conn_fd[mnt] >= 0 && conn_gen != gen) {
+        /* The ids changed since we connected: the broker reads them from
+         * the connection, so make a new one. */
+        syscall(SYS_close, conn_fd[mnt]);
+        conn_fd[mnt] = -1;
+    }
+    int fd = *borrowed ? -1 : conn_fd[mnt];
+    if (fd >= 0)
+        return fd;
+    fd = connect_mount(mnt);
+    if (fd < 0)
+        return fd;
+    if (say_hello(fd) < 0) {
+        syscall(SYS_close, fd);
+        return -ENOTCONN;
+    }
+    if (!*borrowed) {
+        conn_fd[mnt] = fd;
+        conn_pid = me;
+        conn_gen = gen;
+        (void)pthread_setspecific(conn_key, (void *)1);
+    }
+    return fd;
+}
+
 int pl_conn_ready(int mnt)
 {
-    struct pl_call c = { .q = { .op = RUN_STATS } };
-    struct run_stats st;
-    c.out = &st;
-    c.out_cap = sizeof st;
-    int64_t r = pl_call(mnt, &c);
-    return r < 0 ? (int)r : 0;
+    bool borrowed;
+    int fd = conn_get(mnt, &borrowed);
+    if (fd >= 0 && borrowed)
+        syscall(SYS_close, fd);
+    return fd < 0 ? fd : 0;
 }
 
 int64_t pl_call_passing(int mnt, struct pl_call *c, int pass_fd)
@@ -434,31 +466,10 @@ int64_t pl_call_passing(int mnt, struct pl_call *c, int pass_fd)
         c->q.path2_len = (uint16_t)(strlen(c->path2) + 1);
     c->q.umask = (uint32_t)cur_umask;
     c->out_len = 0;
-    pid_t me = (pid_t)syscall(SYS_getpid);
-    bool borrowed = conn_pid != 0 && conn_pid != me;  /* vfork child */
-    unsigned gen = atomic_load(&cred_gen);
-    if (!borrowed && conn_fd[mnt] >= 0 && conn_gen != gen) {
-        /* The ids changed since we connected: the broker reads them from
-         * the connection, so make a new one. */
-        syscall(SYS_close, conn_fd[mnt]);
-        conn_fd[mnt] = -1;
-    }
-    int fd = borrowed ? -1 : conn_fd[mnt];
-    if (fd < 0) {
-        fd = connect_mount(mnt);
-        if (fd < 0)
-            return fd;
-        if (say_hello(fd) < 0) {
-            syscall(SYS_close, fd);
-            return -ENOTCONN;
-        }
-        if (!borrowed) {
-            conn_fd[mnt] = fd;
-            conn_pid = me;
-            conn_gen = gen;
-            (void)pthread_setspecific(conn_key, (void *)1);
-        }
-    }
+    bool borrowed;
+    int fd = conn_get(mnt, &borrowed);
+    if (fd < 0)
+        return fd;
     int64_t r = transact(fd, c, pass_fd);
     if (borrowed) {
         syscall(SYS_close, fd);

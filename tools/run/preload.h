@@ -207,8 +207,8 @@ long pl_syscall(long nr, long a, long b, long c);
 int pl_supervise(const char *path);
 /* pl_call, passing @fd with the request (SCM_RIGHTS). */
 int64_t pl_call_passing(int mnt, struct pl_call *c, int fd);
-/* Make sure this thread has its connection to mount @mnt's broker (one
- * cheap request): 0 or -errno. */
+/* Make sure this thread has its connection to mount @mnt's broker (made
+ * and greeted now if it had none): 0 or -errno. */
 int pl_conn_ready(int mnt);
 /* After a call answered RUN_LEFT_MOUNT: the absolute path it named (this
  * thread's; valid until its next call). */
