@@ -170,6 +170,16 @@ NoNewPrivs:	0
 NoNewPrivs:	1" "served, with no_new_privs in its subtree only"
 fi
 
+# A static program exec'd from a vfork child (Python's subprocess): the
+# child connects after it installed the filter, with no call that traps.
+timeout 120 "$UFUSE" run -- python3 -c '
+import subprocess
+open("/ufuse/hello", "w").write("hi\n")
+print(subprocess.run(["busybox", "cat", "/ufuse/hello"], capture_output=True, text=True).stdout.strip())
+' >"$T/out" 2>"$T/err" </dev/null
+rc=$?
+expect_rc 0 "busybox from a vfork child"
+expect_out "hi" "busybox from a vfork child reads the mount"
 # A tree without a static program installs no filter.
 "$UFUSE" run -- "$W" stats >"$T/out" 2>"$T/err" </dev/null
 rc=$?

@@ -314,9 +314,9 @@ static int connect_mount(int mnt)
     if (fd < 0)
         return -errno;
     int base = conn_fd_base();
-    if (fd < base) {
-        /* A static program's filter lists fcntl: pl_supervise connects
-         * before it installs one (pl_conn_ready). */
+    /* (Not between a static program's filter and its exec, which lists
+     * fcntl: that connection is closed by the exec anyway.) */
+    if (fd < base && !pl_syscall_traps()) {
         int high = (int)pl_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
         if (high >= 0) {
             syscall(SYS_close, fd);
@@ -447,15 +447,6 @@ static int conn_get(int mnt, bool *borrowed)
         (void)pthread_setspecific(conn_key, (void *)1);
     }
     return fd;
-}
-
-int pl_conn_ready(int mnt)
-{
-    bool borrowed;
-    int fd = conn_get(mnt, &borrowed);
-    if (fd >= 0 && borrowed)
-        syscall(SYS_close, fd);
-    return fd < 0 ? fd : 0;
 }
 
 int64_t pl_call_passing(int mnt, struct pl_call *c, int pass_fd)

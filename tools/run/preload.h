@@ -201,15 +201,16 @@ void pl_std_sync(int fd);
 void *pl_tramp_wrapper(const char *name);
 /* System call @nr from the trampoline when there is one: result or -errno. */
 long pl_syscall(long nr, long a, long b, long c);
+/* May pl_syscall make a call a seccomp filter traps?  True only between
+ * installing a static program's filter and its exec (no trampoline yet,
+ * and nobody to answer before the broker has the listener). */
+bool pl_syscall_traps(void);
 /* Put this process, about to exec statically linked @path, under the
  * filter whose calls the first mount's broker serves.  0 or -errno (then
  * nothing changed). */
 int pl_supervise(const char *path);
 /* pl_call, passing @fd with the request (SCM_RIGHTS). */
 int64_t pl_call_passing(int mnt, struct pl_call *c, int fd);
-/* Make sure this thread has its connection to mount @mnt's broker (made
- * and greeted now if it had none): 0 or -errno. */
-int pl_conn_ready(int mnt);
 /* After a call answered RUN_LEFT_MOUNT: the absolute path it named (this
  * thread's; valid until its next call). */
 const char *pl_left_mount_path(void);

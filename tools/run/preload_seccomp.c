@@ -285,6 +285,12 @@ void *pl_tramp_wrapper(const char *name)
     return NULL;
 }
 
+bool pl_syscall_traps(void)
+{
+    pthread_once(&tramp_once, tramp_setup);
+    return !tramp && prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2;
+}
+
 long pl_syscall(long nr, long a, long b, long c)
 {
     pthread_once(&tramp_once, tramp_setup);
@@ -334,9 +340,6 @@ int pl_supervise(const char *path)
     /* The target waits killable only once the broker has its call, so a
      * signal does not make a served call run twice (Linux >= 5.19). */
     unsigned flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
-    /* Connected first: making the connection takes calls the filter
-     * traps, and nobody serves them before the broker has the listener. */
-    (void)pl_conn_ready(0);
     int lfd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
     if (lfd < 0 && errno == EACCES) {
         /* Without CAP_SYS_ADMIN a filter needs no_new_privs: set-user-ID
