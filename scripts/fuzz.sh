@@ -51,6 +51,10 @@ run() {
 run reply "$reply_time" tests/fuzz/seeds
 # -close_fd_mask=2: the library's messages about the fuzzer's replies would
 # flood the log (sanitizer and libFuzzer reports still show).
+# FUZZ_SESSION_INPUTS: a session serves up to that many inputs of the same
+# config (tests/fuzz/fuzz-session.c: mount and unmount cost more than a
+# short input's calls).
+FUZZ_SESSION_INPUTS=${FUZZ_SESSION_INPUTS:-256} \
 run session "$session_time" tests/fuzz/session-seeds -close_fd_mask=2 \
     -dict=tests/fuzz/session.dict
 exit $rc

@@ -15,7 +15,8 @@
  *                 KEEP_CACHE|NONSEEKABLE)
  *             [1..3] 24 bits toggling INIT flags (fuzz_flag_bits) in the
  *                 default grant
- *             [4] the script's sections to run (fuzz_script; 0: all)
+ *             [4] the script's sections to run (fuzz_script; 0: all;
+ *                 bit 7 reads the big file on past the cache's size)
  *   action  = one byte, kind in the low 4 bits (enum fuzz_act), the
  *             request it answers in the high 4 (fuzz_pick), then its
  *             operands (see fuzz_step)
@@ -974,6 +975,7 @@ static int fuzz_trace;
 
 static char fuzz_wbuf[64 << 10];
 static char fuzz_rbuf[256 << 10];
+_Static_assert(sizeof fuzz_pattern >= sizeof fuzz_rbuf + 251, "a read is checked in one memcmp");
 
 struct fuzz_run {
     struct fuzz_srv *v;
@@ -1026,9 +1028,16 @@ static long long fuzz_check(struct fuzz_run *r, enum fuzz_call c, long long rc)
  */
 static void fuzz_check_data(struct fuzz_run *r, long long n, off_t off)
 {
-    for (long long i = 0; i < n && !atomic_load(&r->v->tainted); i++) {
+    if (n <= 0 || atomic_load(&r->v->tainted))
+        return;
+    /* Most reads are the pattern alone: one memcmp (fuzz_pattern repeats
+     * every 251 bytes and is longer than fuzz_rbuf + 251). */
+    unsigned k = (unsigned)((uint64_t)off % 251);
+    if (memcmp(fuzz_rbuf, fuzz_pattern + k, (size_t)n) == 0)
+        return;
+    for (long long i = 0; i < n; i++, k = k == 250 ? 0 : k + 1) {
         unsigned char b = (unsigned char)fuzz_rbuf[i];
-        if (b != fuzz_pattern[(uint64_t)(off + i) % 251] && b != 'w' && b != 0)
+        if (b != fuzz_pattern[k] && b != 'w' && b != 0)
             fuzz_fail(r, C_READ, "byte %lld of a read at %lld is %#x: not the file's",
                       i, (long long)off, b);
     }
@@ -1039,7 +1048,7 @@ static void fuzz_check_data(struct fuzz_run *r, long long n, off_t off)
 
 
 /* A file: reads (sequential: readahead), writes, write-back, truncate. */
-static void fuzz_file_ops(struct fuzz_run *r, const char *path, int flags)
+static void fuzz_file_ops(struct fuzz_run *r, const char *path, int flags, int past_cache)
 {
     ufuse_t *s = r->s;
     ufuse_file_t *f, *g;
@@ -1049,7 +1058,7 @@ static void fuzz_file_ops(struct fuzz_run *r, const char *path, int flags)
     for (int i = 0; i < 4; i++) /* sequential: the readahead window opens */
         READ_CHECKED(f, 32 << 10, (off_t)i * (32 << 10));
     READ_CHECKED(f, 5000, 300000);
-    if ((flags & O_ACCMODE) == O_RDONLY) /* on past the cache's size */
+    if (past_cache) /* on past the cache's size: eviction */
         for (off_t off = 512 << 10; off < (off_t)FUZZ_BIG_SIZE; off += sizeof fuzz_rbuf / 2)
             READ_CHECKED(f, sizeof fuzz_rbuf / 2, off);
     if ((flags & O_ACCMODE) != O_RDONLY) {
@@ -1109,13 +1118,13 @@ static void fuzz_script(struct fuzz_run *r, unsigned sections)
     CHECK(C_STAT, ufuse_lstat(s, "/d/link", &st));
     CHECK(C_STAT, ufuse_stat(s, "/d/link", &st));
     if (sections & 1)
-        fuzz_file_ops(r, "/d/bbig", O_RDONLY);
+        fuzz_file_ops(r, "/d/bbig", O_RDONLY, sections & 128);
     if (sections & 2)
-        fuzz_file_ops(r, "/d/file", O_RDWR);
+        fuzz_file_ops(r, "/d/file", O_RDWR, 0);
     if (sections & 4)
-        fuzz_file_ops(r, "/d/nfile", O_RDWR | O_CREAT | O_EXCL);
+        fuzz_file_ops(r, "/d/nfile", O_RDWR | O_CREAT | O_EXCL, 0);
     if (sections & 8)
-        fuzz_file_ops(r, "/d/file", O_WRONLY | O_TRUNC | O_APPEND);
+        fuzz_file_ops(r, "/d/file", O_WRONLY | O_TRUNC | O_APPEND, 0);
     if (sections & 16)
         fuzz_dir_ops(r, "/d");
     if (sections & 32) {
@@ -1147,25 +1156,46 @@ static void fuzz_script(struct fuzz_run *r, unsigned sections)
 
 /* ---- the target ------------------------------------------------------------------ */
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/*
+ * One session serves up to fuzz_session_inputs inputs in a row
+ * (FUZZ_SESSION_INPUTS in the environment, default 1: each input a whole
+ * session, mount to unmount).  More than one is `make fuzz`'s mode: the
+ * mount and unmount (threads started and ended, the cache mapped and
+ * unmapped) cost several times a short input's calls, so a session is kept
+ * while inputs have its config bytes [0..3] and it is alive; the next input
+ * with other config bytes, or after the server closed, unmounts it (that
+ * unmount is checked and counted as that input's) and mounts anew, its
+ * INIT answered from its own actions.  The model and the errors and data
+ * the server sent carry over with the session, so the checks stay those
+ * of one session; a crash may then need the inputs before it, which is
+ * why the default stays 1 for replaying one input.
+ */
+static struct {
+    ufuse_t *s;              /* NULL: no session between inputs */
+    int srv_fd;              /* the server's end */
+    uint8_t config[4];
+    unsigned inputs;         /* served so far */
+} fuzz_live = {.srv_fd = -1};
+static unsigned fuzz_session_inputs = 1;
+
+static void fuzz_session_end(struct fuzz_run *r)
 {
-    static const char *const modes[] = {"direct", "writethrough", "writeback", "auto"};
+    r->s = NULL;
+    fuzz_check(r, C_UNMOUNT, ufuse_unmount(fuzz_live.s));
+    fuzz_live.s = NULL;
+    fuzz_client_fd = -1; /* closed by unmount */
+    close(fuzz_live.srv_fd);
+    fuzz_live.srv_fd = -1;
+}
+
+/* The server's model and state for a new session of config @data[0..3]. */
+static void fuzz_srv_reset(struct fuzz_srv *v, const uint8_t *data)
+{
     static const uint32_t minors[] = {38, 23, 12, 8};
     static const uint32_t max_writes[] = {128 << 10, 4096, 16 << 10, 1 << 20};
     static const uint32_t fopen[] = {0, FOPEN_KEEP_CACHE, FOPEN_DIRECT_IO,
                                      FOPEN_KEEP_CACHE | FOPEN_NONSEEKABLE};
-    if (size < 5)
-        return -1; /* not a valid input: keep it out of the corpus */
-    struct fuzz_srv *v = &fuzz_v;
-    if (!fuzz_pattern[1]) {
-        fuzz_trace = getenv("FUZZ_SESSION_TRACE") != NULL;
-        for (size_t i = 0; i < sizeof fuzz_pattern; i++)
-            fuzz_pattern[i] = (unsigned char)(i % 251);
-        memset(fuzz_wbuf, 'w', sizeof fuzz_wbuf);
-    }
     memset(v, 0, offsetof(struct fuzz_srv, nodes));
-    v->in = data + 5;
-    v->len = size - 5;
     v->minor = minors[(data[0] >> 2) & 3];
     v->max_write = max_writes[(data[0] >> 4) & 3];
     v->fopen_flags = fopen[data[0] >> 6];
@@ -1178,7 +1208,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < 8; i++)
         atomic_init(&v->sent_errs[i], 0);
     atomic_init(&v->tainted, 0);
+}
 
+/* Mount a session of config @data[0..3] whose server takes its actions
+ * from @v->in (INIT's reply first); 0 or the mount's error. */
+static int fuzz_session_start(struct fuzz_run *r, const uint8_t *data)
+{
+    static const char *const modes[] = {"direct", "writethrough", "writeback", "auto"};
+    struct fuzz_srv *v = r->v;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
         abort();
@@ -1196,15 +1233,60 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(opts, sizeof opts,
              "cache=%s,cache_size=1m,readahead=64k,max_read=32k,timeout=" FUZZ_TIMEOUT_S,
              modes[data[0] & 3]);
-    struct fuzz_run r = {.v = v};
     ufuse_t *s;
-    if (fuzz_check(&r, C_MOUNT, ufuse_mount_fd(&s, sv[0], opts)) == 0) {
-        r.s = s;
-        fuzz_script(&r, data[4]);
-        r.s = NULL;
-        fuzz_check(&r, C_UNMOUNT, ufuse_unmount(s));
+    int rc = (int)fuzz_check(r, C_MOUNT, ufuse_mount_fd(&s, sv[0], opts));
+    if (rc < 0) {
+        fuzz_client_fd = -1; /* closed by the failed mount */
+        close(sv[1]);
+        return rc;
     }
-    fuzz_client_fd = -1; /* closed by unmount, or by the failed mount */
-    close(sv[1]);
+    fuzz_live.s = r->s = s;
+    fuzz_live.srv_fd = sv[1];
+    memcpy(fuzz_live.config, data, sizeof fuzz_live.config);
+    fuzz_live.inputs = 0;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 5)
+        return -1; /* not a valid input: keep it out of the corpus */
+    struct fuzz_srv *v = &fuzz_v;
+    if (!fuzz_pattern[1]) {
+        fuzz_trace = getenv("FUZZ_SESSION_TRACE") != NULL;
+        const char *n = getenv("FUZZ_SESSION_INPUTS");
+        if (n && atoi(n) > 1)
+            fuzz_session_inputs = (unsigned)atoi(n);
+        for (size_t i = 0; i < sizeof fuzz_pattern; i++)
+            fuzz_pattern[i] = (unsigned char)(i % 251);
+        memset(fuzz_wbuf, 'w', sizeof fuzz_wbuf);
+    }
+    struct fuzz_run r = {.v = v, .s = fuzz_live.s};
+    pthread_mutex_lock(&fuzz_mu);
+    int dead = v->eof;
+    pthread_mutex_unlock(&fuzz_mu);
+    if (fuzz_live.s && (dead || memcmp(fuzz_live.config, data, sizeof fuzz_live.config)))
+        fuzz_session_end(&r);
+
+    /* The server's actions come from this input until it returns. */
+    pthread_mutex_lock(&fuzz_mu);
+    if (!fuzz_live.s)
+        fuzz_srv_reset(v, data);
+    v->in = data + 5;
+    v->len = size - 5;
+    v->pos = 0;
+    v->waits = 0;
+    pthread_mutex_unlock(&fuzz_mu);
+
+    if (fuzz_live.s || fuzz_session_start(&r, data) == 0) {
+        fuzz_script(&r, data[4]);
+        if (++fuzz_live.inputs >= fuzz_session_inputs)
+            fuzz_session_end(&r);
+    }
+    /* libFuzzer frees @data: what the server does next is the model's. */
+    pthread_mutex_lock(&fuzz_mu);
+    v->in = NULL;
+    v->len = v->pos = 0;
+    pthread_mutex_unlock(&fuzz_mu);
     return 0;
 }
