@@ -18,7 +18,9 @@
  *     +<-----------------------------------------------  WRITEBACK -------+
  *                                                  done (or error: clean)
  *   A writer waits for a WRITEBACK page to come back before copying into
- *   it, so a WRITE never carries a half-written page.  EINTR / ETIMEDOUT /
+ *   it, so a WRITE never carries a half-written page.  The page holding a
+ *   short READ's EOF fills as VALID|MADEUP (zeros made up past the EOF):
+ *   its reader copies out of it, and its release frees it (invariant 2).  EINTR / ETIMEDOUT /
  *   EAGAIN put a written-back page back to DIRTY.
  *
  * Copies out of a valid page (readers, write-back) and into it (a writer,
@@ -74,6 +76,11 @@
  *     c->mu and that object's mu held.
  *  2. PG_BUSY pages belong to the one thread or job filling them: they are
  *     neither VALID nor DIRTY, and nobody else removes or evicts them.
+ *     PG_MADEUP pages (the page holding a short READ's EOF, zeros made up
+ *     past it) belong to the reader whose READ it was: VALID, never DIRTY
+ *     nor published, never evicted; every other reader and writer waits
+ *     for them to go, and they go when that reader releases them, or
+ *     before its getpages returns if it does not hold them.
  *  3. PG_DIRTY implies PG_VALID and doff < dend <= page size; a page is on
  *     its object's dirty list exactly when dirty; o->ndirty counts them.
  *  4. o->nwriteback counts PG_WRITEBACK pages; they are never removed.
@@ -417,6 +424,10 @@ int cache_obj_sane(struct cache_obj *o)
                 return 0;                                         /* 1 */
             if ((p->flags & PG_BUSY) && (p->flags & (PG_VALID | PG_DIRTY)))
                 return 0;                                         /* 2 */
+            if ((p->flags & PG_MADEUP) &&
+                ((p->flags & (PG_VALID | PG_DIRTY | PG_WRITEBACK)) != PG_VALID ||
+                 (atomic_load(&p->sf->seq) & 1)))
+                return 0;                                         /* 2 */
             if ((p->flags & PG_WRITING) && !p->pins)
                 return 0;                                         /* 5 */
             if ((atomic_load(&p->sf->seq) & 1) &&
@@ -545,7 +556,7 @@ static struct cache_page *cache_clock_evict(struct cache *c, struct cache_obj *s
         if (v != self && pthread_mutex_trylock(&v->mu) != 0)
             continue;
         int victim = 0;
-        if (p->flags & (PG_BUSY | PG_DIRTY | PG_WRITEBACK) || p->pins)
+        if (p->flags & (PG_BUSY | PG_DIRTY | PG_WRITEBACK | PG_MADEUP) || p->pins)
             ;
         else if (atomic_load_explicit(p->referenced, memory_order_relaxed))
             atomic_store_explicit(p->referenced, 0, memory_order_relaxed);
@@ -1163,6 +1174,8 @@ static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, 
          * holds zeros we made up, and goes after the copy. */
         if (((p->index + 1) << CACHE_PAGE_SHIFT) <= eof)
             cache_page_publish(p);
+        else
+            p->flags |= PG_MADEUP;
     }
     pthread_cond_broadcast(&o->cv);
     return eof;
@@ -1196,15 +1209,37 @@ static int cache_getpages_read(struct cache_obj *o, const struct cache_handle *h
     return rc;
 }
 
+/* The page a short READ ending at @eof made up zeros in (PG_MADEUP), or
+ * UINT64_MAX when none: no short READ, or one ending at a page's end. */
+static uint64_t cache_madeup_index(uint64_t eof)
+{
+    return eof == UINT64_MAX || !(eof & (CACHE_PAGE_SIZE - 1)) ? UINT64_MAX
+                                                             : eof >> CACHE_PAGE_SHIFT;
+}
+
+/* A getpages whose READ ended at @eof leaves (o->mu held): the page it
+ * made up zeros in goes now unless it holds it (then at its release). */
+static void cache_madeup_drop(struct cache_obj *o, uint64_t eof)
+{
+    uint64_t idx = cache_madeup_index(eof);
+    struct cache_page *p = idx == UINT64_MAX ? NULL : cache_lookup(o, idx);
+    if (p && (p->flags & PG_MADEUP) && !p->pins) {
+        cache_page_free(o, p);
+        pthread_cond_broadcast(&o->cv);
+    }
+}
+
 /* Wait until no page of [@first, @first + @n) has a flag of @mask
- * (o->mu held).  Every wait drops the lock, and a page seen idle before
+ * (o->mu held), but for page @mine (the caller's PG_MADEUP page, or
+ * UINT64_MAX).  Every wait drops the lock, and a page seen idle before
  * it may have been evicted and busied again since: scan again from the
  * start. */
-static void cache_wait_unbusy(struct cache_obj *o, uint64_t first, int n, uint32_t mask)
+static void cache_wait_unbusy(struct cache_obj *o, uint64_t first, int n, uint32_t mask,
+                              uint64_t mine)
 {
     for (int i = 0; i < n; i++) {
         struct cache_page *p = cache_lookup(o, first + (uint64_t)i);
-        if (p && (p->flags & mask)) {
+        if (p && (p->flags & mask) && p->index != mine) {
             pthread_cond_wait(&o->cv, &o->mu);
             i = -1;
         }
@@ -1226,7 +1261,7 @@ int cache_getpages(struct cache_obj *o, const struct cache_handle *h, uint64_t o
     *eof = UINT64_MAX;
     pthread_mutex_lock(&o->mu);
 again:
-    cache_wait_unbusy(o, first, n, PG_BUSY);
+    cache_wait_unbusy(o, first, n, PG_BUSY | PG_MADEUP, cache_madeup_index(*eof));
     int missing = -1;
     for (int i = 0; i < n && missing < 0; i++)
         if (!cache_lookup(o, first + (uint64_t)i))
@@ -1258,24 +1293,22 @@ again:
                 missed++;
         }
         rc = nown ? cache_getpages_read(o, h, own, nown, fsize, eof) : 0;
-        if (rc) {
-            pthread_mutex_unlock(&o->mu);
-            return rc;
-        }
+        if (rc)
+            goto out;
         if (*eof != UINT64_MAX) {
             uint64_t lim = (*eof + CACHE_PAGE_SIZE - 1) >> CACHE_PAGE_SHIFT;
             n = lim > first ? (int)UFUSE_MIN((uint64_t)n, lim - first) : 0;
-            if (n == 0) {
-                pthread_mutex_unlock(&o->mu);
-                return 0;
-            }
+            if (n == 0)
+                goto out;
         }
         if (starved) {
             /* Everything is busy, dirty or pinned: give the flusher and
              * the other readers a moment, then let the caller go direct. */
+            if (++tries > CACHE_FRAME_TRIES) {
+                rc = -ENOBUFS;
+                goto out;
+            }
             pthread_mutex_unlock(&o->mu);
-            if (++tries > CACHE_FRAME_TRIES)
-                return -ENOBUFS;
             cache_wait_frames(c);
             pthread_mutex_lock(&o->mu);
         }
@@ -1287,12 +1320,17 @@ again:
         atomic_store_explicit(p->referenced, 1, memory_order_relaxed);
         pages[i] = p;
     }
+    cache_madeup_drop(o, *eof);
     pthread_mutex_unlock(&o->mu);
     atomic_fetch_add(&c->st.misses, missed);
     atomic_fetch_add(&c->st.hits, (uint64_t)n > missed ? (uint64_t)n - missed : 0);
     UFUSE_PROBE3(cache_hit, o->node->nodeid, off, (uint64_t)n - UFUSE_MIN((uint64_t)n, missed));
     UFUSE_PROBE3(cache_miss, o->node->nodeid, off, missed);
     return n;
+out:
+    cache_madeup_drop(o, *eof);
+    pthread_mutex_unlock(&o->mu);
+    return rc;
 }
 
 int cache_getpages_write(struct cache_obj *o, const struct cache_handle *h, uint64_t off,
@@ -1308,7 +1346,7 @@ again:
     /* A writer also waits for write-backs of its pages (as Linux's
      * fuse_wait_on_page_writeback): the WRITE in flight sends the page as
      * it was, never a mix. */
-    cache_wait_unbusy(o, first, n, PG_BUSY | PG_WRITEBACK);
+    cache_wait_unbusy(o, first, n, PG_BUSY | PG_WRITEBACK | PG_MADEUP, UINT64_MAX);
     /* Read-modify-write first: only the write's edge pages can be partial.
      * fuse_write_biobackend reads a block that is neither cached nor
      * wholly overwritten, unless it lies at or past EOF. */
@@ -1417,8 +1455,11 @@ void cache_release(struct cache_obj *o, struct cache_page **pages, int n)
     pthread_mutex_lock(&o->mu);
     int wake = 0;
     for (int i = 0; i < n; i++)
-        if (pages[i] && --pages[i]->pins == 0)
+        if (pages[i] && --pages[i]->pins == 0) {
             wake = 1;
+            if (pages[i]->flags & PG_MADEUP)
+                cache_page_free(o, pages[i]);
+        }
     if (wake)
         pthread_cond_broadcast(&o->cv);
     pthread_mutex_unlock(&o->mu);
@@ -2135,7 +2176,7 @@ int cache_store(struct cache_obj *o, uint64_t off, const void *data, size_t len,
         size_t from = (size_t)(pos - ps);
         size_t take = (size_t)UFUSE_MIN(end - pos, (uint64_t)(CACHE_PAGE_SIZE - from));
         struct cache_page *p = cache_lookup(o, idx);
-        if (p && (p->flags & (PG_BUSY | PG_WRITEBACK))) {
+        if (p && (p->flags & (PG_BUSY | PG_WRITEBACK | PG_MADEUP))) {
             pos += take; /* being read or written: leave it be */
             continue;
         }
@@ -2173,7 +2214,7 @@ size_t cache_retrieve(struct cache_obj *o, uint64_t off, size_t size, uint64_t f
     while (done < size) {
         uint64_t pos = off + done;
         struct cache_page *p = cache_lookup(o, pos >> CACHE_PAGE_SHIFT);
-        if (!p || !(p->flags & PG_VALID))
+        if (!p || (p->flags & (PG_VALID | PG_MADEUP)) != PG_VALID)
             break;
         size_t from = (size_t)(pos & (CACHE_PAGE_SIZE - 1));
         size_t take = UFUSE_MIN(size - done, CACHE_PAGE_SIZE - from);

@@ -38,6 +38,8 @@
 #define PG_BUSY 0x02u      /* being filled by its owner; contents not valid yet */
 #define PG_DIRTY 0x04u     /* [doff, dend) differs from the server's copy */
 #define PG_WRITEBACK 0x08u /* a WRITE of it is in flight */
+#define PG_MADEUP 0x10u    /* holds a short READ's EOF: zeros past it made up, its
+                              reader's only (freed at that reader's release) */
 #define PG_WRITING 0x20u   /* a writer holds it and is copying into it */
 
 struct cache_obj;

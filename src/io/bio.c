@@ -491,12 +491,9 @@ ssize_t io_read_biobackend(struct io_file *f, const struct iovec *iov, int cnt, 
         done += take;
         if (eof != UINT64_MAX) {
             /* A short READ of a clean file: the server truncated it.  The
-             * page holding its EOF is zeros past it, made up here: not to
-             * be served again if the file turns out longer. */
+             * page holding its EOF (zeros made up past it) was this
+             * read's only and went at cache_release (PG_MADEUP). */
             node_attr_invalidate(f->nodes, f->node);
-            if (eof & (CACHE_PAGE_SIZE - 1))
-                (void)cache_invalidate(f->obj, eof & ~(uint64_t)(CACHE_PAGE_SIZE - 1),
-                                       CACHE_PAGE_SIZE, 0);
             short_read = 1;
             break;
         }

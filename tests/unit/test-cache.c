@@ -3,7 +3,7 @@
  * hits take neither the object's nor the session's lock, a reader racing
  * evictions never returns another page's bytes (the frame's seq catches
  * the recycling), the page holding a short READ's EOF is never served
- * without a lock, and the lock-free index stays exact (invariant 10,
+ * without a lock nor to another reader, and the lock-free index stays exact (invariant 10,
  * checked by cache_sane_all) through churn.
  *
  * The cache runs over a pager whose READs fill every 8-byte word with
@@ -240,6 +240,64 @@ static void test_short_read_eof_page_not_published(void **state)
     env_stop(&e);
 }
 
+/* A second reader of the page holding a short READ's EOF, while the
+ * first holds it: it must not copy the zeros the first made up. */
+struct second_reader {
+    struct env *e;
+    struct cache_obj *o;
+    char buf[PAGE];
+    int got;
+    atomic_int done;
+};
+
+static void *second_read(void *arg)
+{
+    struct second_reader *r = arg;
+    struct cache_page *pages[CACHE_MAX_HOLD];
+    uint64_t eof;
+    r->got = cache_getpages(r->o, env_handle(r->e, r->o), 2 * PAGE, PAGE, 4 * PAGE, pages, &eof);
+    if (r->got > 0) {
+        memcpy(r->buf, pages[0]->data, PAGE);
+        cache_release(r->o, pages, r->got);
+    }
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+static void test_short_read_eof_page_its_readers_only(void **state)
+{
+    (void)state;
+    static struct env e;
+    env_start(&e);
+    struct cache_obj *o = env_obj(&e, 9);
+    e.short_at = 2 * PAGE + 64;
+    struct cache_page *pages[CACHE_MAX_HOLD];
+    uint64_t eof;
+    int got = cache_getpages(o, env_handle(&e, o), 0, 4 * PAGE, 4 * PAGE, pages, &eof);
+    assert_int_equal(got, 3);
+    assert_int_equal(eof, 2 * PAGE + 64);
+    /* The cut was a lie, or the file grew: the server has 4 pages now.  A
+     * reader that took the size before the short READ asks for page 2
+     * while the first reader still copies out of it. */
+    e.short_at = UINT64_MAX;
+    uint64_t reads = atomic_load(&e.reads);
+    static struct second_reader r;
+    r = (struct second_reader){.e = &e, .o = o};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, second_read, &r), 0);
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    assert_false(atomic_load(&r.done)); /* it waits for the made-up page to go */
+    cache_release(o, pages, got);
+    pthread_join(t, NULL);
+    assert_int_equal(r.got, 1);
+    assert_true(holds(r.buf, 9, 2 * PAGE, PAGE)); /* its own READ's bytes, no zeros */
+    assert_int_equal(atomic_load(&e.reads), reads + 1);
+    assert_true(cache_sane_all(&e.c));
+    env_obj_put(&e, o);
+    env_stop(&e);
+}
+
 struct race {
     struct cache_obj *a, *b;
     _Atomic int stop;
@@ -305,6 +363,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hits_take_no_lock),
         cmocka_unit_test(test_short_read_eof_page_not_published),
+        cmocka_unit_test(test_short_read_eof_page_its_readers_only),
         cmocka_unit_test(test_racing_evictions_never_return_other_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
