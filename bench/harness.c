@@ -842,7 +842,11 @@ static void side_init(struct side *sd, enum side_kind kind, int si, const char *
     }
     build_cmd(&sd->cmd, si, srv_opts);
     snprintf(sd->root, sizeof(sd->root), "%s/mnt", tmpbase);
-    snprintf(sd->ufuse_opts, sizeof(sd->ufuse_opts), "%s,log=%s", ufuse_opts, sd->log);
+    /* UFUSE_BENCH_OPTS: options added to every ufuse side (to measure an
+     * option against its default, e.g. spin=0). */
+    const char *extra = getenv("UFUSE_BENCH_OPTS");
+    snprintf(sd->ufuse_opts, sizeof(sd->ufuse_opts), "%s,log=%s%s%s", ufuse_opts, sd->log,
+             extra && *extra ? "," : "", extra && *extra ? extra : "");
 }
 
 static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)

@@ -86,6 +86,8 @@ typedef struct ufuse_dir ufuse_dir_t;
  *                 dirty_expire=SECONDS (write-back: dirty data older than
  *                 this is written by the flusher; default 30),
  *                 timeout=SECONDS (per request; default 0 = none),
+ *                 spin=MICROSECONDS (a thread waiting for a reply polls
+ *                 this long before it sleeps; default 30, 0 = never),
  *                 max_read=SIZE (default 128k), max_write=SIZE (default 1m;
  *                 caps on transfer sizes; SIZE takes k/m/g suffixes),
  *                 splice or nosplice (the default: let the server splice its
@@ -214,6 +216,9 @@ struct ufuse_conninfo {
     uint64_t requests;                 /* requests sent so far */
     uint64_t wakeups;                  /* times a thread woke another to hand it a
                                           reply or the receiving role */
+    uint64_t polled;                   /* replies taken by polling, with no sleep
+                                          (option spin=) */
+    uint64_t poll_misses;              /* polls that found no reply in time */
 };
 int ufuse_conninfo(ufuse_t *s, struct ufuse_conninfo *out);
 

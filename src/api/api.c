@@ -226,15 +226,17 @@ int ufuse_conninfo(ufuse_t *s, struct ufuse_conninfo *out)
         return -EINVAL;
     const struct conn_params *p = &s->conn.p;
     struct conn_opstat st[PROTO_MAX_OPCODE];
-    uint64_t wakeups, requests = 0;
-    conn_get_stats(&s->conn, st, &wakeups);
+    struct conn_counts counts;
+    uint64_t requests = 0;
+    conn_get_stats(&s->conn, st, &counts);
     for (int op = 0; op < PROTO_MAX_OPCODE; op++)
         requests += st[op].count;
     *out = (struct ufuse_conninfo){
         .proto_major = p->major, .proto_minor = p->minor, .flags = p->flags,
         .max_read = p->max_read, .max_write = p->max_write,
         .max_readahead = p->max_readahead, .max_pages = p->max_pages,
-        .time_gran = p->time_gran, .requests = requests, .wakeups = wakeups};
+        .time_gran = p->time_gran, .requests = requests, .wakeups = counts.wakeups,
+        .polled = counts.polled, .poll_misses = counts.poll_misses};
     return 0;
 }
 

@@ -706,6 +706,32 @@ int chan_send(struct chan *c, const struct iovec *iov, int cnt)
     }
 }
 
+/* recvmsg of one datagram into @iov; sets *@truncated when it did not fit. */
+static ssize_t chan_recvmsg(struct chan *c, struct iovec *iov, int cnt, int flags,
+                            int *truncated)
+{
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+    ssize_t n = recvmsg(c->fd, &m, MSG_TRUNC | flags);
+    if (n > 0 && ((size_t)n > iov_total(iov, cnt) || (m.msg_flags & MSG_TRUNC)))
+        *truncated = 1;
+    return n;
+}
+
+ssize_t chan_recv_spin(struct chan *c, struct iovec *iov, int cnt, uint64_t spin_ns,
+                       int *truncated)
+{
+    *truncated = 0;
+    uint64_t until = ufuse_now_ns() + spin_ns;
+    do {
+        ssize_t n = chan_recvmsg(c, iov, cnt, MSG_DONTWAIT, truncated);
+        if (n > 0)
+            return n;
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            break; /* EOF, a zero-length datagram or an error: chan_recv says which */
+    } while (ufuse_now_ns() < until);
+    return -EAGAIN;
+}
+
 ssize_t chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
                   int wake_fd, int *truncated)
 {
@@ -722,8 +748,7 @@ ssize_t chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
             if (r == 0 || !(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
                 return -EAGAIN;
         }
-        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
-        ssize_t n = recvmsg(c->fd, &m, MSG_TRUNC);
+        ssize_t n = chan_recvmsg(c, iov, cnt, 0, truncated);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -738,8 +763,6 @@ ssize_t chan_recv(struct chan *c, struct iovec *iov, int cnt, int timeout_ms,
                 return 0;
             continue;
         }
-        if ((size_t)n > iov_total(iov, cnt) || (m.msg_flags & MSG_TRUNC))
-            *truncated = 1;
         return n;
     }
 }

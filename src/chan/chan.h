@@ -75,6 +75,14 @@ int chan_attach_fd(struct chan *c, int fd);
 int chan_send(struct chan *c, const struct iovec *iov, int cnt);
 
 /*
+ * Receive a datagram as chan_recv does, without sleeping: try again and
+ * again for up to @spin_ns.  Its size, or -EAGAIN when none came (the
+ * caller then sleeps in chan_recv, which also tells EOF and errors).
+ */
+ssize_t chan_recv_spin(struct chan *c, struct iovec *iov, int cnt, uint64_t spin_ns,
+                       int *truncated);
+
+/*
  * Receive one datagram into @iov.  Returns its size (> 0), 0 at EOF (the
  * server closed its end), -EAGAIN when @timeout_ms (-1 = forever) passed or
  * a wake-up fd became readable, or -ENOTCONN.  *@truncated is set when the

@@ -22,7 +22,7 @@
  *     async); a DONE ticket is not, so a late or duplicate reply finds
  *     nothing and is dropped.
  *  2. At most one thread is leader (c->leader); only it calls chan_recv
- *     and uses c->scratch.
+ *     and chan_recv_spin, and uses c->scratch and the spin state.
  *  6. While c->cont is set, a datagram that is not plausibly the head of
  *     another message (conn_is_head) is the next piece of c->cont; when
  *     two split replies interleave, both fail and c->discard counts the
@@ -642,6 +642,41 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
  * ticket (NULL for the watcher).  Returns 0, -EAGAIN (timeout or kicked),
  * or -ENOTCONN (the server is gone; the caller marks the conn dead).
  */
+/*
+ * Adaptive polling (leader only, lock not held): while requests are in
+ * flight, poll the socket for up to spin_ns before sleeping in chan_recv.
+ * On these 2-vCPU VMs waking a sleeping thread costs 47-120 us, more than
+ * a small request's whole round trip: a reply polled for is taken without
+ * that wake-up (docs/architecture.md has the figures).  A server slower
+ * than the window makes every poll miss: CONN_SPIN_MISSES misses in a row
+ * stop the polling for the next CONN_SPIN_REST waits, so such a server
+ * costs at most that many windows per that many waits, and an idle
+ * session never polls (no request in flight).
+ */
+#define CONN_SPIN_MISSES 8
+#define CONN_SPIN_REST 64
+static ssize_t conn_poll_reply(struct conn *c, struct iovec *iov, int n, int *truncated)
+{
+    if (!c->spin_ns)
+        return -EAGAIN;
+    if (c->spin_rest) {
+        c->spin_rest--;
+        return -EAGAIN;
+    }
+    ssize_t len = chan_recv_spin(&c->ch, iov, n, c->spin_ns, truncated);
+    if (len > 0) {
+        c->spin_misses = 0;
+        atomic_fetch_add_explicit(&c->polled, 1, memory_order_relaxed);
+        return len;
+    }
+    atomic_fetch_add_explicit(&c->poll_misses, 1, memory_order_relaxed);
+    if (++c->spin_misses >= CONN_SPIN_MISSES) {
+        c->spin_misses = 0;
+        c->spin_rest = CONN_SPIN_REST;
+    }
+    return -EAGAIN;
+}
+
 static int conn_receive_one(struct conn *c, struct ticket *me, int timeout_ms,
                             int wake_fd)
 {
@@ -653,13 +688,18 @@ static int conn_receive_one(struct conn *c, struct ticket *me, int timeout_ms,
     pthread_mutex_lock(&c->mu);
     int direct = me && !c->cont && !c->discard && me->out && me->outcnt <= 8 &&
                  me->got == 0;
+    int answers_due = c->inflight > c->orphans;
     pthread_mutex_unlock(&c->mu);
     if (direct)
         for (int i = 0; i < me->outcnt; i++)
             iov[n++] = me->out[i];
     iov[n++] = (struct iovec){c->scratch, c->scratch_cap};
     int truncated;
-    ssize_t len = chan_recv(&c->ch, iov, n, timeout_ms, wake_fd, &truncated);
+    ssize_t len = -EAGAIN;
+    if (answers_due && timeout_ms != 0)
+        len = conn_poll_reply(c, iov, n, &truncated);
+    if (len == -EAGAIN)
+        len = chan_recv(&c->ch, iov, n, timeout_ms, wake_fd, &truncated);
     if (len == 0)
         return -ENOTCONN;
     if (len < 0)
@@ -1275,6 +1315,7 @@ int conn_start(struct conn *c, const struct chan *ch, struct ulog *log,
     c->ch = *ch;
     c->log = log;
     c->timeout_ns = w->timeout_ns;
+    c->spin_ns = w->spin_ns;
     c->uid = (uint32_t)geteuid();
     c->gid = (uint32_t)getegid();
     c->pid = (uint32_t)getpid();
@@ -1380,11 +1421,14 @@ void conn_destroy(struct conn *c)
 }
 
 void conn_get_stats(struct conn *c, struct conn_opstat out[PROTO_MAX_OPCODE],
-                    uint64_t *wakeups)
+                    struct conn_counts *counts)
 {
     pthread_mutex_lock(&c->mu);
     memcpy(out, c->stats, sizeof c->stats);
-    if (wakeups)
-        *wakeups = c->wakeups;
+    if (counts)
+        *counts = (struct conn_counts){
+            .wakeups = c->wakeups,
+            .polled = atomic_load_explicit(&c->polled, memory_order_relaxed),
+            .poll_misses = atomic_load_explicit(&c->poll_misses, memory_order_relaxed)};
     pthread_mutex_unlock(&c->mu);
 }

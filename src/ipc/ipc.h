@@ -50,6 +50,7 @@ struct conn_wants {
     uint32_t max_write;      /* option max_write */
     uint32_t max_readahead;
     uint64_t timeout_ns;     /* per request; 0 = none */
+    uint64_t spin_ns;        /* poll for a reply this long before sleeping; 0 = never */
 };
 
 /*
@@ -143,6 +144,8 @@ struct conn {
     uint64_t enosys[(PROTO_MAX_OPCODE + 63) / 64];
     struct conn_opstat stats[PROTO_MAX_OPCODE];
     uint64_t wakeups;             /* condition signals sent to other threads */
+    _Atomic uint64_t polled;      /* replies the leader got by polling (spin_ns) */
+    _Atomic uint64_t poll_misses; /* polls that ended with nothing: it slept */
     uint64_t split_replies;       /* replies reassembled from several datagrams */
     pthread_cond_t idle_cv;       /* the watcher sleeps here */
 
@@ -151,6 +154,9 @@ struct conn {
     size_t scratch_cap;
     struct ticket *cont;          /* reply split over datagrams, being reassembled */
     size_t discard;               /* continuation bytes of failed split replies */
+    uint64_t spin_ns;             /* conn_wants.spin_ns */
+    unsigned spin_misses;         /* polls in a row that got nothing */
+    unsigned spin_rest;           /* waits left that do not poll (conn_poll_reply) */
 
     conn_notify_fn notify;        /* NULL until conn_set_notify */
     void *notify_ctx;
@@ -242,8 +248,13 @@ unsigned conn_unanswered(struct conn *c);
 void conn_drain(struct conn *c, int timeout_ms);
 /* Free everything; the channel is closed by the caller (chan_close). */
 void conn_destroy(struct conn *c);
-/* Copy the per-opcode statistics (under the lock). */
+/* Counters of the waiting (ufuse_conninfo). */
+struct conn_counts {
+    uint64_t wakeups, polled, poll_misses;
+};
+/* Copy the per-opcode statistics (under the lock) and, if @counts, the
+ * waiting's counters. */
 void conn_get_stats(struct conn *c, struct conn_opstat out[PROTO_MAX_OPCODE],
-                    uint64_t *wakeups);
+                    struct conn_counts *counts);
 
 #endif

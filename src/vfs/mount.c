@@ -60,6 +60,9 @@ static const uint64_t vfs_init_flags =
 #define MIN_CACHE_SIZE (1ull << 20)
 #define DEFAULT_BLOCK_SIZE 4096u
 #define DEFAULT_DIRTY_EXPIRE_S 30
+/* spin=: how long a thread waiting for a reply polls before it sleeps
+ * (ipc.c conn_poll_reply; docs/architecture.md has the measurements). */
+#define DEFAULT_SPIN_US 30u
 /* -o share: attribute records in the region (120 bytes each, touched as
  * used): nodes beyond it are served, not published. */
 #define SHARE_ATTR_RECORDS 65536u
@@ -156,6 +159,17 @@ static int vfs_opt_seconds(const struct vfs_optarg *a, uint64_t *out_ns)
     return 0;
 }
 
+/* Whole microseconds from 0 to @max, as nanoseconds. */
+static int vfs_opt_micros(const struct vfs_optarg *a, unsigned long max, uint64_t *out_ns)
+{
+    char *end = NULL;
+    unsigned long us = a->val && *a->val >= '0' && *a->val <= '9' ? strtoul(a->val, &end, 10) : 0;
+    if (!end || *end || us > max)
+        return vfs_opt_fail(a, "expected microseconds from 0 to %lu", max);
+    *out_ns = (uint64_t)us * 1000;
+    return 0;
+}
+
 struct vfs_choice {
     const char *name;
     int value;
@@ -223,6 +237,8 @@ static int vfs_opt(struct ufuse_opts *o, const struct vfs_optarg *a)
     }
     if (strcmp(key, "timeout") == 0)
         return vfs_opt_seconds(a, &o->timeout_ns);
+    if (strcmp(key, "spin") == 0)
+        return vfs_opt_micros(a, 1000, &o->spin_ns);
     if (strcmp(key, "dirty_expire") == 0)
         return vfs_opt_seconds(a, &o->dirty_expire_ns);
     if (strcmp(key, "max_read") == 0) {
@@ -268,6 +284,7 @@ int vfs_parse_opts(const char *s, struct ufuse_opts *o, char *msg, size_t msgsiz
     o->block_size = DEFAULT_BLOCK_SIZE;
     o->readahead = DEFAULT_MAX_READAHEAD;
     o->dirty_expire_ns = (uint64_t)DEFAULT_DIRTY_EXPIRE_S * 1000000000u;
+    o->spin_ns = DEFAULT_SPIN_US * 1000u;
     if (!s || !*s)
         return 0;
     char *copy = strdup(s);
@@ -392,6 +409,7 @@ int vfs_start(ufuse_t *s, struct chan *ch, char *msg, size_t msgsize)
         .max_write = s->opts.max_write,
         .max_readahead = UFUSE_MAX(s->opts.readahead, DEFAULT_MAX_READAHEAD),
         .timeout_ns = s->opts.timeout_ns,
+        .spin_ns = s->opts.spin_ns,
     };
     int rc = conn_start(&s->conn, ch, &s->log, &w);
     int init_failed = rc != 0;

@@ -22,6 +22,7 @@ enum ufuse_cache_mode {
 struct ufuse_opts {
     enum ufuse_cache_mode cache;
     uint64_t timeout_ns;
+    uint64_t spin_ns;        /* poll for a reply this long before sleeping */
     uint32_t max_read, max_write;
     int max_read_set;        /* max_read= given explicitly */
     int splice;              /* offer FUSE_SPLICE_* (see mount.c) */

@@ -4,7 +4,8 @@
  * returned for direct_io), an over-long write acknowledgement, zero-length
  * I/O, O_APPEND, the cached size after an extending write, ftruncate;
  * with FUSE_ASYNC_DIO, the READs of one read sent together (not for a
- * stream), collected in order up to the first short one.
+ * stream), collected in order up to the first short one; polling for a
+ * reply (spin=) and its rest when the server is slower than the window.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -378,10 +379,68 @@ static void t_read_parallel_stream(void **state)
     mu_finish(m, s);
 }
 
+/* @n READs of 10 bytes at 0, each answered (after @delay_ms). */
+static void reads_answered(struct mock *m, ufuse_file_t *f, int n, unsigned delay_ms)
+{
+    char buf[10];
+    for (int i = 0; i < n; i++) {
+        struct mock_exp *rd = mock_expect_read(m, MU_INO, MU_FH, 0, 10);
+        if (delay_ms)
+            mock_act_delay(rd, delay_ms);
+        mock_reply_pattern(rd, 0, 10);
+        assert_int_equal(ufuse_pread(f, buf, sizeof buf, 0), 10);
+    }
+}
+
+/* spin=: a waiting thread polls for its reply before it sleeps; spin=0
+ * never polls. */
+static void t_poll_for_reply(void **state)
+{
+    (void)state;
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,spin=1000");
+    ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
+    reads_answered(m, f, 20, 0);
+    struct ufuse_conninfo ci;
+    assert_int_equal(ufuse_conninfo(s, &ci), 0);
+    assert_true(ci.polled > 0); /* the mock answers well within 1 ms */
+    mu_close(m, f);
+    mu_finish(m, s);
+
+    m = mu_mount(&s, NULL, "cache=direct,spin=0");
+    f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
+    reads_answered(m, f, 20, 0);
+    assert_int_equal(ufuse_conninfo(s, &ci), 0);
+    assert_int_equal(ci.polled, 0);
+    assert_int_equal(ci.poll_misses, 0);
+    mu_close(m, f);
+    mu_finish(m, s);
+}
+
+/* A server slower than the window: after 8 polls in a row that found
+ * nothing, the next 64 waits do not poll. */
+static void t_poll_rests_for_slow_server(void **state)
+{
+    (void)state;
+    ufuse_t *s;
+    struct mock *m = mu_mount(&s, NULL, "cache=direct,spin=100");
+    ufuse_file_t *f = mu_open(m, s, O_RDONLY, 1 << 20, 3600, 0);
+    struct ufuse_conninfo before, after;
+    assert_int_equal(ufuse_conninfo(s, &before), 0);
+    reads_answered(m, f, 30, 5);
+    assert_int_equal(ufuse_conninfo(s, &after), 0);
+    assert_true(after.poll_misses - before.poll_misses >= 1);
+    assert_true(after.poll_misses - before.poll_misses <= 8);
+    mu_close(m, f);
+    mu_finish(m, s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_nonseekable),
+        cmocka_unit_test(t_poll_for_reply),
+        cmocka_unit_test(t_poll_rests_for_slow_server),
         cmocka_unit_test(t_read_chunks),
         cmocka_unit_test(t_read_parallel),
         cmocka_unit_test(t_read_parallel_short),

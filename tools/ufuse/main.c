@@ -373,6 +373,8 @@ static void option_help(void)
 "                     writeback: dirty data older than this is written\n"
 "                     back [30]\n"
 "  timeout=SECONDS    time limit of each request, 0 = none [0]\n"
+"  spin=MICROSECONDS  a thread waiting for a reply polls this long before it\n"
+"                     sleeps, 0 = never [30]\n"
 "  max_read=SIZE      cap on the size of READ requests (k/m/g) [128k]\n"
 "  max_write=SIZE     cap on the size of WRITE requests (k/m/g) [1m]\n"
 "  splice, nosplice   let the server splice its READ replies (READs are then\n"
