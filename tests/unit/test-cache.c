@@ -217,20 +217,27 @@ static void test_hits_take_no_lock(void **state)
     env_stop(&e);
 }
 
+/* The client thinks @o is 4 pages; the server's file ends inside page 2.
+ * Read it all: pages 0-2 come back held (page 2 made up past the EOF). */
+static int read_short(struct env *e, struct cache_obj *o, struct cache_page **pages)
+{
+    e->short_at = 2 * PAGE + 64;
+    uint64_t eof;
+    int got = cache_getpages(o, env_handle(e, o), 0, 4 * PAGE, 4 * PAGE, pages, &eof);
+    assert_int_equal(got, 3);
+    assert_int_equal(eof, 2 * PAGE + 64);
+    return got;
+}
+
 static void test_short_read_eof_page_not_published(void **state)
 {
     (void)state;
     static struct env e;
     env_start(&e);
     struct cache_obj *o = env_obj(&e, 8);
-    /* The client thinks the file is 4 pages; the server's ends inside
-     * page 2: the zeros made up past it must never be a lock-free hit. */
-    e.short_at = 2 * PAGE + 64;
+    /* The zeros made up past the server's EOF must never be a lock-free hit. */
     struct cache_page *pages[CACHE_MAX_HOLD];
-    uint64_t eof;
-    int got = cache_getpages(o, env_handle(&e, o), 0, 4 * PAGE, 4 * PAGE, pages, &eof);
-    assert_int_equal(got, 3);
-    assert_int_equal(eof, 2 * PAGE + 64);
+    int got = read_short(&e, o, pages);
     cache_release(o, pages, got);
     static char buf[3 * PAGE];
     struct iovec v = {buf, sizeof buf};
@@ -270,12 +277,8 @@ static void test_short_read_eof_page_its_readers_only(void **state)
     static struct env e;
     env_start(&e);
     struct cache_obj *o = env_obj(&e, 9);
-    e.short_at = 2 * PAGE + 64;
     struct cache_page *pages[CACHE_MAX_HOLD];
-    uint64_t eof;
-    int got = cache_getpages(o, env_handle(&e, o), 0, 4 * PAGE, 4 * PAGE, pages, &eof);
-    assert_int_equal(got, 3);
-    assert_int_equal(eof, 2 * PAGE + 64);
+    int got = read_short(&e, o, pages);
     /* The cut was a lie, or the file grew: the server has 4 pages now.  A
      * reader that took the size before the short READ asks for page 2
      * while the first reader still copies out of it. */
