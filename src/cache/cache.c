@@ -80,7 +80,9 @@
  *     past it) belong to the reader whose READ it was: VALID, never DIRTY
  *     nor published, never evicted; every other reader and writer waits
  *     for them to go, and they go when that reader releases them, or
- *     before its getpages returns if it does not hold them.
+ *     before its getpages returns if it does not hold them (one per
+ *     getpages; a writer's read-modify-write makes a plain VALID page of
+ *     it, to write into).
  *  3. PG_DIRTY implies PG_VALID and doff < dend <= page size; a page is on
  *     its object's dirty list exactly when dirty; o->ndirty counts them.
  *  4. o->nwriteback counts PG_WRITEBACK pages; they are never removed.
@@ -1200,7 +1202,9 @@ static int cache_getpages_read(struct cache_obj *o, const struct cache_handle *h
         pthread_mutex_lock(&o->mu);
         if (got < 0)
             rc = (int)got;
-        uint64_t e = cache_read_done(o, own + i, k, got, fsize, seq, 1);
+        /* Only the first short run keeps the page holding its EOF (one
+         * PG_MADEUP page per getpages: the one cache_madeup_drop knows). */
+        uint64_t e = cache_read_done(o, own + i, k, got, fsize, seq, *eof == UINT64_MAX);
         if (e < *eof)
             *eof = e;
         i += k;
@@ -1368,9 +1372,15 @@ again:
         }
         if (eof != UINT64_MAX) {
             /* A short read during RMW: the server's file is shorter than
-             * we knew.  Take its size and retry (fuse_write_biobackend). */
+             * we knew.  Take its size and retry (fuse_write_biobackend).
+             * The page holding the EOF is this writer's to write into
+             * (past the EOF a write sees zeros): not PG_MADEUP, which it
+             * would wait for below. */
             fsize = UFUSE_MIN(fsize, eof);
             node_attr_invalidate(o->c->nodes, o->node);
+            struct cache_page *q = cache_lookup(o, cache_madeup_index(eof));
+            if (q)
+                q->flags &= ~PG_MADEUP;
         }
         goto again;
     }
