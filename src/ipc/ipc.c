@@ -638,11 +638,6 @@ static void conn_dispatch(struct conn *c, struct ticket *me, int direct,
 }
 
 /*
- * As leader: receive one datagram and dispatch it.  @me is the caller's
- * ticket (NULL for the watcher).  Returns 0, -EAGAIN (timeout or kicked),
- * or -ENOTCONN (the server is gone; the caller marks the conn dead).
- */
-/*
  * Adaptive polling (leader only, lock not held): while requests are in
  * flight, poll the socket for up to spin_ns before sleeping in chan_recv.
  * On these 2-vCPU VMs waking a sleeping thread costs 47-120 us, more than
@@ -677,6 +672,11 @@ static ssize_t conn_poll_reply(struct conn *c, struct iovec *iov, int n, int *tr
     return -EAGAIN;
 }
 
+/*
+ * As leader: receive one datagram and dispatch it.  @me is the caller's
+ * ticket (NULL for the watcher).  Returns 0, -EAGAIN (timeout or kicked),
+ * or -ENOTCONN (the server is gone; the caller marks the conn dead).
+ */
 static int conn_receive_one(struct conn *c, struct ticket *me, int timeout_ms,
                             int wake_fd)
 {
