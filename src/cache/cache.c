@@ -18,10 +18,10 @@
  *     +<-----------------------------------------------  WRITEBACK -------+
  *                                                  done (or error: clean)
  *   A writer waits for a WRITEBACK page to come back before copying into
- *   it, so a WRITE never carries a half-written page.  The page holding a
+ *   it, so a WRITE never carries a half-written page.  EINTR / ETIMEDOUT /
+ *   EAGAIN put a written-back page back to DIRTY.  The page holding a
  *   short READ's EOF fills as VALID|MADEUP (zeros made up past the EOF):
- *   its reader copies out of it, and its release frees it (invariant 2).  EINTR / ETIMEDOUT /
- *   EAGAIN put a written-back page back to DIRTY.
+ *   its reader copies out of it, and its release frees it (invariant 2).
  *
  * Copies out of a valid page (readers, write-back) and into it (a writer,
  * who holds the file's wlock) take no lock: like the Linux page cache, a
@@ -81,8 +81,8 @@
  *     nor published, never evicted; every other reader and writer waits
  *     for them to go, and they go when that reader releases them, or
  *     before its getpages returns if it does not hold them (one per
- *     getpages; a writer's read-modify-write makes a plain VALID page of
- *     it, to write into).
+ *     getpages; a writer's read-modify-write keeps it as a plain VALID
+ *     page, to write into: enum cache_eof_page).
  *  3. PG_DIRTY implies PG_VALID and doff < dend <= page size; a page is on
  *     its object's dirty list exactly when dirty; o->ndirty counts them.
  *  4. o->nwriteback counts PG_WRITEBACK pages; they are never removed.
@@ -1139,18 +1139,26 @@ static ssize_t cache_read_run(struct cache_obj *o, const struct cache_handle *h,
     return rc < 0 && got == 0 ? rc : (ssize_t)got;
 }
 
+/* What becomes of the page holding a short READ's EOF (zeros made up past
+ * the EOF, not the file's bytes if the file turns out longer: a cut reply,
+ * a file growing on the server). */
+enum cache_eof_page {
+    EOF_PAGE_DROP,    /* it goes (readahead: nobody copies out of it) */
+    EOF_PAGE_READER,  /* PG_MADEUP: its reader's only (invariant 2) */
+    EOF_PAGE_WRITER,  /* a plain unpublished page its writer writes into
+                         (read-modify-write: past the EOF a write sees zeros) */
+};
+
 /*
  * Settle @n busy pages after a read of @got bytes (o->mu held): on error
  * they go; on a short read of a clean file, pages wholly past the server's
- * EOF go (it truncated the file), and so does the page holding that EOF
- * unless @keep_eof (its caller copies out of it, then drops it): past the
- * EOF it holds zeros we made up, which are not the file's bytes if the
- * file turns out longer (a cut reply, a file growing on the server).  A
- * dirty file's holes are zeros.  Returns the server's EOF if it ended
- * early, else UINT64_MAX.
+ * EOF go (it truncated the file), and the page holding that EOF as
+ * @eof_page says.  A dirty file's holes are zeros.  Returns the server's
+ * EOF if it ended early, else UINT64_MAX.
  */
 static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, int n,
-                                ssize_t got, uint64_t fsize, unsigned wb_seq, int keep_eof)
+                                ssize_t got, uint64_t fsize, unsigned wb_seq,
+                                enum cache_eof_page eof_page)
 {
     uint64_t start = pages[0]->index << CACHE_PAGE_SHIFT;
     uint64_t end = UFUSE_MIN((pages[n - 1]->index + 1) << CACHE_PAGE_SHIFT, fsize);
@@ -1162,7 +1170,7 @@ static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, 
     if (got >= 0 && start + (uint64_t)got < end && !local_hole)
         eof = start + (uint64_t)got;
     uint64_t keep_below = eof;
-    if (!keep_eof && eof != UINT64_MAX)
+    if (eof_page == EOF_PAGE_DROP && eof != UINT64_MAX)
         keep_below = eof & ~(uint64_t)(CACHE_PAGE_SIZE - 1);
     for (int i = 0; i < n; i++) {
         struct cache_page *p = pages[i];
@@ -1172,11 +1180,11 @@ static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, 
             continue;
         }
         p->flags |= PG_VALID;
-        /* The page holding a short READ's EOF is its caller's only: it
-         * holds zeros we made up, and goes after the copy. */
+        /* The page holding a short READ's EOF is never published: it
+         * holds zeros we made up. */
         if (((p->index + 1) << CACHE_PAGE_SHIFT) <= eof)
             cache_page_publish(p);
-        else
+        else if (eof_page == EOF_PAGE_READER)
             p->flags |= PG_MADEUP;
     }
     pthread_cond_broadcast(&o->cv);
@@ -1186,7 +1194,8 @@ static uint64_t cache_read_done(struct cache_obj *o, struct cache_page **pages, 
 /* Collect the busy pages this caller owns in @own into runs and read them
  * (o->mu held on entry and exit, dropped during I/O). */
 static int cache_getpages_read(struct cache_obj *o, const struct cache_handle *h,
-                      struct cache_page **own, int nown, uint64_t fsize, uint64_t *eof)
+                               struct cache_page **own, int nown, uint64_t fsize,
+                               uint64_t *eof, enum cache_eof_page eof_page)
 {
     struct cache *c = o->c;
     int rc = 0;
@@ -1204,7 +1213,8 @@ static int cache_getpages_read(struct cache_obj *o, const struct cache_handle *h
             rc = (int)got;
         /* Only the first short run keeps the page holding its EOF (one
          * PG_MADEUP page per getpages: the one cache_madeup_drop knows). */
-        uint64_t e = cache_read_done(o, own + i, k, got, fsize, seq, *eof == UINT64_MAX);
+        uint64_t e = cache_read_done(o, own + i, k, got, fsize, seq,
+                                     *eof == UINT64_MAX ? eof_page : EOF_PAGE_DROP);
         if (e < *eof)
             *eof = e;
         i += k;
@@ -1296,7 +1306,7 @@ again:
             if (idx >= first && idx < first + (uint64_t)n)
                 missed++;
         }
-        rc = nown ? cache_getpages_read(o, h, own, nown, fsize, eof) : 0;
+        rc = nown ? cache_getpages_read(o, h, own, nown, fsize, eof, EOF_PAGE_READER) : 0;
         if (rc)
             goto out;
         if (*eof != UINT64_MAX) {
@@ -1365,22 +1375,17 @@ again:
             break; /* the main loop below deals with it */
         uint64_t eof = UINT64_MAX;
         struct cache_page *one[1] = {p};
-        int rc = cache_getpages_read(o, h, one, 1, fsize, &eof);
+        int rc = cache_getpages_read(o, h, one, 1, fsize, &eof, EOF_PAGE_WRITER);
         if (rc) {
             pthread_mutex_unlock(&o->mu);
             return rc;
         }
         if (eof != UINT64_MAX) {
             /* A short read during RMW: the server's file is shorter than
-             * we knew.  Take its size and retry (fuse_write_biobackend).
-             * The page holding the EOF is this writer's to write into
-             * (past the EOF a write sees zeros): not PG_MADEUP, which it
-             * would wait for below. */
+             * we knew.  Take its size and retry (fuse_write_biobackend);
+             * the page holding the EOF is this writer's to write into. */
             fsize = UFUSE_MIN(fsize, eof);
             node_attr_invalidate(o->c->nodes, o->node);
-            struct cache_page *q = cache_lookup(o, cache_madeup_index(eof));
-            if (q)
-                q->flags &= ~PG_MADEUP;
         }
         goto again;
     }
@@ -1558,7 +1563,7 @@ static void cache_job_read(struct cache *c, struct cache_job *j)
     uint64_t fsize = node_size(c->nodes, o->node);
     ssize_t got = cache_read_run(o, &j->h, j->pages, j->n, fsize);
     pthread_mutex_lock(&o->mu);
-    uint64_t eof = cache_read_done(o, j->pages, j->n, got, fsize, j->wb_seq, 0);
+    uint64_t eof = cache_read_done(o, j->pages, j->n, got, fsize, j->wb_seq, EOF_PAGE_DROP);
     o->reads_async--;
     pthread_cond_broadcast(&o->cv);
     assert(cache_obj_sane(o));
